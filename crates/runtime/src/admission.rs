@@ -1,0 +1,230 @@
+//! Admission control: at most `max_concurrency` requests run at once, at most `max_queue` wait
+//! for a slot, and anything beyond is refused at once with RESOURCE_EXHAUSTED. A waiting
+//! request leaves the queue when its deadline passes (the deadline layer drops it).
+//!
+//! Applied per model service, not to health or reflection, so probes are answered even when
+//! the model is saturated.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+};
+
+use tokio::sync::Semaphore;
+use tonic::{Status, body::Body, server::NamedService};
+use tower::{Layer, Service};
+
+use crate::{body::OnBodyEnd, metrics::ServiceMetrics};
+
+#[derive(Debug)]
+struct AdmissionState {
+    permits: Arc<Semaphore>,
+    max_concurrency: usize,
+    max_queue: usize,
+    waiting: AtomicUsize,
+    metrics: ServiceMetrics,
+}
+
+impl AdmissionState {
+    fn publish_in_flight(&self) {
+        let in_flight = self.max_concurrency - self.permits.available_permits();
+        self.metrics.set_in_flight(in_flight);
+    }
+}
+
+/// Leaves the wait queue when dropped, whether the request got a slot or gave up.
+struct QueueSlot<'a>(&'a AdmissionState);
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        let now = self.0.waiting.fetch_sub(1, Ordering::SeqCst) - 1;
+        self.0.metrics.set_queue_depth(now);
+    }
+}
+
+/// Tower layer applying admission control to one gRPC service.
+#[derive(Clone, Debug)]
+pub struct AdmissionLayer {
+    state: Arc<AdmissionState>,
+}
+
+impl AdmissionLayer {
+    /// Admits `max_concurrency` requests at once with `max_queue` waiting.
+    pub fn new(max_concurrency: usize, max_queue: usize, metrics: ServiceMetrics) -> Self {
+        Self {
+            state: Arc::new(AdmissionState {
+                permits: Arc::new(Semaphore::new(max_concurrency.max(1))),
+                max_concurrency: max_concurrency.max(1),
+                max_queue,
+                waiting: AtomicUsize::new(0),
+                metrics,
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for AdmissionLayer {
+    type Service = Admission<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Admission {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// A gRPC service behind admission control.
+#[derive(Clone, Debug)]
+pub struct Admission<S> {
+    inner: S,
+    state: Arc<AdmissionState>,
+}
+
+impl<S: NamedService> NamedService for Admission<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> Service<http::Request<B>> for Admission<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // The clone is the one that was not polled ready; swap so the ready one is used.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        Box::pin(async move {
+            let permit = match state.permits.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    let ahead = state.waiting.fetch_add(1, Ordering::SeqCst);
+                    let slot = QueueSlot(&state);
+                    if ahead >= state.max_queue {
+                        drop(slot);
+                        return Ok(Status::resource_exhausted(format!(
+                            "{} is overloaded: {} requests in progress and {} waiting; retry with backoff",
+                            state.metrics.service(),
+                            state.max_concurrency,
+                            state.max_queue
+                        ))
+                        .into_http());
+                    }
+                    state.metrics.set_queue_depth(ahead + 1);
+                    let permit = state
+                        .permits
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("the semaphore is never closed");
+                    drop(slot);
+                    permit
+                }
+            };
+            state.publish_in_flight();
+            let response = inner.call(request).await?;
+            let state_at_end = state.clone();
+            Ok(response.map(|body| {
+                Body::new(OnBodyEnd::new(body, move |_| {
+                    drop(permit);
+                    state_at_end.publish_in_flight();
+                }))
+            }))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn slow_service() -> impl Service<
+        http::Request<()>,
+        Response = http::Response<Body>,
+        Error = std::convert::Infallible,
+        Future = impl Send,
+    > + Clone {
+        tower::service_fn(|_request: http::Request<()>| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
+        })
+    }
+
+    fn code(response: &http::Response<Body>) -> tonic::Code {
+        Status::from_header_map(response.headers()).map_or(tonic::Code::Ok, |s| s.code())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sheds_beyond_concurrency_plus_queue() {
+        let metrics = crate::metrics::global().service("admission-test");
+        let service = AdmissionLayer::new(2, 1, metrics).layer(slow_service());
+        let mut calls = Vec::new();
+        for _ in 0..5 {
+            let mut service = service.clone();
+            calls.push(tokio::spawn(async move {
+                let response = service.call(http::Request::new(())).await.unwrap();
+                let status = Status::from_header_map(response.headers());
+                (code(&response), status.map(|s| s.message().to_owned()))
+            }));
+            // Let each call reach the semaphore before the next one starts.
+            tokio::task::yield_now().await;
+        }
+        let mut outcomes = Vec::new();
+        for call in calls {
+            outcomes.push(call.await.unwrap());
+        }
+        let shed: Vec<_> = outcomes
+            .iter()
+            .filter(|(c, _)| *c == tonic::Code::ResourceExhausted)
+            .collect();
+        assert_eq!(
+            shed.len(),
+            2,
+            "2 run + 1 waits, the other 2 are shed: {outcomes:?}"
+        );
+        assert!(shed[0].1.as_deref().unwrap().contains("overloaded"));
+        let ok = outcomes
+            .iter()
+            .filter(|(c, _)| *c == tonic::Code::Ok)
+            .count();
+        assert_eq!(ok, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queued_requests_run_when_a_slot_frees() {
+        let metrics = crate::metrics::global().service("admission-queue-test");
+        let layer = AdmissionLayer::new(1, 4, metrics);
+        let service = layer.layer(slow_service());
+        let mut handles = Vec::new();
+        for _ in 0..3 {
+            let mut service = service.clone();
+            handles.push(tokio::spawn(async move {
+                let response = service.call(http::Request::new(())).await.unwrap();
+                let c = code(&response);
+                drop(response);
+                c
+            }));
+        }
+        for handle in handles {
+            assert_eq!(handle.await.unwrap(), tonic::Code::Ok);
+        }
+    }
+}

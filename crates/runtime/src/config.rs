@@ -1,0 +1,189 @@
+//! Typed configuration, layered with the `config` crate: built-in defaults → an optional file
+//! (TOML) → environment variables.
+//!
+//! Environment variables use the service's prefix and `__` between levels, so the field
+//! `server.max_concurrency` of the quality service is `CLEARAIR_QUALITY__SERVER__MAX_CONCURRENCY`.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::RuntimeError;
+
+/// Settings every gRPC server in the mesh shares.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the gRPC server binds to (the binaries bind it; tests pass their own listener).
+    pub listen: String,
+    /// Address of the Prometheus `/metrics` HTTP endpoint; empty disables it.
+    pub metrics_listen: String,
+    /// Largest gRPC message received or sent, in bytes. Images exceed tonic's 4 MiB default.
+    pub max_message_bytes: usize,
+    /// Requests processed at once by the service's model; further requests wait in the queue.
+    pub max_concurrency: usize,
+    /// Requests allowed to wait for a processing slot; beyond that the server answers
+    /// RESOURCE_EXHAUSTED at once rather than queueing without bound.
+    pub max_queue: usize,
+    /// Server-side cap on any request's duration in milliseconds (0: none). A shorter
+    /// `grpc-timeout` from the client wins.
+    pub request_timeout_ms: u64,
+    /// On SIGTERM, how long in-flight calls may take to finish before the process exits, in ms.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:50051".to_owned(),
+            metrics_listen: String::new(),
+            max_message_bytes: 64 << 20,
+            max_concurrency: 4,
+            max_queue: 32,
+            request_timeout_ms: 120_000,
+            drain_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks that the values can work together.
+    pub fn validate(&self) -> Result<(), RuntimeError> {
+        if self.max_concurrency == 0 {
+            return Err(RuntimeError::InvalidConfig(
+                "server.max_concurrency must be at least 1".to_owned(),
+            ));
+        }
+        if self.max_message_bytes < 4 << 20 {
+            return Err(RuntimeError::InvalidConfig(format!(
+                "server.max_message_bytes is {}; it must be at least 4 MiB (4194304)",
+                self.max_message_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// The server-side request timeout, if any.
+    pub fn request_timeout(&self) -> Option<std::time::Duration> {
+        (self.request_timeout_ms > 0)
+            .then(|| std::time::Duration::from_millis(self.request_timeout_ms))
+    }
+}
+
+/// Loads `T` from its defaults, then `file` (if given), then environment variables starting with
+/// `env_prefix` followed by `__` (e.g. `CLEARAIR_QUALITY__SERVER__LISTEN`).
+pub fn load<T>(env_prefix: &str, file: Option<&Path>) -> Result<T, RuntimeError>
+where
+    T: Serialize + DeserializeOwned + Default,
+{
+    let wrap = |source| RuntimeError::Config {
+        file: file.map(Path::to_path_buf),
+        source: Box::new(source),
+    };
+    let defaults = config::Config::try_from(&T::default()).map_err(wrap)?;
+    let mut builder = config::Config::builder().add_source(defaults);
+    if let Some(file) = file {
+        builder = builder.add_source(config::File::from(file).required(true));
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix(env_prefix)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true),
+    );
+    builder
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(wrap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Example {
+        server: ServerConfig,
+        model_path: String,
+    }
+
+    #[test]
+    fn layers_defaults_file_and_environment() {
+        let dir = std::env::temp_dir().join(format!("clearair-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("example.toml");
+        std::fs::write(
+            &file,
+            "model_path = \"from-file\"\n[server]\nmax_queue = 7\nmax_concurrency = 3\n",
+        )
+        .unwrap();
+        // SAFETY: this test is the only reader of this uniquely prefixed variable.
+        unsafe { std::env::set_var("CLEARAIR_CFGTEST__SERVER__MAX_CONCURRENCY", "9") };
+        let loaded: Example = load("CLEARAIR_CFGTEST", Some(&file)).unwrap();
+        assert_eq!(loaded.model_path, "from-file");
+        assert_eq!(loaded.server.max_queue, 7);
+        assert_eq!(
+            loaded.server.max_concurrency, 9,
+            "environment overrides the file"
+        );
+        assert_eq!(loaded.server.max_message_bytes, 64 << 20, "default kept");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_the_file_named() {
+        let dir = std::env::temp_dir().join(format!("clearair-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "[server]\nmax_concurency = 3\n").unwrap();
+        let err = load::<Example>("CLEARAIR_CFGTEST_BAD", Some(&file)).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("bad.toml"), "{message}");
+        assert!(message.contains("max_concurency"), "{message}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let config = ServerConfig {
+            max_concurrency: 0,
+            ..ServerConfig::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max_concurrency")
+        );
+    }
+}
+
+/// Where a network service gets its weights and where it runs them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The safetensors file; its manifest (`.json`) sits beside it.
+    pub weights: std::path::PathBuf,
+    /// Start from freshly initialised weights instead of `weights` (seeded, for tests and
+    /// benchmarks only; the service logs a warning).
+    pub random_init: bool,
+    /// `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).
+    pub device: String,
+}
+
+impl ModelConfig {
+    /// A config reading `weights` on the CPU.
+    pub fn with_weights(weights: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            weights: weights.into(),
+            random_init: false,
+            device: "cpu".to_owned(),
+        }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self::with_weights("models/model.safetensors")
+    }
+}

@@ -1,0 +1,39 @@
+//! The shared server runtime of every ClearAIR service.
+//!
+//! Each service crate builds its gRPC service and hands it to [`server::GrpcServer`], which adds
+//! what every server in the mesh must have: `grpc.health.v1` (NOT_SERVING until warm),
+//! reflection v1 and v1alpha, raised message limits, gzip/zstd, deadlines, W3C trace-context
+//! extraction, Prometheus metrics and admission control that sheds load with
+//! RESOURCE_EXHAUSTED instead of queueing without bound.
+//!
+//! # Layout
+//! - [`config`]: the shared [`config::ServerConfig`] and layered loading (defaults → file →
+//!   `CLEARAIR_…` environment).
+//! - [`telemetry`]: tracing subscriber, OpenTelemetry export when `OTEL_EXPORTER_OTLP_ENDPOINT`
+//!   is set.
+//! - [`propagation`]: W3C trace context in and out of gRPC metadata.
+//! - [`deadline`]: `grpc-timeout` → a [`deadline::Deadline`] in request extensions, expiry →
+//!   DEADLINE_EXCEEDED, and propagation of the remaining budget downstream.
+//! - [`admission`]: concurrency limit with a bounded wait queue; overflow → RESOURCE_EXHAUSTED.
+//! - [`metrics`]: request/latency/in-flight/queue/model-time metrics and the `/metrics` endpoint.
+//! - [`server`]: assembles the tower stack and serves on a caller-owned listener.
+//! - [`client`]: channels to peer services with limits, compression and trace injection.
+//! - [`model`]: background model loading ([`model::ModelSlot`]) and blocking inference.
+//! - [`launch`]: the shared `main` of every service binary.
+//! - [`shutdown`]: SIGTERM / ctrl-c.
+
+pub mod admission;
+mod body;
+pub mod client;
+pub mod config;
+pub mod deadline;
+mod error;
+pub mod launch;
+pub mod metrics;
+pub mod model;
+pub mod propagation;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::RuntimeError;

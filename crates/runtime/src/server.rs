@@ -1,0 +1,210 @@
+//! The standard server shape: one [`GrpcServer`] per service process (or per service inside
+//! `clearair up`), serving on a listener the caller binds.
+//!
+//! The tower stack, outermost first — each layer sees everything the ones below it produce:
+//! 1. [`TraceContextLayer`]: the request span, parented on the caller's W3C trace context, so
+//!    everything below is traced.
+//! 2. [`MetricsLayer`]: requests by status code and latency, including shed and timed-out calls.
+//! 3. [`DeadlineLayer`]: `grpc-timeout` (capped by `request_timeout_ms`) → DEADLINE_EXCEEDED.
+//! 4. per model service only, [`AdmissionLayer`]: concurrency limit + bounded queue → load
+//!    shedding with RESOURCE_EXHAUSTED. Health and reflection bypass it so probes never queue.
+
+use std::{convert::Infallible, future::Future, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{body::Body, server::NamedService, service::RoutesBuilder, transport::Server};
+use tonic_health::{
+    ServingStatus,
+    server::{HealthReporter, HealthService},
+};
+use tower::{Layer, Service};
+
+use crate::{
+    RuntimeError,
+    admission::AdmissionLayer,
+    config::ServerConfig,
+    deadline::DeadlineLayer,
+    metrics::{self, MetricsLayer, ServiceMetrics},
+    propagation::TraceContextLayer,
+};
+
+/// Applies the mesh's message limits and compression to a generated tonic server.
+///
+/// ```ignore
+/// let svc = clearair_runtime::configure_grpc!(QualityServiceServer::new(handler), &config.server);
+/// ```
+#[macro_export]
+macro_rules! configure_grpc {
+    ($server:expr, $config:expr) => {{
+        let config: &$crate::config::ServerConfig = $config;
+        $server
+            .max_decoding_message_size(config.max_message_bytes)
+            .max_encoding_message_size(config.max_message_bytes)
+            .accept_compressed(::tonic::codec::CompressionEncoding::Gzip)
+            .accept_compressed(::tonic::codec::CompressionEncoding::Zstd)
+            .send_compressed(::tonic::codec::CompressionEncoding::Zstd)
+            .send_compressed(::tonic::codec::CompressionEncoding::Gzip)
+    }};
+}
+
+/// Marks a server's services SERVING once their models are loaded and warm, and NOT_SERVING
+/// while draining.
+#[derive(Clone, Debug)]
+pub struct Readiness {
+    reporter: HealthReporter,
+    names: Vec<&'static str>,
+}
+
+impl Readiness {
+    async fn set(&self, status: ServingStatus) {
+        self.reporter.set_service_status("", status).await;
+        for name in &self.names {
+            self.reporter.set_service_status(*name, status).await;
+        }
+    }
+
+    /// Reports every service of the server, and the server as a whole, as SERVING.
+    pub async fn set_serving(&self) {
+        self.set(ServingStatus::Serving).await;
+    }
+
+    /// Reports every service of the server, and the server as a whole, as NOT_SERVING.
+    pub async fn set_not_serving(&self) {
+        self.set(ServingStatus::NotServing).await;
+    }
+}
+
+/// A gRPC server under construction: add services, then [`GrpcServer::serve`].
+#[derive(Debug)]
+pub struct GrpcServer {
+    service: &'static str,
+    config: ServerConfig,
+    reporter: HealthReporter,
+    names: Vec<&'static str>,
+    routes: RoutesBuilder,
+    admission: AdmissionLayer,
+    metrics: ServiceMetrics,
+}
+
+impl GrpcServer {
+    /// A server for the service labelled `service` in logs and metrics; reports NOT_SERVING
+    /// until [`Readiness::set_serving`].
+    pub async fn new(service: &'static str, config: ServerConfig) -> Result<Self, RuntimeError> {
+        config.validate()?;
+        let reporter = HealthReporter::new();
+        reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        let metrics = metrics::global().service(service);
+        let admission =
+            AdmissionLayer::new(config.max_concurrency, config.max_queue, metrics.clone());
+        Ok(Self {
+            service,
+            config,
+            reporter,
+            names: Vec::new(),
+            routes: RoutesBuilder::default(),
+            admission,
+            metrics,
+        })
+    }
+
+    /// The server's configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The service's metric handles (model time, batch size).
+    pub fn metrics(&self) -> ServiceMetrics {
+        self.metrics.clone()
+    }
+
+    /// Adds a generated gRPC service behind admission control; it reports NOT_SERVING until
+    /// the server's [`Readiness`] says otherwise.
+    pub async fn add_service<S>(&mut self, service: S) -> &mut Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.reporter
+            .set_service_status(S::NAME, ServingStatus::NotServing)
+            .await;
+        self.names.push(S::NAME);
+        self.routes.add_service(self.admission.layer(service));
+        self
+    }
+
+    /// The handle that flips health to SERVING after warm-up.
+    pub fn readiness(&self) -> Readiness {
+        Readiness {
+            reporter: self.reporter.clone(),
+            names: self.names.clone(),
+        }
+    }
+
+    /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops accepting and drains
+    /// in-flight calls for at most `drain_timeout_ms`.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RuntimeError> {
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(clearair_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(clearair_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let readiness = self.readiness();
+        let health = tonic_health::pb::health_server::HealthServer::new(
+            HealthService::from_health_reporter(self.reporter),
+        );
+        let layers = tower::ServiceBuilder::new()
+            .layer(TraceContextLayer::new(self.service))
+            .layer(MetricsLayer::new(self.metrics))
+            .layer(DeadlineLayer::new(self.config.request_timeout()));
+        let router = Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(layers)
+            .add_routes(self.routes.routes())
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+
+        let (drain_started, drain_rx) = tokio::sync::oneshot::channel::<()>();
+        let service = self.service;
+        let signal = async move {
+            shutdown.await;
+            tracing::info!(
+                service,
+                "shutting down: NOT_SERVING, draining in-flight calls"
+            );
+            readiness.set_not_serving().await;
+            let _ = drain_started.send(());
+        };
+        let drain = Duration::from_millis(self.config.drain_timeout_ms);
+        let serving = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        tokio::pin!(serving);
+        tokio::select! {
+            result = &mut serving => result?,
+            () = async {
+                if drain_rx.await.is_ok() {
+                    tokio::time::sleep(drain).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => {
+                tracing::warn!(service, ?drain, "drain timeout reached with calls still in flight");
+            }
+        }
+        Ok(())
+    }
+}
