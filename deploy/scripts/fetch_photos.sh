@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Fetch the real photos ClearAIR trains and evaluates on, from packages only, and write them as
+# PNG into data/photos/{train,eval}/ following the fixed split in deploy/scripts/photo_split.txt.
+#
+# Sources: the scikit-image wheel's skimage/data (already in the venv), and two Debian packages
+# fetched with `apt-get download` into data/cache/ and unpacked there with `dpkg-deb -x` (never
+# installed): opencv-doc (examples/data) and mate-backgrounds (nature). Conversion, checks and
+# resizing are done by deploy/scripts/prepare_photos.py with the venv's Python (Pillow, NumPy).
+#
+# Idempotent: when every photo of the split exists and the split and converter are unchanged
+# since the last complete run (data/photos/.stamp), it does nothing. Otherwise the photos are
+# written again from scratch, so a changed split or converter never leaves stale files behind;
+# the downloaded and unpacked packages in data/cache/ are reused.
+#
+# Environment: PYTHON (default .venv/bin/python), CLEARAIR_DATA (default data).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+PYTHON="${PYTHON:-.venv/bin/python}"
+DATA="${CLEARAIR_DATA:-data}"
+SPLIT="deploy/scripts/photo_split.txt"
+PREPARE="deploy/scripts/prepare_photos.py"
+CACHE="$DATA/cache"
+PHOTOS="$DATA/photos"
+STAMP="$PHOTOS/.stamp"
+DEB_PACKAGES=(opencv-doc mate-backgrounds)
+
+log() { printf 'fetch_photos: %s\n' "$*"; }
+die() { printf 'fetch_photos: error: %s\n' "$*" >&2; exit 1; }
+
+[[ -x "$PYTHON" ]] || die "no Python at $PYTHON (create the venv first, e.g. make setup)"
+
+# Every output the split names, as "split/name.png".
+expected_outputs() {
+    sed -e 's/#.*//' "$SPLIT" | awk 'NF == 4 { print $1 "/" $4 ".png" }'
+}
+
+stamp_value() {
+    sha256sum "$SPLIT" "$PREPARE" | sha256sum | cut -d' ' -f1
+}
+
+all_present() {
+    local output
+    while read -r output; do
+        [[ -f "$PHOTOS/$output" ]] || return 1
+    done < <(expected_outputs)
+}
+
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp_value)" ]] && all_present; then
+    log "all $(expected_outputs | wc -l) photos present in $PHOTOS; nothing to do"
+    exit 0
+fi
+
+# Download (if needed) and unpack one Debian package into $CACHE/<package>/.
+unpack_package() {
+    local package="$1" deb
+    local target="$CACHE/$package"
+    if [[ -f "$target/.unpacked" ]]; then
+        log "$package already unpacked in $target"
+        return
+    fi
+    mkdir -p "$CACHE"
+    deb="$(find "$CACHE" -maxdepth 1 -name "${package}_*.deb" | sort | tail -n 1)"
+    if [[ -z "$deb" ]]; then
+        log "downloading $package"
+        # apt drops to the _apt user for downloads; it cannot write into our cache, so keep root.
+        if ! (cd "$CACHE" && apt-get download -o APT::Sandbox::User=root "$package"); then
+            log "$package not found in the package lists; running apt-get update"
+            apt-get update -qq
+            (cd "$CACHE" && apt-get download -o APT::Sandbox::User=root "$package")
+        fi
+        deb="$(find "$CACHE" -maxdepth 1 -name "${package}_*.deb" | sort | tail -n 1)"
+        [[ -n "$deb" ]] || die "apt-get download $package produced no .deb in $CACHE"
+    fi
+    log "unpacking $(basename "$deb")"
+    rm -rf "$target"
+    dpkg-deb -x "$deb" "$target"
+    touch "$target/.unpacked"
+}
+
+for package in "${DEB_PACKAGES[@]}"; do
+    unpack_package "$package"
+done
+
+for split in train eval; do
+    if [[ -d "$PHOTOS/$split" ]]; then
+        log "removing the photos of an older or unfinished run from $PHOTOS/$split"
+        find "$PHOTOS/$split" -maxdepth 1 -name '*.png' -delete
+    fi
+done
+rm -f "$STAMP"
+
+SKIMAGE_DATA="$("$PYTHON" -c 'import pathlib, skimage; print(pathlib.Path(skimage.__file__).parent / "data")')"
+
+"$PYTHON" "$PREPARE" --split "$SPLIT" --out "$PHOTOS" \
+    --source "skimage=$SKIMAGE_DATA" \
+    --source "opencv=$CACHE/opencv-doc/usr/share/doc/opencv-doc/examples/data" \
+    --source "mate=$CACHE/mate-backgrounds/usr/share/backgrounds/mate"
+
+all_present || die "some photos of $SPLIT are still missing"
+stamp_value > "$STAMP"
+log "done: $(find "$PHOTOS/train" -name '*.png' | wc -l) training and $(find "$PHOTOS/eval" -name '*.png' | wc -l) evaluation photos in $PHOTOS"
