@@ -1,0 +1,53 @@
+//! The quality service: the global quality prior `F_q` and a 1..5 score for one image.
+//!
+//! The embedded backend is BRISQUE (36 natural-scene-statistics features and the published
+//! SVR); DeQA-Score over TorchScript implements the same [`QualityBackend`] trait on GPUs.
+//!
+//! # Layout
+//! - [`config`]: [`QualityConfig`], layered from defaults, file and `CLEARAIR_QUALITY__…`.
+//! - [`backend`]: the [`QualityBackend`] trait and the BRISQUE backend.
+//! - `handler`: `clearair.v1.QualityService/Assess`.
+//! - `error`: the service's errors and their gRPC status codes.
+
+pub mod backend;
+pub mod config;
+mod error;
+mod handler;
+
+use std::future::Future;
+
+use clearair_proto::v1::quality_service_server::QualityServiceServer;
+use clearair_runtime::{
+    configure_grpc,
+    model::{ModelSlot, serve_loading},
+    server::GrpcServer,
+};
+use tokio::net::TcpListener;
+
+pub use backend::{QualityBackend, QualityEstimate};
+pub use config::QualityConfig;
+pub use error::QualityError;
+
+/// Serves `clearair.v1.QualityService` on `listener` until `shutdown` resolves. Health reports
+/// NOT_SERVING until the backend is loaded and has assessed a warm-up image.
+pub async fn serve(
+    config: QualityConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), QualityError> {
+    let mut server = GrpcServer::new("quality", config.server.clone()).await?;
+    let slot = ModelSlot::<Box<dyn QualityBackend>>::new("quality");
+    let handler = handler::QualityHandler::new(slot.clone(), server.metrics(), &config);
+    server
+        .add_service(configure_grpc!(
+            QualityServiceServer::new(handler),
+            &config.server
+        ))
+        .await;
+    serve_loading(server, slot, listener, shutdown, move || {
+        let backend = backend::load(&config)?;
+        backend::warm_up(backend.as_ref())?;
+        Ok(backend)
+    })
+    .await
+}
