@@ -1,0 +1,55 @@
+//! The degradation service: content and degradation embeddings (`F_c`, `F_d`, 512 floats
+//! each) and a probability per degradation kind for one image.
+//!
+//! The embedded backend is a compact encoder trained here on synthetic degradations of real
+//! photos; DA-CLIP over TorchScript implements the same [`DegradationBackend`] on GPUs.
+//!
+//! # Layout
+//! - [`config`]: [`DegradationConfig`], layered from defaults, file and
+//!   `CLEARAIR_DEGRADATION__…`.
+//! - [`backend`]: the [`DegradationBackend`] trait and the encoder backend.
+//! - `handler`: `clearair.v1.DegradationService/Embed`.
+//! - `error`: the service's errors and their gRPC status codes.
+
+pub mod backend;
+pub mod config;
+mod error;
+mod handler;
+
+use std::future::Future;
+
+use clearair_proto::v1::degradation_service_server::DegradationServiceServer;
+use clearair_runtime::{
+    configure_grpc,
+    model::{ModelSlot, serve_loading},
+    server::GrpcServer,
+};
+use tokio::net::TcpListener;
+
+pub use backend::{DegradationBackend, DegradationEstimate};
+pub use config::DegradationConfig;
+pub use error::DegradationError;
+
+/// Serves `clearair.v1.DegradationService` on `listener` until `shutdown` resolves. Health
+/// reports NOT_SERVING until the encoder is loaded and has embedded a warm-up image.
+pub async fn serve(
+    config: DegradationConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DegradationError> {
+    let mut server = GrpcServer::new("degradation", config.server.clone()).await?;
+    let slot = ModelSlot::<Box<dyn DegradationBackend>>::new("degradation");
+    let handler = handler::DegradationHandler::new(slot.clone(), server.metrics(), &config);
+    server
+        .add_service(configure_grpc!(
+            DegradationServiceServer::new(handler),
+            &config.server
+        ))
+        .await;
+    serve_loading(server, slot, listener, shutdown, move || {
+        let backend = backend::load(&config)?;
+        backend::warm_up(backend.as_ref())?;
+        Ok(backend)
+    })
+    .await
+}

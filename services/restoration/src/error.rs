@@ -1,0 +1,53 @@
+//! Errors of the restoration service and their gRPC status codes.
+
+use clearair_imaging::ImagingError;
+use clearair_model::ModelError;
+use clearair_runtime::RuntimeError;
+use tonic::Status;
+
+/// Everything that can go wrong in the restoration service.
+#[derive(Debug, thiserror::Error)]
+pub enum RestorationError {
+    /// The server itself (config, transport).
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The model could not be loaded, does not match the running priors, or failed warm-up.
+    #[error("cannot load {what}: {reason}")]
+    Load {
+        /// The file or backend.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The request's image is invalid.
+    #[error("invalid image: {0}")]
+    Image(#[from] ImagingError),
+    /// A required field is missing.
+    #[error("request has no `{0}`")]
+    Missing(&'static str),
+    /// A prior has the wrong shape, non-finite values or comes from another backend.
+    #[error("invalid prior: {0}")]
+    Prior(String),
+    /// The network failed.
+    #[error("restoration model failed: {0}")]
+    Model(#[from] ModelError),
+}
+
+impl From<RestorationError> for Status {
+    fn from(error: RestorationError) -> Self {
+        match error {
+            RestorationError::Image(_)
+            | RestorationError::Missing(_)
+            | RestorationError::Prior(_)
+            | RestorationError::Model(
+                ModelError::PriorShape { .. }
+                | ModelError::PriorNotFinite { .. }
+                | ModelError::PriorPlacement { .. }
+                | ModelError::ImageShape { .. },
+            ) => Status::invalid_argument(error.to_string()),
+            RestorationError::Model(_)
+            | RestorationError::Load { .. }
+            | RestorationError::Runtime(_) => Status::internal(error.to_string()),
+        }
+    }
+}

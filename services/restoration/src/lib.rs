@@ -1,0 +1,56 @@
+//! The restoration service: the ClearAIR network restores an image given its three priors.
+//!
+//! Every prior is validated (widths, finiteness, mask geometry, the backend it came from)
+//! before any model work; large images are restored in overlapping, feathered tiles so memory
+//! stays bounded. The weights' manifest must name the prior backends the mesh runs, or the
+//! service refuses to start and says what differs.
+//!
+//! # Layout
+//! - [`config`]: [`RestorationConfig`], layered from defaults, file and
+//!   `CLEARAIR_RESTORATION__…`.
+//! - [`restorer`]: loading, the manifest check and tiled inference.
+//! - `handler`: `clearair.v1.RestorationService/Restore` and request validation.
+//! - `error`: the service's errors and their gRPC status codes.
+
+pub mod config;
+mod error;
+mod handler;
+pub mod restorer;
+
+use std::future::Future;
+
+use clearair_proto::v1::restoration_service_server::RestorationServiceServer;
+use clearair_runtime::{
+    configure_grpc,
+    model::{ModelSlot, serve_loading},
+    server::GrpcServer,
+};
+use tokio::net::TcpListener;
+
+pub use config::RestorationConfig;
+pub use error::RestorationError;
+pub use restorer::Restorer;
+
+/// Serves `clearair.v1.RestorationService` on `listener` until `shutdown` resolves. Health
+/// reports NOT_SERVING until the network is loaded, checked and warm.
+pub async fn serve(
+    config: RestorationConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RestorationError> {
+    let mut server = GrpcServer::new("restoration", config.server.clone()).await?;
+    let slot = ModelSlot::<Restorer>::new("restoration");
+    let handler = handler::RestorationHandler::new(slot.clone(), server.metrics(), &config);
+    server
+        .add_service(configure_grpc!(
+            RestorationServiceServer::new(handler),
+            &config.server
+        ))
+        .await;
+    serve_loading(server, slot, listener, shutdown, move || {
+        let restorer = Restorer::load(&config)?;
+        restorer::warm_up(&restorer)?;
+        Ok(restorer)
+    })
+    .await
+}
