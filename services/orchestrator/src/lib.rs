@@ -1,0 +1,57 @@
+//! The orchestrator: the public `clearair.v1.ClearAir` API of the mesh.
+//!
+//! It decodes each upload once (validating format, dimensions and pixel budget before any
+//! pixel is decoded), calls the quality, segmentation and degradation services **in parallel**
+//! under the request's deadline, applies each prior's failure policy, caches priors by the
+//! image's content hash, calls the restoration service and encodes the result.
+//!
+//! # Layout
+//! - [`config`]: [`OrchestratorConfig`] (peers, policies, limits, cache).
+//! - `clients`: traced clients of the four model services.
+//! - `priors`: the parallel fan-out, response checks, neutral priors and fallback policy.
+//! - `cache`: the byte-bounded LRU prior cache.
+//! - `pipeline`: decode → priors → restore → encode, timed.
+//! - `handler`: Restore and Analyze; `stream`: RestoreStream.
+//! - `summary`: the priors' summary clients see.
+//! - `error`: errors and their gRPC status codes.
+
+mod cache;
+mod clients;
+pub mod config;
+mod error;
+mod handler;
+mod pipeline;
+mod priors;
+mod stream;
+mod summary;
+
+use std::{future::Future, sync::Arc};
+
+use clearair_proto::v1::clear_air_server::ClearAirServer;
+use clearair_runtime::{configure_grpc, server::GrpcServer};
+use tokio::net::TcpListener;
+
+pub use config::OrchestratorConfig;
+pub use error::OrchestratorError;
+
+/// Serves `clearair.v1.ClearAir` on `listener` until `shutdown` resolves. Peers are connected
+/// lazily, so the orchestrator may start before them; it reports SERVING at once, and calls
+/// made while a peer is down follow the prior's failure policy.
+pub async fn serve(
+    config: OrchestratorConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), OrchestratorError> {
+    let mut server = GrpcServer::new("orchestrator", config.server.clone()).await?;
+    let server_config = config.server.clone();
+    let pipeline = Arc::new(pipeline::Pipeline::new(config)?);
+    server
+        .add_service(configure_grpc!(
+            ClearAirServer::new(handler::ClearAirHandler::new(pipeline)),
+            &server_config
+        ))
+        .await;
+    server.readiness().set_serving().await;
+    server.serve(listener, shutdown).await?;
+    Ok(())
+}

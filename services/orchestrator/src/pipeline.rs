@@ -1,0 +1,185 @@
+//! The steps of a request — decode, priors (cached), restore, encode — each timed.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use clearair_imaging::{DecodeLimits, OutputFormat, Rgb8Image};
+use clearair_proto::v1::{EncodedImage, RestoreRequest, StageTiming};
+use clearair_runtime::{deadline::Deadline, model::blocking};
+use tonic::Request;
+
+use crate::{
+    cache::PriorCache,
+    clients::Clients,
+    config::OrchestratorConfig,
+    error::OrchestratorError,
+    priors::{self, PriorSet, prior_name},
+};
+
+/// Wall time per stage, ending with "total".
+pub(crate) struct Timings {
+    started: Instant,
+    stages: Vec<StageTiming>,
+}
+
+impl Timings {
+    pub(crate) fn start() -> Self {
+        Self {
+            started: Instant::now(),
+            stages: Vec::new(),
+        }
+    }
+
+    pub(crate) fn record(&mut self, stage: &str, elapsed: Duration) {
+        self.stages.push(StageTiming {
+            stage: stage.to_owned(),
+            milliseconds: elapsed.as_secs_f64() * 1e3,
+        });
+    }
+
+    pub(crate) fn finish(mut self) -> Vec<StageTiming> {
+        let total = self.started.elapsed();
+        self.record("total", total);
+        self.stages
+    }
+}
+
+/// Everything a request needs: peers, the prior cache and the limits.
+pub(crate) struct Pipeline {
+    clients: Clients,
+    cache: PriorCache,
+    config: OrchestratorConfig,
+    limits: DecodeLimits,
+}
+
+impl Pipeline {
+    pub(crate) fn new(config: OrchestratorConfig) -> Result<Self, OrchestratorError> {
+        Ok(Self {
+            clients: Clients::new(&config)?,
+            cache: PriorCache::new(config.cache_bytes),
+            limits: config.limits.decode_limits(),
+            config,
+        })
+    }
+
+    pub(crate) fn limits(&self) -> &DecodeLimits {
+        &self.limits
+    }
+
+    /// Decodes an upload off the async runtime (large JPEGs take a while).
+    pub(crate) async fn decode(
+        &self,
+        data: Vec<u8>,
+        timings: &mut Timings,
+    ) -> Result<Rgb8Image, OrchestratorError> {
+        let started = Instant::now();
+        let limits = self.limits;
+        let decoded = blocking(move || clearair_imaging::decode(&data, &limits))
+            .await
+            .map_err(|s| OrchestratorError::Internal(s.message().to_owned()))??;
+        timings.record("decode", started.elapsed());
+        Ok(decoded.image)
+    }
+
+    /// The image's priors, from the cache or from the three prior services.
+    pub(crate) async fn priors(
+        &self,
+        image: &Rgb8Image,
+        deadline: Option<Deadline>,
+        timings: &mut Timings,
+    ) -> Result<Arc<PriorSet>, OrchestratorError> {
+        let started = Instant::now();
+        let key = (image.content_hash(), self.config.max_masks);
+        if let Some(cached) = self.cache.get(&key) {
+            timings.record("priors_cached", started.elapsed());
+            return Ok(cached);
+        }
+        let (set, times) =
+            priors::gather(&self.clients.priors, &self.config, image, deadline).await?;
+        for (kind, elapsed) in times {
+            timings.record(prior_name(kind), elapsed);
+        }
+        timings.record("priors", started.elapsed());
+        let set = Arc::new(set);
+        // Fallbacks are transient; only real priors are worth keeping.
+        if set.fallbacks.is_empty() {
+            self.cache.insert(key, set.clone());
+        }
+        Ok(set)
+    }
+
+    /// Restores `image` with its priors on the restoration service.
+    pub(crate) async fn restore(
+        &self,
+        image: &Rgb8Image,
+        priors: &PriorSet,
+        deadline: Option<Deadline>,
+        timings: &mut Timings,
+    ) -> Result<Rgb8Image, OrchestratorError> {
+        if deadline.is_some_and(|d| d.expired()) {
+            return Err(OrchestratorError::DeadlineExceeded("restoration"));
+        }
+        let started = Instant::now();
+        let mut request = Request::new(RestoreRequest {
+            image: Some(image.to_proto()),
+            quality: Some(priors.quality.clone()),
+            masks: Some(priors.masks.clone()),
+            degradation: Some(priors.degradation.clone()),
+        });
+        Deadline::propagate(deadline, &mut request);
+        let response = self
+            .clients
+            .restoration
+            .clone()
+            .restore(request)
+            .await
+            .map_err(|status| {
+                if deadline.is_some_and(|d| d.expired()) {
+                    OrchestratorError::DeadlineExceeded("restoration")
+                } else {
+                    OrchestratorError::Restoration(status)
+                }
+            })?
+            .into_inner();
+        let restored = response.image.ok_or_else(|| {
+            OrchestratorError::Internal("restoration service returned no image".to_owned())
+        })?;
+        let restored = Rgb8Image::from_proto_owned(restored, &self.limits).map_err(|e| {
+            OrchestratorError::Internal(format!("restoration service returned a bad image: {e}"))
+        })?;
+        if (restored.width(), restored.height()) != (image.width(), image.height()) {
+            return Err(OrchestratorError::Internal(format!(
+                "restoration service returned {}x{} for a {}x{} image",
+                restored.width(),
+                restored.height(),
+                image.width(),
+                image.height()
+            )));
+        }
+        timings.record("restoration", started.elapsed());
+        Ok(restored)
+    }
+
+    /// Encodes the result in the requested format off the async runtime.
+    pub(crate) async fn encode(
+        &self,
+        image: Rgb8Image,
+        format: i32,
+        jpeg_quality: u32,
+        timings: &mut Timings,
+    ) -> Result<EncodedImage, OrchestratorError> {
+        let started = Instant::now();
+        let format = OutputFormat::from_proto(format)?;
+        let (data, media_type) =
+            blocking(move || clearair_imaging::encode(&image, format, jpeg_quality))
+                .await
+                .map_err(|s| OrchestratorError::Internal(s.message().to_owned()))??;
+        timings.record("encode", started.elapsed());
+        Ok(EncodedImage {
+            data,
+            media_type: media_type.to_owned(),
+        })
+    }
+}
