@@ -1,0 +1,86 @@
+# ClearAIR mesh — the two commands a newcomer needs:
+#   make run    install what is missing, build, start the mesh, restore the sample photos
+#   make test   install what is missing, build, lint, run every test
+#
+# Everything installed lives in the project: .venv (torch for libtorch, the BRISQUE reference,
+# gRPC tools), data/ (BRISQUE parameters, photos) and target/.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := $(CURDIR)/.venv
+PYTHON := $(VENV)/bin/python
+# The venv is made by the system python3, so its version names the site-packages folder.
+PY_VERSION := $(shell python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])')
+TORCH_LIB := $(VENV)/lib/$(PY_VERSION)/site-packages/torch/lib
+
+# tch builds against the virtualenv's torch (2.11.0); binaries find libtorch through the
+# library path.
+export LIBTORCH_USE_PYTORCH := 1
+export PATH := $(VENV)/bin:$(HOME)/go/bin:$(PATH)
+export LD_LIBRARY_PATH := $(TORCH_LIB)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
+
+CARGO ?= cargo
+SETUP_STAMP := $(VENV)/.requirements-installed
+
+.PHONY: help setup build run test lint fmt unit-tests client-tests parity-checks bench clean-data
+
+help:
+	@echo "make run    - set up, build, start the mesh and restore the sample photos into out/"
+	@echo "make test   - set up, build, lint and run every test"
+	@echo "make bench  - clearair bench (latency, throughput, overhead and fan-out ratios)"
+
+## Setup ------------------------------------------------------------------------------------
+
+$(SETUP_STAMP): deploy/python/requirements.txt
+	@echo "==> Python environment (.venv: torch 2.11 for libtorch, BRISQUE reference, gRPC tools)"
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r deploy/python/requirements.txt
+	@touch $@
+
+data/brisque/brisque_svr.json: $(SETUP_STAMP) deploy/scripts/brisque_params.py
+	@echo "==> BRISQUE parameters from the brisque package"
+	$(PYTHON) deploy/scripts/brisque_params.py --out $@
+
+data/photos/.complete: $(SETUP_STAMP) deploy/scripts/fetch_photos.sh deploy/scripts/photo_split.txt deploy/scripts/prepare_photos.py
+	@echo "==> Photos (scikit-image data, Debian opencv-doc and mate-backgrounds)"
+	deploy/scripts/fetch_photos.sh
+	@touch $@
+
+setup: $(SETUP_STAMP) data/brisque/brisque_svr.json data/photos/.complete
+
+## Build, run -------------------------------------------------------------------------------
+
+build: setup
+	$(CARGO) build --workspace --bins
+
+run: build
+	deploy/scripts/run.sh target/debug/clearair
+
+bench: build
+	target/debug/clearair bench
+
+## Test -------------------------------------------------------------------------------------
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit-tests: setup
+	$(CARGO) test --workspace
+
+parity-checks: setup
+	$(PYTHON) deploy/scripts/brisque_reference.py --check
+
+client-tests: build
+	tests/python/run.sh target/debug/clearair
+
+test: setup lint unit-tests parity-checks client-tests
+	@echo "==> all tests passed"
+
+clean-data:
+	rm -rf data out

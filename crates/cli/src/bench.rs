@@ -1,0 +1,386 @@
+//! `clearair bench`: end-to-end latency and throughput on loopback, the orchestrator's
+//! overhead against calling the services directly, and parallel against sequential prior
+//! fan-out — all measured in one run against an in-process mesh.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use clearair_imaging::{OutputFormat, Rgb8Image};
+use clearair_orchestrator::config::FanOut;
+use clearair_proto::v1::{
+    AssessRequest, EmbedRequest, ImageFormat, RestoreRequest, SegmentRequest,
+    clear_air_client::ClearAirClient, degradation_service_client::DegradationServiceClient,
+    quality_service_client::QualityServiceClient,
+    restoration_service_client::RestorationServiceClient,
+    segmentation_service_client::SegmentationServiceClient,
+};
+use serde::Serialize;
+use tonic::transport::Channel;
+
+use crate::{
+    client,
+    mesh::{Mesh, MeshConfig, Service},
+};
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// The encoded image sent (already at the size to measure).
+    pub image: Vec<u8>,
+    /// Requests per concurrency level.
+    pub requests: usize,
+    /// Concurrency levels.
+    pub concurrency: Vec<usize>,
+    /// Requests per side of each ratio.
+    pub ratio_requests: usize,
+}
+
+/// Latency percentiles and throughput at one concurrency.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadResult {
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Requests completed.
+    pub requests: usize,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 90th percentile, ms.
+    pub p90_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Requests per second.
+    pub throughput_rps: f64,
+    /// Requests that failed (and their first error).
+    pub errors: usize,
+    /// The first error, if any.
+    pub first_error: Option<String>,
+}
+
+/// A ratio of two medians measured in the same run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ratio {
+    /// Median of the measured path, ms.
+    pub measured_ms: f64,
+    /// Median of the baseline path, ms.
+    pub baseline_ms: f64,
+    /// measured / baseline.
+    pub ratio: f64,
+    /// The goal for the ratio.
+    pub target: f64,
+}
+
+/// Everything `clearair bench` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// Image size.
+    pub width: u32,
+    /// Image size.
+    pub height: u32,
+    /// Latency and throughput per concurrency.
+    pub load: Vec<LoadResult>,
+    /// Orchestrated Restore against direct calls of the same services.
+    pub orchestrator_overhead: Ratio,
+    /// Analyze with parallel fan-out against sequential fan-out.
+    pub parallel_over_sequential: Ratio,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    percentile(samples, 50.0)
+}
+
+const TIMEOUT: Duration = Duration::from_secs(600);
+
+async fn load_level(
+    client: &ClearAirClient<Channel>,
+    image: &Arc<Vec<u8>>,
+    concurrency: usize,
+    requests: usize,
+) -> LoadResult {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (mut client, image, next) = (client.clone(), image.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                let mut errors = Vec::new();
+                while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < requests {
+                    let t = Instant::now();
+                    match client::restore(&mut client, image.to_vec(), ImageFormat::Png, TIMEOUT)
+                        .await
+                    {
+                        Ok(_) => samples.push(t.elapsed().as_secs_f64() * 1e3),
+                        Err(status) => errors.push(status.to_string()),
+                    }
+                }
+                (samples, errors)
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    let mut errors = Vec::new();
+    for worker in workers {
+        let (s, e) = worker.await.expect("bench worker panicked");
+        samples.extend(s);
+        errors.extend(e);
+    }
+    let wall = started.elapsed().as_secs_f64();
+    samples.sort_by(f64::total_cmp);
+    LoadResult {
+        concurrency,
+        requests: samples.len(),
+        p50_ms: percentile(&samples, 50.0),
+        p90_ms: percentile(&samples, 90.0),
+        p99_ms: percentile(&samples, 99.0),
+        throughput_rps: samples.len() as f64 / wall,
+        errors: errors.len(),
+        first_error: errors.into_iter().next(),
+    }
+}
+
+/// The direct path a client without the orchestrator would take: decode, the three priors in
+/// parallel, restore, encode.
+struct DirectClients {
+    quality: QualityServiceClient<Channel>,
+    segmentation: SegmentationServiceClient<Channel>,
+    degradation: DegradationServiceClient<Channel>,
+    restoration: RestorationServiceClient<Channel>,
+}
+
+impl DirectClients {
+    async fn connect(mesh: &Mesh) -> anyhow::Result<Self> {
+        let channel = |service| async move {
+            let endpoint = tonic::transport::Endpoint::from_shared(mesh.url(service))?;
+            anyhow::Ok(endpoint.connect().await?)
+        };
+        let limit = 256 << 20;
+        Ok(Self {
+            quality: QualityServiceClient::new(channel(Service::Quality).await?)
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+            segmentation: SegmentationServiceClient::new(channel(Service::Segmentation).await?)
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+            degradation: DegradationServiceClient::new(channel(Service::Degradation).await?)
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+            restoration: RestorationServiceClient::new(channel(Service::Restoration).await?)
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        })
+    }
+
+    async fn restore(&mut self, encoded: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let image = clearair_imaging::decode(encoded, &Default::default())?.image;
+        let wire = image.to_proto();
+        let (quality, masks, degradation) = tokio::join!(
+            self.quality.assess(AssessRequest {
+                image: Some(wire.clone())
+            }),
+            self.segmentation.segment(SegmentRequest {
+                image: Some(wire.clone()),
+                max_masks: 16
+            }),
+            self.degradation.embed(EmbedRequest {
+                image: Some(wire.clone())
+            }),
+        );
+        let restored = self
+            .restoration
+            .restore(RestoreRequest {
+                image: Some(wire),
+                quality: quality?.into_inner().quality,
+                masks: masks?.into_inner().masks,
+                degradation: degradation?.into_inner().degradation,
+            })
+            .await?
+            .into_inner()
+            .image
+            .ok_or_else(|| anyhow::anyhow!("no image"))?;
+        let restored = Rgb8Image::try_from(restored)?;
+        Ok(clearair_imaging::encode(&restored, OutputFormat::Png, 0)?.0)
+    }
+}
+
+/// Runs the benchmark against meshes started from `config`; prints progress to stderr.
+pub async fn run(config: MeshConfig, options: &BenchOptions) -> anyhow::Result<BenchReport> {
+    let decoded = clearair_imaging::decode(&options.image, &Default::default())?.image;
+    let mut config = config.ephemeral();
+    // Every request must do the full work: no prior cache.
+    config.orchestrator.cache_bytes = 0;
+    let mut sequential_config = config.clone();
+    sequential_config.orchestrator.fan_out = FanOut::Sequential;
+
+    eprintln!("bench: starting the mesh…");
+    let mut mesh = Mesh::start(config).await?;
+    mesh.wait_ready(Duration::from_secs(300)).await?;
+    let client = client::connect(&mesh.url(Service::Orchestrator)).await?;
+    let image = Arc::new(options.image.clone());
+
+    // Warm every path once so no measurement pays for connection set-up.
+    let mut warm = client.clone();
+    client::restore(&mut warm, options.image.clone(), ImageFormat::Png, TIMEOUT).await?;
+
+    let mut load = Vec::new();
+    for &concurrency in &options.concurrency {
+        eprintln!(
+            "bench: {} requests at concurrency {concurrency}…",
+            options.requests
+        );
+        load.push(load_level(&client, &image, concurrency, options.requests).await);
+    }
+
+    eprintln!("bench: orchestrated vs direct calls…");
+    let mut direct = DirectClients::connect(&mesh).await?;
+    direct.restore(&options.image).await?;
+    let (mut orchestrated_ms, mut direct_ms) = (Vec::new(), Vec::new());
+    let mut orchestrated = client.clone();
+    for _ in 0..options.ratio_requests {
+        // Interleaved, so drift on a noisy machine hits both sides alike.
+        let t = Instant::now();
+        client::restore(
+            &mut orchestrated,
+            options.image.clone(),
+            ImageFormat::Png,
+            TIMEOUT,
+        )
+        .await?;
+        orchestrated_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        direct.restore(&options.image).await?;
+        direct_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let (measured, baseline) = (median(&mut orchestrated_ms), median(&mut direct_ms));
+    let orchestrator_overhead = Ratio {
+        measured_ms: measured,
+        baseline_ms: baseline,
+        ratio: measured / baseline,
+        target: 1.10,
+    };
+
+    eprintln!("bench: parallel vs sequential prior fan-out…");
+    // A second orchestrator over the same four model services, fanning out sequentially.
+    let sequential = start_sequential_orchestrator(sequential_config, &mesh).await?;
+    let mut parallel_client = client.clone();
+    let mut sequential_client = client::connect(&format!("http://{}", sequential.0)).await?;
+    client::analyze(
+        &mut sequential_client,
+        options.image.clone(),
+        false,
+        TIMEOUT,
+    )
+    .await?;
+    let (mut parallel_ms, mut sequential_ms) = (Vec::new(), Vec::new());
+    for _ in 0..options.ratio_requests {
+        let t = Instant::now();
+        client::analyze(&mut parallel_client, options.image.clone(), false, TIMEOUT).await?;
+        parallel_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        client::analyze(
+            &mut sequential_client,
+            options.image.clone(),
+            false,
+            TIMEOUT,
+        )
+        .await?;
+        sequential_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let _ = sequential.1.send(());
+    let (measured, baseline) = (median(&mut parallel_ms), median(&mut sequential_ms));
+    let parallel_over_sequential = Ratio {
+        measured_ms: measured,
+        baseline_ms: baseline,
+        ratio: measured / baseline,
+        target: 0.75,
+    };
+    mesh.shutdown().await?;
+    Ok(BenchReport {
+        width: decoded.width(),
+        height: decoded.height(),
+        load,
+        orchestrator_overhead,
+        parallel_over_sequential,
+    })
+}
+
+async fn start_sequential_orchestrator(
+    mut config: MeshConfig,
+    mesh: &Mesh,
+) -> anyhow::Result<(std::net::SocketAddr, tokio::sync::oneshot::Sender<()>)> {
+    let orchestrator = &mut config.orchestrator;
+    orchestrator.quality.endpoint = mesh.url(Service::Quality);
+    orchestrator.segmentation.endpoint = mesh.url(Service::Segmentation);
+    orchestrator.degradation.endpoint = mesh.url(Service::Degradation);
+    orchestrator.restoration.endpoint = mesh.url(Service::Restoration);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let orchestrator = config.orchestrator;
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(error) = clearair_orchestrator::serve(orchestrator, listener, shutdown).await {
+            eprintln!("bench: sequential orchestrator failed: {error}");
+        }
+    });
+    Ok((addr, stop))
+}
+
+/// The report as the table `clearair bench` prints.
+pub fn render(report: &BenchReport) -> String {
+    let mut out = format!(
+        "ClearAIR mesh benchmark, {}x{} image, loopback, one process\n\n",
+        report.width, report.height
+    );
+    out.push_str("concurrency  requests   p50 ms   p90 ms   p99 ms   req/s  errors\n");
+    for level in &report.load {
+        out.push_str(&format!(
+            "{:>11}  {:>8}  {:>7.1}  {:>7.1}  {:>7.1}  {:>6.2}  {:>6}\n",
+            level.concurrency,
+            level.requests,
+            level.p50_ms,
+            level.p90_ms,
+            level.p99_ms,
+            level.throughput_rps,
+            level.errors
+        ));
+    }
+    let verdict = |r: &Ratio| {
+        if r.ratio <= r.target {
+            "meets"
+        } else {
+            "MISSES"
+        }
+    };
+    let o = &report.orchestrator_overhead;
+    out.push_str(&format!(
+        "\norchestrated / direct calls: {:.1} ms / {:.1} ms = {:.3} ({} target <= {:.2})\n",
+        o.measured_ms,
+        o.baseline_ms,
+        o.ratio,
+        verdict(o),
+        o.target
+    ));
+    let p = &report.parallel_over_sequential;
+    out.push_str(&format!(
+        "parallel / sequential prior fan-out: {:.1} ms / {:.1} ms = {:.3} ({} target <= {:.2})\n",
+        p.measured_ms,
+        p.baseline_ms,
+        p.ratio,
+        verdict(p),
+        p.target
+    ));
+    out
+}
