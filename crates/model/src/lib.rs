@@ -1,0 +1,56 @@
+//! The ClearAIR restoration network and everything trained alongside it, in tch: the
+//! Restormer backbone with its prior-guidance modules, the embedded degradation encoder,
+//! degradation synthesis, losses, metrics and weight files.
+//!
+//! Inference callers wrap forward passes in `tch::no_grad` and pass `train = false`; the
+//! networks never switch gradient tracking themselves.
+//!
+//! # Layout
+//! - [`config`]: [`ClearAirConfig`] (`full`, `compact`) and [`EncoderConfig`].
+//! - Backbone blocks: `layer_norm`, `attention` (MDTA), `feed_forward` (GDFN), `transformer`,
+//!   `resample` (patch embedding, pixel-(un)shuffle, padding).
+//! - Guidance: `prompt` (PromptIR), `qgm` (quality), `sgu` (semantic regions), `task`
+//!   (Task Identifier and DAM); [`clearair`] assembles the network, [`priors`] validates its
+//!   inputs.
+//! - [`encoder`]: the degradation encoder and its training losses.
+//! - [`synthesis`]: seeded degradation synthesis; [`loss`]: L1 and ICRM; [`metrics`]: PSNR
+//!   and SSIM as scikit-image computes them.
+//! - [`weights`]: safetensors and manifests; [`device`]: device strings.
+
+pub mod attention;
+pub mod clearair;
+pub mod config;
+pub mod device;
+pub mod encoder;
+pub mod error;
+pub mod feed_forward;
+pub mod layer_norm;
+mod layers;
+pub mod loss;
+pub mod metrics;
+pub mod priors;
+pub mod prompt;
+pub mod qgm;
+pub mod resample;
+pub mod sgu;
+pub mod synthesis;
+pub mod task;
+#[cfg(test)]
+mod test_support;
+pub mod transformer;
+pub mod weights;
+
+pub use clearair::ClearAir;
+pub use config::{ClearAirConfig, EncoderConfig, LayerNormKind, PromptConfig};
+pub use device::parse_device;
+pub use encoder::{
+    DegradationEncoder, EncoderLoss, EncoderLossWeights, EncoderOutput, encoder_loss,
+};
+pub use error::{ModelError, Result};
+pub use loss::{Dihedral, IcrmConfig, RestorationLoss, l1_loss, restoration_loss};
+pub use metrics::{mean_psnr_ssim, psnr, ssim};
+pub use priors::{Priors, check_priors};
+pub use synthesis::{BlurKernel, Degradation, DegradationKind};
+pub use weights::{
+    ModelManifest, NetworkConfig, PriorBackends, load_weights, parameter_count, save_weights,
+};

@@ -1,0 +1,287 @@
+//! Weight files (safetensors through a `VarStore`) and the JSON manifest beside them that
+//! records what the weights are and which prior backends they were trained with.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::{Tensor, nn};
+
+use crate::config::{ClearAirConfig, EncoderConfig};
+use crate::error::{ModelError, Result};
+
+/// Number of trainable scalars in `store`.
+pub fn parameter_count(store: &nn::VarStore) -> i64 {
+    store
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
+}
+
+fn require_safetensors(path: &Path) -> Result<()> {
+    if path.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+        return Err(ModelError::WeightsMismatch {
+            path: path.to_path_buf(),
+            detail: "weight files must have the .safetensors extension".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Writes every variable of `store` to `path` (must end in `.safetensors`), named by its
+/// `nn::Path` (e.g. `latent.0.attn.qkv.weight`).
+pub fn save_weights(store: &nn::VarStore, path: &Path) -> Result<()> {
+    require_safetensors(path)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| ModelError::Io {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    store.save(path)?;
+    Ok(())
+}
+
+/// Loads `path` into `store`, first checking that the file holds exactly the store's
+/// variables with the same shapes, so a file from another configuration is reported as
+/// such (which tensors differ) rather than as a libtorch copy error.
+pub fn load_weights(store: &mut nn::VarStore, path: &Path) -> Result<()> {
+    require_safetensors(path)?;
+    std::fs::metadata(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let stored: HashMap<String, Tensor> = Tensor::read_safetensors(path)?.into_iter().collect();
+    let variables = store.variables();
+    let mismatch = describe_mismatch(&variables, &stored);
+    if !mismatch.is_empty() {
+        return Err(ModelError::WeightsMismatch {
+            path: path.to_path_buf(),
+            detail: mismatch,
+        });
+    }
+    tch::no_grad(|| -> Result<()> {
+        for (name, variable) in &variables {
+            variable.shallow_clone().f_copy_(&stored[name])?;
+        }
+        Ok(())
+    })
+}
+
+/// Lists (a few of) the missing, unexpected and reshaped tensors; empty when they match.
+fn describe_mismatch(
+    expected: &HashMap<String, Tensor>,
+    stored: &HashMap<String, Tensor>,
+) -> String {
+    const SHOWN: usize = 4;
+    let sorted = |mut names: Vec<String>| {
+        names.sort();
+        names
+    };
+    let missing = sorted(
+        expected
+            .keys()
+            .filter(|n| !stored.contains_key(*n))
+            .cloned()
+            .collect(),
+    );
+    let unexpected = sorted(
+        stored
+            .keys()
+            .filter(|n| !expected.contains_key(*n))
+            .cloned()
+            .collect(),
+    );
+    let reshaped = sorted(
+        expected
+            .iter()
+            .filter_map(|(name, tensor)| {
+                let file = stored.get(name)?;
+                (file.size() != tensor.size()).then(|| {
+                    format!(
+                        "{name} is {:?} in the file, {:?} in the network",
+                        file.size(),
+                        tensor.size()
+                    )
+                })
+            })
+            .collect(),
+    );
+    let mut parts = Vec::new();
+    for (label, items) in [
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("different shape", reshaped),
+    ] {
+        if items.is_empty() {
+            continue;
+        }
+        let more = items.len().saturating_sub(SHOWN);
+        let mut listed = items.into_iter().take(SHOWN).collect::<Vec<_>>().join(", ");
+        if more > 0 {
+            listed.push_str(&format!(" and {more} more"));
+        }
+        parts.push(format!("{label}: {listed}"));
+    }
+    parts.join("; ")
+}
+
+/// The quality backend a restorer was trained with.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct QualityBackend {
+    /// Backend name, e.g. `brisque` or `deqa`.
+    pub name: String,
+    /// Width of F_q.
+    pub width: i64,
+}
+
+/// The segmentation backend a restorer was trained with.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SegmentationBackend {
+    /// Backend name, e.g. `felzenszwalb` or `sam2`.
+    pub name: String,
+    /// Most masks per image it produces.
+    pub max_masks: i64,
+}
+
+/// The degradation-embedding backend a restorer was trained with.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct DegradationBackend {
+    /// Backend name, e.g. `clearair-encoder` or `daclip`.
+    pub name: String,
+    /// Width of F_c.
+    pub content_dim: i64,
+    /// Width of F_d.
+    pub degradation_dim: i64,
+}
+
+/// The three prior backends a restorer's weights belong to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PriorBackends {
+    /// Global quality prior.
+    pub quality: QualityBackend,
+    /// Region masks.
+    pub segmentation: SegmentationBackend,
+    /// Content and degradation embeddings.
+    pub degradation: DegradationBackend,
+}
+
+impl PriorBackends {
+    /// Checks that `running` backends produce what the weights were trained on. Names and
+    /// widths must agree; the running segmenter may produce fewer masks than at training
+    /// time but not more. Every difference is reported, each saying what was trained and
+    /// what is running.
+    pub fn check(&self, running: &PriorBackends) -> Result<()> {
+        let mut differences = Vec::new();
+        let (trained, now) = (&self.quality, &running.quality);
+        if trained != now {
+            differences.push(format!(
+                "quality: trained with `{}` (F_q width {}), running `{}` (width {})",
+                trained.name, trained.width, now.name, now.width
+            ));
+        }
+        let (trained, now) = (&self.segmentation, &running.segmentation);
+        if trained.name != now.name || now.max_masks > trained.max_masks {
+            differences.push(format!(
+                "segmentation: trained with `{}` (at most {} masks), running `{}` (up to {} masks)",
+                trained.name, trained.max_masks, now.name, now.max_masks
+            ));
+        }
+        let (trained, now) = (&self.degradation, &running.degradation);
+        if trained != now {
+            differences.push(format!(
+                "degradation: trained with `{}` (F_c {}, F_d {}), running `{}` (F_c {}, F_d {})",
+                trained.name,
+                trained.content_dim,
+                trained.degradation_dim,
+                now.name,
+                now.content_dim,
+                now.degradation_dim
+            ));
+        }
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(ModelError::BackendMismatch { differences })
+        }
+    }
+}
+
+/// The architecture a weights file belongs to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "read once per process; a Box would only add noise"
+)]
+pub enum NetworkConfig {
+    /// The restorer.
+    #[serde(rename = "clearair")]
+    ClearAir(ClearAirConfig),
+    /// The embedded degradation encoder.
+    Encoder(EncoderConfig),
+}
+
+/// What a weights file is and how it was made; stored as JSON next to the weights.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ModelManifest {
+    /// Model name, e.g. `clearair-compact`.
+    pub name: String,
+    /// The network's configuration.
+    pub network: NetworkConfig,
+    /// Prior backends the restorer was trained with (absent for the encoder, which consumes
+    /// no priors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backends: Option<PriorBackends>,
+    /// Training data and split, in words.
+    pub data: String,
+    /// Optimiser steps taken.
+    pub iterations: u64,
+    /// Final evaluation figures, e.g. `psnr_noise25` → 30.1.
+    pub metrics: BTreeMap<String, f64>,
+    /// The exact command that produced the weights.
+    pub command: String,
+    /// Seed of the run.
+    pub seed: u64,
+}
+
+impl ModelManifest {
+    /// Reads and validates a manifest (its network configuration must pass `validate`).
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let manifest: Self =
+            serde_json::from_str(&text).map_err(|source| ModelError::Manifest {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        match &manifest.network {
+            NetworkConfig::ClearAir(config) => config.validate()?,
+            NetworkConfig::Encoder(config) => config.validate()?,
+        }
+        Ok(manifest)
+    }
+
+    /// Writes the manifest as pretty-printed JSON.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(|source| ModelError::Manifest {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        std::fs::write(path, text + "\n").map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// The conventional manifest path beside a weights file: `x.safetensors` → `x.json`.
+    pub fn path_for_weights(weights: &Path) -> PathBuf {
+        weights.with_extension("json")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,178 @@
+use super::*;
+use crate::clearair::ClearAir;
+use crate::test_support::{random_priors, scratch_dir, tiny_config};
+use tch::{Device, Kind};
+
+fn backends() -> PriorBackends {
+    PriorBackends {
+        quality: QualityBackend {
+            name: "brisque".into(),
+            width: 36,
+        },
+        segmentation: SegmentationBackend {
+            name: "felzenszwalb".into(),
+            max_masks: 16,
+        },
+        degradation: DegradationBackend {
+            name: "clearair-encoder".into(),
+            content_dim: 512,
+            degradation_dim: 512,
+        },
+    }
+}
+
+#[test]
+fn save_then_load_reproduces_the_outputs() {
+    let dir = scratch_dir("roundtrip");
+    let path = dir.join("tiny.safetensors");
+    let config = tiny_config(36);
+    tch::manual_seed(1);
+    let original_store = nn::VarStore::new(Device::Cpu);
+    let original = ClearAir::new(&original_store.root(), &config);
+    save_weights(&original_store, &path).unwrap();
+
+    tch::manual_seed(2);
+    let mut loaded_store = nn::VarStore::new(Device::Cpu);
+    let loaded = ClearAir::new(&loaded_store.root(), &config);
+    let image = Tensor::rand([1, 3, 20, 12], (Kind::Float, Device::Cpu));
+    let priors = random_priors(&config, 1, 20, 12, 3);
+    let before = tch::no_grad(|| loaded.forward_t(&image, &priors, false));
+    load_weights(&mut loaded_store, &path).unwrap();
+    let (expected, got) = tch::no_grad(|| {
+        (
+            original.forward_t(&image, &priors, false),
+            loaded.forward_t(&image, &priors, false),
+        )
+    });
+    assert!(
+        !before.equal(&expected),
+        "differently seeded networks must differ before loading"
+    );
+    assert!(got.equal(&expected));
+}
+
+#[test]
+fn loading_another_configuration_names_the_differing_tensors() {
+    let dir = scratch_dir("mismatch");
+    let path = dir.join("brisque.safetensors");
+    let store = nn::VarStore::new(Device::Cpu);
+    let _network = ClearAir::new(&store.root(), &tiny_config(36));
+    save_weights(&store, &path).unwrap();
+
+    let mut other = nn::VarStore::new(Device::Cpu);
+    let _network = ClearAir::new(&other.root(), &tiny_config(4096));
+    let error = load_weights(&mut other, &path).unwrap_err();
+    let ModelError::WeightsMismatch { detail, .. } = &error else {
+        panic!("expected WeightsMismatch, got {error:?}")
+    };
+    assert!(detail.contains("different shape"), "{detail}");
+    assert!(
+        detail.contains("quality_embedding.norm.weight is [36] in the file, [4096] in the network"),
+        "{detail}"
+    );
+    assert!(!detail.contains("missing"), "{detail}");
+
+    let mut encoder_store = nn::VarStore::new(Device::Cpu);
+    let _encoder =
+        crate::encoder::DegradationEncoder::new(&encoder_store.root(), &EncoderConfig::default());
+    let error = load_weights(&mut encoder_store, &path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("missing: ") && error.contains("unexpected: ") && error.contains("more"),
+        "{error}"
+    );
+}
+
+#[test]
+fn weights_need_the_safetensors_extension_and_an_existing_file() {
+    let mut store = nn::VarStore::new(Device::Cpu);
+    let error = save_weights(&store, Path::new("weights.pt"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains(".safetensors"), "{error}");
+    let missing = scratch_dir("missing").join("absent.safetensors");
+    assert!(matches!(
+        load_weights(&mut store, &missing),
+        Err(ModelError::Io { .. })
+    ));
+}
+
+#[test]
+fn counts_trainable_parameters() {
+    let store = nn::VarStore::new(Device::Cpu);
+    let _linear = crate::layers::linear(store.root() / "fc", 3, 4);
+    assert_eq!(parameter_count(&store), 3 * 4 + 4);
+}
+
+#[test]
+fn matching_backends_pass_and_each_difference_is_explained() {
+    let trained = backends();
+    assert!(trained.check(&trained).is_ok());
+    let mut fewer_masks = backends();
+    fewer_masks.segmentation.max_masks = 8;
+    assert!(
+        trained.check(&fewer_masks).is_ok(),
+        "fewer masks than trained is fine"
+    );
+
+    let mut running = backends();
+    running.quality = QualityBackend {
+        name: "deqa".into(),
+        width: 4096,
+    };
+    running.segmentation.max_masks = 32;
+    let error = trained.check(&running).unwrap_err();
+    let ModelError::BackendMismatch { differences } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(
+        differences,
+        &[
+            "quality: trained with `brisque` (F_q width 36), running `deqa` (width 4096)",
+            "segmentation: trained with `felzenszwalb` (at most 16 masks), running `felzenszwalb` (up to 32 masks)",
+        ]
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("restorer weights do not match the running prior backends: quality")
+    );
+}
+
+#[test]
+fn manifest_round_trips_through_json() {
+    let dir = scratch_dir("manifest");
+    let weights = dir.join("clearair-compact.safetensors");
+    let path = ModelManifest::path_for_weights(&weights);
+    assert_eq!(path, dir.join("clearair-compact.json"));
+    let manifest = ModelManifest {
+        name: "clearair-compact".into(),
+        network: NetworkConfig::ClearAir(ClearAirConfig::compact(36)),
+        backends: Some(backends()),
+        data: "DIV2K train crops, synthetic degradations".into(),
+        iterations: 1200,
+        metrics: BTreeMap::from([("psnr_noise25".to_string(), 29.5)]),
+        command: "clearair train restorer --config compact".into(),
+        seed: 7,
+    };
+    manifest.write(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"kind\": \"clearair\""), "{text}");
+    assert_eq!(ModelManifest::read(&path).unwrap(), manifest);
+
+    let mut broken = manifest.clone();
+    if let NetworkConfig::ClearAir(config) = &mut broken.network {
+        config.heads[1] = 5;
+    }
+    broken.write(&path).unwrap();
+    assert!(matches!(
+        ModelManifest::read(&path),
+        Err(ModelError::Config(_))
+    ));
+    std::fs::write(&path, "{").unwrap();
+    assert!(matches!(
+        ModelManifest::read(&path),
+        Err(ModelError::Manifest { .. })
+    ));
+}
