@@ -71,6 +71,8 @@ pub struct MeshConfig {
 
 fn on_loopback(server: &mut ServerConfig, port: u16) {
     server.listen = format!("127.0.0.1:{port}");
+    // In one process one metrics endpoint serves every service (`clearair up --metrics`).
+    server.metrics_listen.clear();
 }
 
 impl Default for MeshConfig {
@@ -89,6 +91,7 @@ impl Default for MeshConfig {
         on_loopback(&mut config.segmentation.server, 50053);
         on_loopback(&mut config.degradation.server, 50054);
         on_loopback(&mut config.restoration.server, 50055);
+        config.orchestrator.server.metrics_listen = "127.0.0.1:9461".to_owned();
         config
     }
 }
@@ -98,6 +101,7 @@ impl MeshConfig {
     pub fn ephemeral(mut self) -> Self {
         for server in self.servers_mut() {
             server.listen = "127.0.0.1:0".to_owned();
+            server.metrics_listen.clear();
         }
         self
     }

@@ -34,6 +34,7 @@ impl Default for DegradationConfig {
         Self {
             server: ServerConfig {
                 listen: "0.0.0.0:50054".to_owned(),
+                metrics_listen: "0.0.0.0:9464".to_owned(),
                 ..ServerConfig::default()
             },
             backend: DegradationBackendKind::Encoder,

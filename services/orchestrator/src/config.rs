@@ -115,6 +115,7 @@ impl Default for OrchestratorConfig {
         Self {
             server: ServerConfig {
                 listen: "0.0.0.0:50051".to_owned(),
+                metrics_listen: "0.0.0.0:9461".to_owned(),
                 max_concurrency: 16,
                 max_queue: 64,
                 ..ServerConfig::default()

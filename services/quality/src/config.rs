@@ -33,6 +33,7 @@ impl Default for QualityConfig {
         Self {
             server: ServerConfig {
                 listen: "0.0.0.0:50052".to_owned(),
+                metrics_listen: "0.0.0.0:9462".to_owned(),
                 ..ServerConfig::default()
             },
             backend: QualityBackendKind::Brisque,

@@ -52,6 +52,7 @@ impl Default for RestorationConfig {
         Self {
             server: ServerConfig {
                 listen: "0.0.0.0:50055".to_owned(),
+                metrics_listen: "0.0.0.0:9465".to_owned(),
                 max_concurrency: 2,
                 max_queue: 16,
                 ..ServerConfig::default()

@@ -59,6 +59,7 @@ impl Default for SegmentationConfig {
         Self {
             server: ServerConfig {
                 listen: "0.0.0.0:50053".to_owned(),
+                metrics_listen: "0.0.0.0:9463".to_owned(),
                 ..ServerConfig::default()
             },
             backend: SegmentationBackendKind::Graph,
