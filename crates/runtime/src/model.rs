@@ -125,3 +125,37 @@ where
         }
     }
 }
+
+/// Everything a model service's `serve` does: a [`GrpcServer`] named `service`, the gRPC
+/// service `build` makes around the (not yet loaded) model, and [`serve_loading`] with `load`.
+pub async fn serve_model_service<M, S, E, B, L>(
+    service: &'static str,
+    config: crate::config::ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    build: B,
+    load: L,
+) -> Result<(), E>
+where
+    M: Send + Sync + 'static,
+    E: From<RuntimeError> + Send + 'static,
+    B: FnOnce(ModelSlot<M>, crate::metrics::ServiceMetrics) -> S,
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    L: FnOnce() -> Result<M, E> + Send + 'static,
+{
+    let mut server = GrpcServer::new(service, config).await?;
+    let slot = ModelSlot::new(service);
+    server
+        .add_service(build(slot.clone(), server.metrics()))
+        .await;
+    serve_loading(server, slot, listener, shutdown, load).await
+}

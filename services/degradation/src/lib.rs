@@ -19,11 +19,7 @@ mod handler;
 use std::future::Future;
 
 use clearair_proto::v1::degradation_service_server::DegradationServiceServer;
-use clearair_runtime::{
-    configure_grpc,
-    model::{ModelSlot, serve_loading},
-    server::GrpcServer,
-};
+use clearair_runtime::{configure_grpc, model::serve_model_service};
 use tokio::net::TcpListener;
 
 pub use backend::{DegradationBackend, DegradationEstimate};
@@ -37,19 +33,25 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DegradationError> {
-    let mut server = GrpcServer::new("degradation", config.server.clone()).await?;
-    let slot = ModelSlot::<Box<dyn DegradationBackend>>::new("degradation");
-    let handler = handler::DegradationHandler::new(slot.clone(), server.metrics(), &config);
-    server
-        .add_service(configure_grpc!(
-            DegradationServiceServer::new(handler),
+    let server_config = config.server.clone();
+    let model_config = config.clone();
+    let build = |slot, metrics| {
+        configure_grpc!(
+            DegradationServiceServer::new(handler::DegradationHandler::new(slot, metrics, &config)),
             &config.server
-        ))
-        .await;
-    serve_loading(server, slot, listener, shutdown, move || {
-        let backend = backend::load(&config)?;
-        backend::warm_up(backend.as_ref())?;
-        Ok(backend)
-    })
+        )
+    };
+    serve_model_service(
+        "degradation",
+        server_config,
+        listener,
+        shutdown,
+        build,
+        move || {
+            let backend = backend::load(&model_config)?;
+            backend::warm_up(backend.as_ref())?;
+            Ok::<Box<dyn DegradationBackend>, _>(backend)
+        },
+    )
     .await
 }

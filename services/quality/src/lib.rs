@@ -17,11 +17,7 @@ mod handler;
 use std::future::Future;
 
 use clearair_proto::v1::quality_service_server::QualityServiceServer;
-use clearair_runtime::{
-    configure_grpc,
-    model::{ModelSlot, serve_loading},
-    server::GrpcServer,
-};
+use clearair_runtime::{configure_grpc, model::serve_model_service};
 use tokio::net::TcpListener;
 
 pub use backend::{QualityBackend, QualityEstimate};
@@ -35,19 +31,25 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), QualityError> {
-    let mut server = GrpcServer::new("quality", config.server.clone()).await?;
-    let slot = ModelSlot::<Box<dyn QualityBackend>>::new("quality");
-    let handler = handler::QualityHandler::new(slot.clone(), server.metrics(), &config);
-    server
-        .add_service(configure_grpc!(
-            QualityServiceServer::new(handler),
+    let server_config = config.server.clone();
+    let model_config = config.clone();
+    let build = |slot, metrics| {
+        configure_grpc!(
+            QualityServiceServer::new(handler::QualityHandler::new(slot, metrics, &config)),
             &config.server
-        ))
-        .await;
-    serve_loading(server, slot, listener, shutdown, move || {
-        let backend = backend::load(&config)?;
-        backend::warm_up(backend.as_ref())?;
-        Ok(backend)
-    })
+        )
+    };
+    serve_model_service(
+        "quality",
+        server_config,
+        listener,
+        shutdown,
+        build,
+        move || {
+            let backend = backend::load(&model_config)?;
+            backend::warm_up(backend.as_ref())?;
+            Ok::<Box<dyn QualityBackend>, _>(backend)
+        },
+    )
     .await
 }

@@ -20,11 +20,7 @@ pub mod restorer;
 use std::future::Future;
 
 use clearair_proto::v1::restoration_service_server::RestorationServiceServer;
-use clearair_runtime::{
-    configure_grpc,
-    model::{ModelSlot, serve_loading},
-    server::GrpcServer,
-};
+use clearair_runtime::{configure_grpc, model::serve_model_service};
 use tokio::net::TcpListener;
 
 pub use config::RestorationConfig;
@@ -38,19 +34,25 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RestorationError> {
-    let mut server = GrpcServer::new("restoration", config.server.clone()).await?;
-    let slot = ModelSlot::<Restorer>::new("restoration");
-    let handler = handler::RestorationHandler::new(slot.clone(), server.metrics(), &config);
-    server
-        .add_service(configure_grpc!(
-            RestorationServiceServer::new(handler),
+    let server_config = config.server.clone();
+    let model_config = config.clone();
+    let build = |slot, metrics| {
+        configure_grpc!(
+            RestorationServiceServer::new(handler::RestorationHandler::new(slot, metrics, &config)),
             &config.server
-        ))
-        .await;
-    serve_loading(server, slot, listener, shutdown, move || {
-        let restorer = Restorer::load(&config)?;
-        restorer::warm_up(&restorer)?;
-        Ok(restorer)
-    })
+        )
+    };
+    serve_model_service(
+        "restoration",
+        server_config,
+        listener,
+        shutdown,
+        build,
+        move || {
+            let restorer = Restorer::load(&model_config)?;
+            restorer::warm_up(&restorer)?;
+            Ok(restorer)
+        },
+    )
     .await
 }

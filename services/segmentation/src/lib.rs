@@ -18,11 +18,7 @@ mod handler;
 use std::future::Future;
 
 use clearair_proto::v1::segmentation_service_server::SegmentationServiceServer;
-use clearair_runtime::{
-    configure_grpc,
-    model::{ModelSlot, serve_loading},
-    server::GrpcServer,
-};
+use clearair_runtime::{configure_grpc, model::serve_model_service};
 use tokio::net::TcpListener;
 
 pub use backend::SegmentationBackend;
@@ -36,19 +32,27 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SegmentationError> {
-    let mut server = GrpcServer::new("segmentation", config.server.clone()).await?;
-    let slot = ModelSlot::<Box<dyn SegmentationBackend>>::new("segmentation");
-    let handler = handler::SegmentationHandler::new(slot.clone(), server.metrics(), &config);
-    server
-        .add_service(configure_grpc!(
-            SegmentationServiceServer::new(handler),
+    let server_config = config.server.clone();
+    let model_config = config.clone();
+    let build = |slot, metrics| {
+        configure_grpc!(
+            SegmentationServiceServer::new(handler::SegmentationHandler::new(
+                slot, metrics, &config
+            )),
             &config.server
-        ))
-        .await;
-    serve_loading(server, slot, listener, shutdown, move || {
-        let backend = backend::load(&config)?;
-        backend::warm_up(backend.as_ref())?;
-        Ok(backend)
-    })
+        )
+    };
+    serve_model_service(
+        "segmentation",
+        server_config,
+        listener,
+        shutdown,
+        build,
+        move || {
+            let backend = backend::load(&model_config)?;
+            backend::warm_up(backend.as_ref())?;
+            Ok::<Box<dyn SegmentationBackend>, _>(backend)
+        },
+    )
     .await
 }
