@@ -24,12 +24,17 @@ export LD_LIBRARY_PATH := $(TORCH_LIB)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH
 CARGO ?= cargo
 SETUP_STAMP := $(VENV)/.requirements-installed
 
-.PHONY: help setup build run test lint fmt unit-tests client-tests parity-checks bench clean-data
+.PHONY: help setup build run test lint fmt unit-tests client-tests parity-checks bench clean-data \
+	tools validate ghz-smoke go-client-tests grpcurl-tests loadtest
 
 help:
 	@echo "make run    - set up, build, start the mesh and restore the sample photos into out/"
 	@echo "make test   - set up, build, lint and run every test"
 	@echo "make bench  - clearair bench (latency, throughput, overhead and fan-out ratios)"
+	@echo "make loadtest [PROFILE=steady|step-up|spike|smoke] [TARGETS=restore|all|quality,...] [MODE=reflection|proto]"
+	@echo "             - ghz against a live mesh; HTML and JSON reports in deploy/loadtest/reports/"
+	@echo "make tools  - ghz, grpcurl, helm, kubeconform, buf, docker compose into .tools/bin"
+	@echo "make validate - helm lint, helm template | kubeconform -strict, docker compose config, buf lint/breaking"
 
 ## Setup ------------------------------------------------------------------------------------
 
@@ -58,8 +63,9 @@ build: setup
 run: build
 	deploy/scripts/run.sh target/debug/clearair
 
-bench: build
-	target/debug/clearair bench
+bench: setup
+	$(CARGO) build --release -p clearair-cli
+	target/release/clearair bench
 
 ## Test -------------------------------------------------------------------------------------
 
@@ -79,7 +85,31 @@ parity-checks: setup
 client-tests: build
 	tests/python/run.sh target/debug/clearair
 
-test: setup lint unit-tests parity-checks client-tests
+## Deployment, contracts, load ------------------------------------------------------------
+
+tools: $(SETUP_STAMP)
+	deploy/tools/install.sh
+
+validate: tools
+	deploy/scripts/validate.sh
+
+ghz-smoke: build tools
+	deploy/loadtest/smoke.sh target/debug/clearair
+
+go-client-tests: build tools
+	tests/go/run.sh target/debug/clearair
+
+grpcurl-tests: build tools
+	tests/grpcurl/run.sh target/debug/clearair
+
+PROFILE ?= steady
+TARGETS ?= restore
+MODE ?= reflection
+loadtest: setup tools
+	$(CARGO) build --release -p clearair-cli
+	deploy/scripts/loadtest.sh -p $(PROFILE) -t $(TARGETS) -m $(MODE) target/release/clearair
+
+test: setup lint unit-tests parity-checks client-tests validate ghz-smoke go-client-tests grpcurl-tests
 	@echo "==> all tests passed"
 
 clean-data:

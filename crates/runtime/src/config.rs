@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::RuntimeError;
+use crate::{RuntimeError, auth::AuthConfig, tls::ServerTls};
 
 /// Settings every gRPC server in the mesh shares.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,6 +30,10 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// On SIGTERM, how long in-flight calls may take to finish before the process exits, in ms.
     pub drain_timeout_ms: u64,
+    /// TLS, optionally mutual (`[server.tls]`); off by default.
+    pub tls: ServerTls,
+    /// Bearer token required on the server's own services (`[server.auth]`); off by default.
+    pub auth: AuthConfig,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +46,8 @@ impl Default for ServerConfig {
             max_queue: 32,
             request_timeout_ms: 120_000,
             drain_timeout_ms: 30_000,
+            tls: ServerTls::default(),
+            auth: AuthConfig::default(),
         }
     }
 }

@@ -3,8 +3,9 @@
 //! Each service crate builds its gRPC service and hands it to [`server::GrpcServer`], which adds
 //! what every server in the mesh must have: `grpc.health.v1` (NOT_SERVING until warm),
 //! reflection v1 and v1alpha, raised message limits, gzip/zstd, deadlines, W3C trace-context
-//! extraction, Prometheus metrics and admission control that sheds load with
-//! RESOURCE_EXHAUSTED instead of queueing without bound.
+//! extraction, Prometheus metrics, admission control that sheds load with
+//! RESOURCE_EXHAUSTED instead of queueing without bound and, when configured, TLS or mutual
+//! TLS and a bearer token.
 //!
 //! # Layout
 //! - [`config`]: the shared [`config::ServerConfig`] and layered loading (defaults → file →
@@ -17,12 +18,15 @@
 //! - [`admission`]: concurrency limit with a bounded wait queue; overflow → RESOURCE_EXHAUSTED.
 //! - [`metrics`]: request/latency/in-flight/queue/model-time metrics and the `/metrics` endpoint.
 //! - [`server`]: assembles the tower stack and serves on a caller-owned listener.
-//! - [`client`]: channels to peer services with limits, compression and trace injection.
+//! - [`client`]: channels to peer services with limits, compression, TLS and trace injection.
+//! - [`tls`]: TLS and mutual TLS settings of servers and peer channels (rustls).
+//! - [`auth`]: the optional bearer token on a server's services (UNAUTHENTICATED otherwise).
 //! - [`model`]: background model loading ([`model::ModelSlot`]) and blocking inference.
 //! - [`launch`]: the shared `main` of every service binary.
 //! - [`shutdown`]: SIGTERM / ctrl-c.
 
 pub mod admission;
+pub mod auth;
 mod body;
 pub mod client;
 pub mod config;
@@ -35,5 +39,6 @@ pub mod propagation;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 pub use error::RuntimeError;

@@ -6,8 +6,14 @@
 //!    everything below is traced.
 //! 2. [`MetricsLayer`]: requests by status code and latency, including shed and timed-out calls.
 //! 3. [`DeadlineLayer`]: `grpc-timeout` (capped by `request_timeout_ms`) → DEADLINE_EXCEEDED.
-//! 4. per model service only, [`AdmissionLayer`]: concurrency limit + bounded queue → load
-//!    shedding with RESOURCE_EXHAUSTED. Health and reflection bypass it so probes never queue.
+//! 4. per added service only, [`BearerAuthLayer`] when `[server.auth]` sets a token:
+//!    UNAUTHENTICATED before the call can take an admission slot.
+//! 5. per added service only, [`AdmissionLayer`]: concurrency limit + bounded queue → load
+//!    shedding with RESOURCE_EXHAUSTED. Health and reflection bypass 4 and 5, so probes never
+//!    queue and need no token.
+//!
+//! With `[server.tls]` enabled the listener speaks TLS (rustls); with a `client_ca` it refuses
+//! clients without a certificate that CA signed.
 
 use std::{convert::Infallible, future::Future, time::Duration};
 
@@ -23,6 +29,7 @@ use tower::{Layer, Service};
 use crate::{
     RuntimeError,
     admission::AdmissionLayer,
+    auth::BearerAuthLayer,
     config::ServerConfig,
     deadline::DeadlineLayer,
     metrics::{self, MetricsLayer, ServiceMetrics},
@@ -84,14 +91,28 @@ pub struct GrpcServer {
     names: Vec<&'static str>,
     routes: RoutesBuilder,
     admission: AdmissionLayer,
+    auth: BearerAuthLayer,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     metrics: ServiceMetrics,
 }
 
 impl GrpcServer {
     /// A server for the service labelled `service` in logs and metrics; reports NOT_SERVING
-    /// until [`Readiness::set_serving`].
+    /// until [`Readiness::set_serving`]. Reads the TLS files and the bearer token now, so a
+    /// wrong path stops the service at start-up.
     pub async fn new(service: &'static str, config: ServerConfig) -> Result<Self, RuntimeError> {
         config.validate()?;
+        let tls = config.tls.load()?;
+        let auth = BearerAuthLayer::new(config.auth.token()?);
+        if tls.is_some() || auth.is_enabled() {
+            tracing::info!(
+                service,
+                tls = tls.is_some(),
+                mutual_tls = config.tls.is_mutual(),
+                bearer_token = auth.is_enabled(),
+                "transport security"
+            );
+        }
         let reporter = HealthReporter::new();
         reporter
             .set_service_status("", ServingStatus::NotServing)
@@ -106,6 +127,8 @@ impl GrpcServer {
             names: Vec::new(),
             routes: RoutesBuilder::default(),
             admission,
+            auth,
+            tls,
             metrics,
         })
     }
@@ -120,8 +143,9 @@ impl GrpcServer {
         self.metrics.clone()
     }
 
-    /// Adds a generated gRPC service behind admission control; it reports NOT_SERVING until
-    /// the server's [`Readiness`] says otherwise.
+    /// Adds a generated gRPC service behind the bearer-token check (when configured) and
+    /// admission control; it reports NOT_SERVING until the server's [`Readiness`] says
+    /// otherwise.
     pub async fn add_service<S>(&mut self, service: S) -> &mut Self
     where
         S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
@@ -136,7 +160,8 @@ impl GrpcServer {
             .set_service_status(S::NAME, ServingStatus::NotServing)
             .await;
         self.names.push(S::NAME);
-        self.routes.add_service(self.admission.layer(service));
+        self.routes
+            .add_service(self.auth.layer(self.admission.layer(service)));
         self
     }
 
@@ -171,7 +196,11 @@ impl GrpcServer {
             .layer(TraceContextLayer::new(self.service))
             .layer(MetricsLayer::new(self.metrics))
             .layer(DeadlineLayer::new(self.config.request_timeout()));
-        let router = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder.tls_config(tls)?;
+        }
+        let router = builder
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .layer(layers)
             .add_routes(self.routes.routes())

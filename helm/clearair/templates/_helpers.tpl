@@ -1,0 +1,84 @@
+{{/* Every service of the mesh, the public one first. */}}
+{{- define "clearair.services" -}}
+orchestrator quality segmentation degradation restoration
+{{- end -}}
+
+{{/* The model services, in the order the orchestrator calls them. */}}
+{{- define "clearair.models" -}}
+quality segmentation degradation restoration
+{{- end -}}
+
+{{/* Release-scoped name: the release name, or release-chart when it lacks the chart name. */}}
+{{- define "clearair.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of one service's objects: <fullname>-<service>. Call with (list $ "quality"). */}}
+{{- define "clearair.serviceName" -}}
+{{- printf "%s-%s" (include "clearair.fullname" (index . 0)) (index . 1) -}}
+{{- end -}}
+
+{{- define "clearair.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: clearair-mesh
+{{- end -}}
+
+{{/* Selector labels of one service. Call with (list $ "quality"). */}}
+{{- define "clearair.selectorLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ $root.Chart.Name }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{- define "clearair.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "clearair.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Image of one service. Call with (list $ "quality"). */}}
+{{- define "clearair.image" -}}
+{{- $root := index . 0 -}}
+{{- $image := $root.Values.image -}}
+{{- $tag := default $root.Chart.AppVersion $image.tag -}}
+{{- if $image.registry -}}
+{{- printf "%s/%s/%s:%s" $image.registry $image.repository (index . 1) $tag -}}
+{{- else -}}
+{{- printf "%s/%s:%s" $image.repository (index . 1) $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment prefix of one service's configuration, e.g. CLEARAIR_QUALITY. */}}
+{{- define "clearair.envPrefix" -}}
+{{- printf "CLEARAIR_%s" (upper .) -}}
+{{- end -}}
+
+{{/* Checks that the values can work; fails the render with the reason otherwise. */}}
+{{- define "clearair.validate" -}}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) -}}
+{{- fail "tls.enabled needs tls.existingSecret: a Secret with ca.pem, server.pem, server.key, client.pem, client.key" -}}
+{{- end -}}
+{{- if and .Values.auth.enabled (not .Values.auth.existingSecret) -}}
+{{- fail "auth.enabled needs auth.existingSecret: a Secret holding the bearer token" -}}
+{{- end -}}
+{{- range $name := splitList " " (include "clearair.services" .) -}}
+{{- $svc := index $.Values.services $name -}}
+{{- if and $.Values.services.orchestrator.enabled (not $svc.enabled) -}}
+{{- fail (printf "services.%s.enabled is false but the orchestrator needs it" $name) -}}
+{{- end -}}
+{{- if not (has $svc.autoscaling.metric (list "clearair_in_flight" "clearair_queue_depth")) -}}
+{{- fail (printf "services.%s.autoscaling.metric must be clearair_in_flight or clearair_queue_depth" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,130 @@
+//! The deployment's service configs (`deploy/config/*.toml`, mounted by docker compose and
+//! turned into the Helm ConfigMap) load into the services' real config structs — which deny
+//! unknown fields — and agree with what the images, compose and the chart assume.
+
+use std::path::PathBuf;
+
+use clearair_cli::mesh::MeshConfig;
+use clearair_e2e::workspace;
+use clearair_runtime::launch::ServiceConfig;
+
+fn deploy_config(service: &str) -> PathBuf {
+    workspace().join(format!("deploy/config/{service}.toml"))
+}
+
+/// Loads `service`'s file the way its binary does (defaults → file → environment with
+/// `env_prefix`), into the type of `like`.
+fn load_like<T: ServiceConfig>(_like: &T, service: &str, env_prefix: &str) -> T {
+    let file = deploy_config(service);
+    clearair_runtime::config::load(env_prefix, Some(&file))
+        .unwrap_or_else(|e| panic!("{} does not load: {e}", file.display()))
+}
+
+#[test]
+fn every_file_loads_into_its_service_config_and_keeps_the_standard_ports() {
+    let defaults = MeshConfig::default();
+    let orchestrator = load_like(&defaults.orchestrator, "orchestrator", "CLEARAIR_DT_ORCH");
+    let quality = load_like(&defaults.quality, "quality", "CLEARAIR_DT_QUALITY");
+    let segmentation = load_like(&defaults.segmentation, "segmentation", "CLEARAIR_DT_SEG");
+    let degradation = load_like(&defaults.degradation, "degradation", "CLEARAIR_DT_DEG");
+    let restoration = load_like(&defaults.restoration, "restoration", "CLEARAIR_DT_REST");
+
+    // The images' CLEARAIR_GRPC_PORT, compose's Prometheus targets and the chart's values use
+    // these ports.
+    let servers = [
+        ("orchestrator", orchestrator.server(), 50051, 9461),
+        ("quality", quality.server(), 50052, 9462),
+        ("segmentation", segmentation.server(), 50053, 9463),
+        ("degradation", degradation.server(), 50054, 9464),
+        ("restoration", restoration.server(), 50055, 9465),
+    ];
+    for (name, server, port, metrics) in servers {
+        server.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(server.listen, format!("0.0.0.0:{port}"), "{name}");
+        assert_eq!(
+            server.metrics_listen,
+            format!("0.0.0.0:{metrics}"),
+            "{name}"
+        );
+        assert!(
+            !server.tls.enabled,
+            "{name}: TLS is switched on by environment"
+        );
+        assert!(
+            server.tls.is_mutual() || !server.tls.enabled,
+            "{name}: mutual TLS once enabled"
+        );
+        assert_eq!(
+            server.tls.cert,
+            PathBuf::from("/etc/clearair/tls/server.pem"),
+            "{name}: the chart and compose mount certificates there"
+        );
+        assert!(
+            server.auth.token().unwrap().is_none(),
+            "{name}: no token in a file"
+        );
+    }
+
+    // The orchestrator's peers are the compose service names on the standard ports.
+    for (peer, port) in [
+        (&orchestrator.quality, 50052),
+        (&orchestrator.segmentation, 50053),
+        (&orchestrator.degradation, 50054),
+        (&orchestrator.restoration, 50055),
+    ] {
+        assert!(
+            peer.endpoint.ends_with(&format!(":{port}")),
+            "{}",
+            peer.endpoint
+        );
+        assert_eq!(peer.tls.cert, PathBuf::from("/etc/clearair/tls/client.pem"));
+    }
+    // The neutral fallback prior must have the restorer's F_q width.
+    assert_eq!(
+        orchestrator.quality_width as i64,
+        restoration.priors.quality.width
+    );
+    assert!(orchestrator.max_masks as i64 <= restoration.priors.segmentation.max_masks);
+    // The files change only what deployment needs; the models stay the embedded defaults.
+    assert_eq!(quality.brisque_params, defaults.quality.brisque_params);
+    assert_eq!(
+        degradation.model.weights,
+        defaults.degradation.model.weights
+    );
+    assert_eq!(
+        restoration.model.weights,
+        defaults.restoration.model.weights
+    );
+    assert_eq!(restoration.priors, defaults.restoration.priors);
+    assert_eq!(segmentation.graph, defaults.segmentation.graph);
+}
+
+#[test]
+fn environment_switches_tls_on_and_clears_the_public_client_ca() {
+    // SAFETY: these variables are unique to this test; no other code reads them.
+    unsafe {
+        std::env::set_var("CLEARAIR_DT_SWITCH__SERVER__TLS__ENABLED", "true");
+        std::env::set_var("CLEARAIR_DT_SWITCH__SERVER__TLS__CLIENT_CA", "");
+        std::env::set_var("CLEARAIR_DT_SWITCH__QUALITY__TLS__ENABLED", "true");
+        std::env::set_var(
+            "CLEARAIR_DT_SWITCH__QUALITY__ENDPOINT",
+            "http://clearair-quality:50052",
+        );
+    }
+    let orchestrator = load_like(
+        &MeshConfig::default().orchestrator,
+        "orchestrator",
+        "CLEARAIR_DT_SWITCH",
+    );
+    assert!(orchestrator.server.tls.enabled);
+    assert!(
+        !orchestrator.server.tls.is_mutual(),
+        "an empty CLIENT_CA from the environment means server-only TLS on the public API"
+    );
+    assert!(orchestrator.quality.tls.enabled);
+    assert_eq!(
+        orchestrator.quality.endpoint,
+        "http://clearair-quality:50052"
+    );
+    assert!(!orchestrator.segmentation.tls.enabled);
+}
