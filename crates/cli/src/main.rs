@@ -61,6 +61,12 @@ enum Command {
     },
     /// Measure latency, throughput, orchestrator overhead and fan-out parallelism on loopback.
     Bench(BenchArgs),
+    /// Train the degradation encoder or the restorer (CPU or CUDA), or time a training step.
+    Train(clearair_train::TrainArgs),
+    /// Evaluate on the held-out photos: PSNR/SSIM per degradation, FFDNet for noise, sheets.
+    Eval(clearair_train::EvalArgs),
+    /// Apply one synthesized degradation to a photo (to try the mesh on).
+    Degrade(clearair_train::DegradeArgs),
 }
 
 #[derive(clap::Args)]
@@ -302,5 +308,15 @@ async fn main() -> anyhow::Result<()> {
             json,
         } => analyze(input, endpoint, json).await,
         Command::Bench(args) => run_bench(args).await,
+        // Training and evaluation block on libtorch for minutes: keep them off the runtime.
+        Command::Train(args) => {
+            tokio::task::spawn_blocking(move || clearair_train::train(args)).await?
+        }
+        Command::Eval(args) => {
+            tokio::task::spawn_blocking(move || clearair_train::eval(args)).await?
+        }
+        Command::Degrade(args) => {
+            tokio::task::spawn_blocking(move || clearair_train::degrade(args)).await?
+        }
     }
 }

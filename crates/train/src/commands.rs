@@ -1,0 +1,441 @@
+//! What the command-line entry points do: turn parsed arguments into loaded photos, backends
+//! and jobs, run them, and report.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clearair_model::{
+    DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig, ModelManifest, parse_device,
+};
+use tch::Device;
+
+use crate::benchmark::{BenchmarkSettings, describe, run_benchmark};
+use crate::checkpoint::Checkpoint;
+use crate::cli::{BenchmarkArgs, DegradeArgs, EncoderArgs, EvalArgs, RestorerArgs, RunArgs};
+use crate::data::{EncoderSampler, EncoderSampling, RestorerSampler, RestorerSampling};
+use crate::degrade::{Framing, KindSpec, degrade_image};
+use crate::encoder_eval::{accuracy_metrics, accuracy_table, encoder_accuracy};
+use crate::encoder_training::{EncoderTraining, encoder_manifest, train_encoder};
+use crate::eval::report::{markdown_table, metrics, to_json};
+use crate::eval::sheets::{row_sheet, synthesis_sheet};
+use crate::eval::{EvalSettings, FfdnetReference, evaluate};
+use crate::mesh::MeshRestorer;
+use crate::mix::DegradationMix;
+use crate::networks::{load_encoder, load_restorer, restorer_config};
+use crate::optimizer::{AdamWConfig, LearningRateSchedule};
+use crate::photos::{load_photos, read_photo, write_png};
+use crate::priors::CpuPriorBackends;
+use crate::protocol::ROWS;
+use crate::restorer_training::{RestorerTraining, RunLimits, restorer_manifest, train_restorer};
+
+/// Encoder steps when `--iterations` is not given.
+const DEFAULT_ENCODER_ITERATIONS: u64 = 700;
+
+/// The command line as typed, with the program called `clearair` whatever binary runs it.
+fn command_line() -> String {
+    let quoted = std::env::args().skip(1).map(|arg| {
+        if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+            format!("'{}'", arg.replace('\'', r"'\''"))
+        } else {
+            arg
+        }
+    });
+    std::iter::once("clearair".to_owned())
+        .chain(quoted)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn setup_device(spec: &str, threads: Option<i32>) -> anyhow::Result<Device> {
+    if let Some(threads) = threads {
+        tch::set_num_threads(threads);
+    }
+    let device = parse_device(spec)?;
+    eprintln!(
+        "device {device:?}, {} libtorch CPU threads",
+        tch::get_num_threads()
+    );
+    Ok(device)
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn limits(run: &RunArgs, output: &Path, default_iterations: u64) -> RunLimits {
+    // Beside the outputs, not in models/: checkpoints are never committed.
+    let folder = run.checkpoint_dir.clone().unwrap_or_else(|| {
+        PathBuf::from("out/checkpoints").join(output.file_stem().unwrap_or_default())
+    });
+    RunLimits {
+        iterations: run.iterations.unwrap_or(default_iterations),
+        stop_at: run.stop_at,
+        time_budget: run.time_budget.map(Duration::from_secs_f64),
+        checkpoint_every: run.checkpoint_every,
+        checkpoint: Some(Checkpoint::new(folder)),
+        resume: run.resume,
+    }
+}
+
+fn data_description(photos: usize, folder: &Path, detail: &str) -> String {
+    format!(
+        "{photos} training photos from {} (fixed split in deploy/scripts/photo_split.txt; the \
+         evaluation photos are never trained on); {detail}",
+        folder.display()
+    )
+}
+
+fn parse_kinds(names: &[String]) -> anyhow::Result<Vec<DegradationKind>> {
+    if names.is_empty() {
+        return Ok(DegradationKind::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|name| {
+            DegradationKind::from_name(&name.replace('-', "_"))
+                .with_context(|| format!("unknown degradation kind `{name}`"))
+        })
+        .collect()
+}
+
+/// `clearair train encoder`.
+pub(crate) fn train_encoder_command(args: &EncoderArgs) -> anyhow::Result<()> {
+    let run = &args.run;
+    let device = setup_device(&run.device, run.threads)?;
+    let photos = Arc::new(load_photos(&run.train_photos)?);
+    let mix = DegradationMix {
+        clean: args.clean_probability,
+        mixture: args.mixture_probability,
+        ..DegradationMix::default()
+    };
+    let iterations = run.iterations.unwrap_or(DEFAULT_ENCODER_ITERATIONS);
+    let sampling = EncoderSampling {
+        side: args.size,
+        final_side: args.final_size,
+        final_from: iterations.saturating_sub(args.final_steps),
+        max_scale: args.max_scale,
+        mix,
+    };
+    let start = match &run.init {
+        Some(init) => format!("initialised from {}; ", init.display()),
+        None => String::new(),
+    };
+    let sizes = if args.size == args.final_size || args.final_steps == 0 {
+        format!(
+            "{}²",
+            if args.final_steps == 0 {
+                args.size
+            } else {
+                args.final_size
+            }
+        )
+    } else {
+        format!(
+            "{}², the last {} steps to {}²",
+            args.size,
+            args.final_steps.min(iterations),
+            args.final_size
+        )
+    };
+    let detail = format!(
+        "{start}batches of {} windows, each under two degradation recipes (clean {:.2}, two-kind \
+         mixtures {:.2}), degraded at 1–{}× the image side and scaled down (area) to {sizes}",
+        args.pairs, args.clean_probability, args.mixture_probability, args.max_scale,
+    );
+    let job = EncoderTraining {
+        name: file_stem(&args.output),
+        config: EncoderConfig::default(),
+        sampler: EncoderSampler::new(photos.clone(), sampling, run.seed)?,
+        init: run.init.clone(),
+        pairs: args.pairs,
+        loss_weights: EncoderLossWeights::default(),
+        schedule: LearningRateSchedule {
+            peak: run.lr.unwrap_or(1e-3),
+            floor: run.min_lr,
+            warmup_steps: run.warmup,
+        },
+        adamw: AdamWConfig::default(),
+        seed: run.seed,
+        device,
+        workers: run.workers.unwrap_or_else(default_workers),
+        prefetch: run.prefetch,
+        limits: limits(run, &args.output, DEFAULT_ENCODER_ITERATIONS),
+        output: args.output.clone(),
+        data_description: data_description(photos.len(), &run.train_photos, &detail),
+        command: command_line(),
+    };
+    let (_store, encoder, outcome) = train_encoder(&job)?;
+    eprintln!(
+        "encoder: {} steps in {:.0} s, smoothed loss {:.4}, {} parameters; weights {}",
+        outcome.steps,
+        outcome.elapsed_seconds,
+        outcome.smoothed_loss,
+        outcome.parameters,
+        args.output.display()
+    );
+    if args.accuracy_repeats > 0 && run.eval_photos.is_dir() {
+        let eval_photos = load_photos(&run.eval_photos)?;
+        let results = encoder_accuracy(&encoder, &eval_photos, device, args.accuracy_repeats)?;
+        println!("{}", accuracy_table(&results));
+        encoder_manifest(&job, &outcome, accuracy_metrics(&results))
+            .write(&ModelManifest::path_for_weights(&args.output))?;
+    }
+    Ok(())
+}
+
+/// `clearair train restorer`.
+pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> {
+    let run = &args.run;
+    let device = setup_device(&run.device, run.threads)?;
+    let photos = Arc::new(load_photos(&run.train_photos)?);
+    let priors = Arc::new(CpuPriorBackends::load(&args.brisque_params)?);
+    let encoder = load_encoder(&args.encoder, device).with_context(|| {
+        format!(
+            "loading the encoder {} (train it first: `clearair train encoder`)",
+            args.encoder.display()
+        )
+    })?;
+    let config = restorer_config(&args.config, priors.quality_width() as i64)?;
+    let context = args
+        .context
+        .unwrap_or_else(|| args.crop.max(crate::priors::ENCODER_MAX_SIDE));
+    let mix = DegradationMix {
+        clean: args.clean_probability,
+        mixture: args.mixture_probability,
+        kinds: parse_kinds(&args.kinds)?,
+    };
+    let kinds: Vec<&str> = mix.kinds.iter().map(|k| k.name()).collect();
+    let start = match &run.init {
+        Some(init) => format!("initialised from {}; ", init.display()),
+        None => String::new(),
+    };
+    let detail = format!(
+        "{start}batches of {} {}² crops of {}² degraded windows (random flips/rot90; kinds {}; clean \
+         {:.2}, two-kind mixtures {:.2}); priors from the embedded backends on each window \
+         (BRISQUE, graph segmentation, the degradation encoder), each replaced by its neutral \
+         fallback with probability {:.2}; loss L1{}",
+        args.batch,
+        args.crop,
+        context,
+        kinds.join("/"),
+        args.clean_probability,
+        args.mixture_probability,
+        args.prior_dropout,
+        if args.no_icrm {
+            " (ICRM off)"
+        } else {
+            " + 0.25·0.05·ICRM"
+        }
+    );
+    let sampling = RestorerSampling {
+        crop: args.crop,
+        context,
+        mix,
+        prior_dropout: args.prior_dropout,
+    };
+    let job = RestorerTraining {
+        name: file_stem(&args.output),
+        config,
+        sampler: RestorerSampler::new(photos.clone(), priors.clone(), sampling, run.seed)?,
+        encoder: encoder.network,
+        backends: priors.backends(),
+        init: run.init.clone(),
+        batch: args.batch,
+        icrm: IcrmConfig {
+            enabled: !args.no_icrm,
+            crop: Some(args.icrm_crop),
+            ..IcrmConfig::default()
+        },
+        schedule: LearningRateSchedule {
+            peak: run.lr.unwrap_or(2e-4),
+            floor: run.min_lr,
+            warmup_steps: run.warmup,
+        },
+        adamw: AdamWConfig::default(),
+        clip_grad_norm: (args.clip_grad_norm > 0.0).then_some(args.clip_grad_norm),
+        seed: run.seed,
+        device,
+        workers: run.workers.unwrap_or_else(default_workers),
+        prefetch: run.prefetch,
+        limits: limits(run, &args.output, 4000),
+        output: args.output.clone(),
+        data_description: data_description(photos.len(), &run.train_photos, &detail),
+        command: command_line(),
+    };
+    let (_store, restorer, outcome) = train_restorer(&job)?;
+    eprintln!(
+        "restorer: {} steps in {:.0} s ({:.2} it/s this run), smoothed loss {:.4}, {} parameters; weights {}",
+        outcome.steps,
+        outcome.elapsed_seconds,
+        outcome.steps_run as f64 / outcome.elapsed_seconds.max(1e-9),
+        outcome.smoothed_loss,
+        outcome.parameters,
+        args.output.display()
+    );
+    if args.quick_eval_photos > 0 && run.eval_photos.is_dir() {
+        let mut eval_photos = load_photos(&run.eval_photos)?;
+        eval_photos.truncate(args.quick_eval_photos);
+        let mesh = MeshRestorer {
+            restorer: &restorer,
+            encoder: &job.encoder,
+            priors: &priors,
+            device,
+        };
+        let settings = EvalSettings {
+            crop: Some(args.quick_eval_crop),
+            sheet_photos: 0,
+            encoder_repeats: 0,
+            ..EvalSettings::default()
+        };
+        let report = evaluate(&mesh, &eval_photos, &settings)?;
+        println!("{}", markdown_table(&report, &job.name));
+        restorer_manifest(&job, &outcome, metrics(&report))
+            .write(&ModelManifest::path_for_weights(&args.output))?;
+    }
+    Ok(())
+}
+
+/// `clearair train benchmark`.
+pub(crate) fn benchmark_command(args: &BenchmarkArgs) -> anyhow::Result<()> {
+    let device = setup_device(&args.device, args.threads)?;
+    let configs = args
+        .configs
+        .iter()
+        .map(|name| Ok((name.clone(), restorer_config(name, 36)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let report = run_benchmark(&BenchmarkSettings {
+        device,
+        configs,
+        batch: args.batch,
+        size: args.size,
+        inference_size: args.inference_size,
+        runs: args.runs,
+    })?;
+    print!("{}", describe(&report));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn default_python() -> PathBuf {
+    let venv = PathBuf::from(".venv/bin/python");
+    if venv.is_file() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// `clearair eval`.
+pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
+    let device = setup_device(&args.device, args.threads)?;
+    let restorer = load_restorer(&args.restorer, device)?;
+    let encoder = load_encoder(&args.encoder, device)?;
+    let priors = CpuPriorBackends::load(&args.brisque_params)?;
+    let photos = load_photos(&args.photos)?;
+    let rows = if args.rows.is_empty() {
+        (0..ROWS.len()).collect()
+    } else {
+        args.rows
+            .iter()
+            .map(|key| {
+                ROWS.iter()
+                    .position(|row| row.key == key)
+                    .with_context(|| format!("unknown row `{key}`"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let ffdnet = (!args.no_ffdnet).then(|| FfdnetReference {
+        python: args.python.clone().unwrap_or_else(default_python),
+        script: args.ffdnet_script.clone(),
+        workdir: args.out.join("ffdnet"),
+    });
+    let settings = EvalSettings {
+        crop: args.crop,
+        rows,
+        sheet_photos: args.sheet_photos,
+        ffdnet,
+        encoder_repeats: args.encoder_repeats,
+        show_progress: true,
+    };
+    let mesh = MeshRestorer {
+        restorer: &restorer.network,
+        encoder: &encoder.network,
+        priors: &priors,
+        device,
+    };
+    let model = restorer.manifest.name.clone();
+    let report = evaluate(&mesh, &photos, &settings)?;
+    let table = markdown_table(&report, &model);
+    println!("{table}");
+    std::fs::write(args.out.join("eval.md"), &table)?;
+    std::fs::write(
+        args.out.join("eval.json"),
+        serde_json::to_string_pretty(&to_json(&report, &model))? + "\n",
+    )?;
+    if args.sheet_photos > 0 {
+        for row in &report.rows {
+            write_png(
+                &row_sheet(row, &model)?,
+                &args.out.join(format!("sheet-{}.png", row.row.key)),
+            )?;
+        }
+        let index = photos
+            .iter()
+            .position(|p| p.name.contains("coffee"))
+            .unwrap_or(0);
+        write_png(
+            &synthesis_sheet(&photos[index].image, index)?,
+            &args.out.join("synthesis.png"),
+        )?;
+    }
+    eprintln!(
+        "eval: {:.0} s; table, JSON and sheets in {}",
+        report.seconds,
+        args.out.display()
+    );
+    if args.update_manifest {
+        let path = ModelManifest::path_for_weights(&args.restorer);
+        let mut manifest = restorer.manifest.clone();
+        manifest.metrics.extend(metrics(&report));
+        manifest.write(&path)?;
+        if !report.encoder.is_empty() {
+            let path = ModelManifest::path_for_weights(&args.encoder);
+            let mut manifest = encoder.manifest.clone();
+            manifest.metrics.extend(accuracy_metrics(&report.encoder));
+            manifest.write(&path)?;
+        }
+        eprintln!("metrics written into the manifests");
+    }
+    Ok(())
+}
+
+/// `clearair degrade`.
+pub(crate) fn degrade_command(args: &DegradeArgs) -> anyhow::Result<()> {
+    let kinds = args
+        .kind
+        .iter()
+        .map(|kind| kind.parse::<KindSpec>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let image = read_photo(&args.input)?;
+    let framing = Framing {
+        max_side: args.max_side,
+        centre_crop: args.centre_crop,
+    };
+    let (degraded, recipe) = degrade_image(&image, &kinds, args.seed, framing)?;
+    write_png(&degraded, &args.output)?;
+    eprintln!("{}: {recipe:?}", args.output.display());
+    Ok(())
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".to_owned())
+}

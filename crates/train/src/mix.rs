@@ -1,0 +1,135 @@
+//! Which degradations a training sample gets: one kind most of the time, sometimes a mixture
+//! of two, occasionally none (so the restorer learns to leave clean pixels alone and the
+//! encoder learns what "nothing wrong" looks like).
+
+use clearair_model::{Degradation, DegradationKind};
+use rand::Rng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use tch::Tensor;
+
+use crate::error::Result;
+
+/// Probabilities of a clean sample and of a two-kind mixture; the rest are single kinds,
+/// each kind of the pool equally likely.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DegradationMix {
+    /// Probability that a sample is left clean.
+    pub clean: f64,
+    /// Probability that a sample gets two different kinds (when the pool has two).
+    pub mixture: f64,
+    /// The kinds drawn from (all five by default; fewer for ablations and tests).
+    pub kinds: Vec<DegradationKind>,
+}
+
+impl Default for DegradationMix {
+    fn default() -> Self {
+        Self {
+            clean: 0.05,
+            mixture: 0.15,
+            kinds: DegradationKind::ALL.to_vec(),
+        }
+    }
+}
+
+impl DegradationMix {
+    /// Draws a recipe: zero, one or two degradations with their parameters.
+    pub fn sample(&self, rng: &mut ChaCha8Rng) -> Vec<Degradation> {
+        let draw: f64 = rng.r#gen();
+        let count = if draw < self.clean {
+            0
+        } else if draw < self.clean + self.mixture {
+            2
+        } else {
+            1
+        };
+        self.kinds
+            .choose_multiple(rng, count)
+            .map(|&kind| Degradation::sample(kind, rng))
+            .collect()
+    }
+}
+
+/// The multi-hot label of a recipe over [`DegradationKind::ALL`].
+pub fn multi_hot(recipe: &[Degradation]) -> [f32; 5] {
+    let mut label = [0.0; 5];
+    for degradation in recipe {
+        label[degradation.kind().index()] = 1.0;
+    }
+    label
+}
+
+/// Applies a recipe (possibly empty) to a 3×H×W image in [0, 1].
+pub fn apply_recipe(
+    recipe: &[Degradation],
+    clean: &Tensor,
+    rng: &mut ChaCha8Rng,
+) -> Result<Tensor> {
+    if recipe.is_empty() {
+        return Ok(clean.copy());
+    }
+    Ok(Degradation::apply_all(recipe, clean, rng)?)
+}
+
+/// A short description, e.g. `noise σ25 + haze`, for sheets and logs.
+pub fn describe(recipe: &[Degradation]) -> String {
+    if recipe.is_empty() {
+        return "clean".to_owned();
+    }
+    recipe
+        .iter()
+        .map(|d| match d {
+            Degradation::Noise { sigma } => format!("noise σ{sigma}"),
+            other => other.kind().name().replace('_', " "),
+        })
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn proportions_follow_the_mix() {
+        let mix = DegradationMix {
+            clean: 0.1,
+            mixture: 0.2,
+            ..DegradationMix::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut counts = [0usize; 3];
+        let mut per_kind = [0usize; 5];
+        for _ in 0..5000 {
+            let recipe = mix.sample(&mut rng);
+            counts[recipe.len()] += 1;
+            let label = multi_hot(&recipe);
+            assert_eq!(
+                label.iter().sum::<f32>() as usize,
+                recipe.len(),
+                "kinds differ"
+            );
+            if recipe.len() == 1 {
+                per_kind[recipe[0].kind().index()] += 1;
+            }
+        }
+        let rate = |n: usize| n as f64 / 5000.0;
+        assert!((rate(counts[0]) - 0.1).abs() < 0.02);
+        assert!((rate(counts[2]) - 0.2).abs() < 0.02);
+        for n in per_kind {
+            assert!((n as f64 / counts[1] as f64 - 0.2).abs() < 0.03);
+        }
+        let haze_only = DegradationMix {
+            clean: 0.0,
+            mixture: 0.5,
+            kinds: vec![DegradationKind::Haze],
+        };
+        for _ in 0..50 {
+            assert_eq!(
+                multi_hot(&haze_only.sample(&mut rng)),
+                [0.0, 1.0, 0.0, 0.0, 0.0]
+            );
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Loading trained networks by their weights file and manifest, as the services do.
+
+use std::path::Path;
+
+use clearair_model::{
+    ClearAir, ClearAirConfig, DegradationEncoder, EncoderConfig, ModelManifest, NetworkConfig,
+    load_weights,
+};
+use tch::{Device, nn};
+
+use crate::error::{Result, TrainError};
+
+/// A network with the store that owns its weights.
+#[derive(Debug)]
+pub struct Loaded<N> {
+    /// The weights.
+    pub store: nn::VarStore,
+    /// The network.
+    pub network: N,
+    /// Its manifest.
+    pub manifest: ModelManifest,
+}
+
+/// The restorer configuration called `name` (`compact` or `full`) for F_q of `quality_dim`.
+pub fn restorer_config(name: &str, quality_dim: i64) -> Result<ClearAirConfig> {
+    match name {
+        "compact" => Ok(ClearAirConfig::compact(quality_dim)),
+        "full" => Ok(ClearAirConfig::full(quality_dim)),
+        other => Err(TrainError::Setting(format!(
+            "unknown restorer config `{other}` (expected `compact` or `full`)"
+        ))),
+    }
+}
+
+/// Loads the degradation encoder whose weights are at `weights` (manifest beside it).
+pub fn load_encoder(weights: &Path, device: Device) -> Result<Loaded<DegradationEncoder>> {
+    let manifest = ModelManifest::read(&ModelManifest::path_for_weights(weights))?;
+    let NetworkConfig::Encoder(config) = &manifest.network else {
+        return Err(TrainError::Setting(format!(
+            "{} holds a restorer, not the degradation encoder",
+            weights.display()
+        )));
+    };
+    let mut store = nn::VarStore::new(device);
+    let network = DegradationEncoder::new(&store.root(), config);
+    load_weights(&mut store, weights)?;
+    Ok(Loaded {
+        store,
+        network,
+        manifest,
+    })
+}
+
+/// Loads the restorer whose weights are at `weights` (manifest beside it).
+pub fn load_restorer(weights: &Path, device: Device) -> Result<Loaded<ClearAir>> {
+    let manifest = ModelManifest::read(&ModelManifest::path_for_weights(weights))?;
+    let NetworkConfig::ClearAir(config) = &manifest.network else {
+        return Err(TrainError::Setting(format!(
+            "{} holds the degradation encoder, not a restorer",
+            weights.display()
+        )));
+    };
+    let mut store = nn::VarStore::new(device);
+    let network = ClearAir::new(&store.root(), config);
+    load_weights(&mut store, weights)?;
+    Ok(Loaded {
+        store,
+        network,
+        manifest,
+    })
+}
+
+/// A freshly initialised encoder (seeded by the caller through `tch::manual_seed`).
+pub fn new_encoder(config: &EncoderConfig, device: Device) -> (nn::VarStore, DegradationEncoder) {
+    let store = nn::VarStore::new(device);
+    let network = DegradationEncoder::new(&store.root(), config);
+    (store, network)
+}

@@ -1,0 +1,277 @@
+//! The priors a training sample or an evaluation image is steered by, computed exactly as the
+//! mesh computes them: BRISQUE F_q and graph-segmentation masks from the services' own
+//! backends (called as libraries, on 8-bit pixels as the orchestrator sends them), F_c/F_d
+//! from the degradation encoder on the image scaled to a long side of at most 256 — and the
+//! orchestrator's neutral fallbacks, which training substitutes at random (prior dropout) so
+//! the restorer degrades gracefully when a prior service is down.
+
+use std::path::Path;
+
+use clearair_imaging::{PackedMasks, Rgb8Image};
+use clearair_model::weights::{DegradationBackend, QualityBackend, SegmentationBackend};
+use clearair_model::{DegradationEncoder, PriorBackends};
+use clearair_quality::QualityConfig;
+use clearair_segmentation::SegmentationConfig;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Result, TrainError};
+
+/// Masks requested from the segmenter, as the orchestrator asks by default.
+pub const MAX_MASKS: u32 = 16;
+/// Long side the degradation service scales images to before its encoder.
+pub const ENCODER_MAX_SIDE: u32 = 256;
+/// Width of F_c and F_d on the wire.
+pub const EMBEDDING_WIDTH: i64 = 512;
+/// Name of the embedded degradation encoder backend, as the degradation service reports it.
+pub const ENCODER_BACKEND_NAME: &str = "clearair-encoder";
+
+/// The two CPU prior backends of the embedded mesh, loaded with the services' default
+/// configurations.
+pub struct CpuPriorBackends {
+    quality: Box<dyn clearair_quality::QualityBackend>,
+    segmentation: Box<dyn clearair_segmentation::SegmentationBackend>,
+}
+
+impl std::fmt::Debug for CpuPriorBackends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuPriorBackends")
+            .field("quality", &self.quality.name())
+            .field("segmentation", &self.segmentation.name())
+            .finish()
+    }
+}
+
+/// The CPU priors of one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CpuPriors {
+    /// F_q, or the neutral zeros when the quality backend refused the image.
+    pub quality: Vec<f32>,
+    /// Whether `quality` is the neutral fallback because the backend refused the image
+    /// (too small, textureless), as the orchestrator would substitute it.
+    pub quality_fell_back: bool,
+    /// Region masks at the image's size.
+    pub masks: PackedMasks,
+}
+
+impl CpuPriorBackends {
+    /// Loads BRISQUE from `brisque_params` and the graph segmenter with the services'
+    /// defaults.
+    pub fn load(brisque_params: &Path) -> Result<Self> {
+        let quality_config = QualityConfig {
+            brisque_params: brisque_params.to_path_buf(),
+            ..QualityConfig::default()
+        };
+        let quality = clearair_quality::backend::load(&quality_config).map_err(|e| {
+            TrainError::PriorBackend {
+                backend: "quality",
+                reason: e.to_string(),
+            }
+        })?;
+        let segmentation = clearair_segmentation::backend::load(&SegmentationConfig::default())
+            .map_err(|e| TrainError::PriorBackend {
+                backend: "segmentation",
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            quality,
+            segmentation,
+        })
+    }
+
+    /// Width of F_q.
+    pub fn quality_width(&self) -> usize {
+        self.quality.feature_width()
+    }
+
+    /// The backends a restorer trained on these priors must be run with (its manifest's
+    /// `backends`).
+    pub fn backends(&self) -> PriorBackends {
+        PriorBackends {
+            quality: QualityBackend {
+                name: self.quality.name().to_owned(),
+                width: self.quality.feature_width() as i64,
+            },
+            segmentation: SegmentationBackend {
+                name: self.segmentation.name().to_owned(),
+                max_masks: i64::from(MAX_MASKS),
+            },
+            degradation: DegradationBackend {
+                name: ENCODER_BACKEND_NAME.to_owned(),
+                content_dim: EMBEDDING_WIDTH,
+                degradation_dim: EMBEDDING_WIDTH,
+            },
+        }
+    }
+
+    /// F_q and the masks of `image`. A quality refusal becomes the neutral F_q (the
+    /// orchestrator's fallback); a segmentation failure is an error, since the graph
+    /// segmenter accepts every non-empty image.
+    pub fn compute(&self, image: &Rgb8Image) -> Result<CpuPriors> {
+        let (quality, quality_fell_back) = match self.quality.assess(image) {
+            Ok(estimate) => (estimate.features, false),
+            Err(_) => (neutral_quality(self.quality_width()), true),
+        };
+        let masks =
+            self.segmentation
+                .segment(image, MAX_MASKS)
+                .map_err(|e| TrainError::PriorBackend {
+                    backend: "segmentation",
+                    reason: e.to_string(),
+                })?;
+        Ok(CpuPriors {
+            quality,
+            quality_fell_back,
+            masks,
+        })
+    }
+}
+
+/// The orchestrator's neutral F_q: all zeros.
+pub fn neutral_quality(width: usize) -> Vec<f32> {
+    vec![0.0; width]
+}
+
+/// The orchestrator's neutral masks: one mask covering the whole image.
+pub fn neutral_masks(width: u32, height: u32) -> PackedMasks {
+    let labels = vec![0u8; width as usize * height as usize];
+    PackedMasks::from_label_map(width, height, &labels, 1, &[1.0])
+        .expect("one full mask is always valid")
+}
+
+/// The `width × height` window at (x, y) of every mask, as `count × height × width` floats
+/// (regions outside the window stay as empty masks, as in the restoration service's tiles).
+pub fn crop_mask_planes(masks: &PackedMasks, x: u32, y: u32, width: u32, height: u32) -> Vec<f32> {
+    let mut values = Vec::with_capacity((masks.count() * width * height) as usize);
+    for mask in 0..masks.count() {
+        for row in y..y + height {
+            for column in x..x + width {
+                values.push(if masks.contains(mask, column, row) {
+                    1.0
+                } else {
+                    0.0
+                });
+            }
+        }
+    }
+    values
+}
+
+/// Which priors of one sample are replaced by their neutral values. F_c and F_d come from
+/// one service, so they fall back together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PriorDropout {
+    /// F_q → zeros.
+    pub quality: bool,
+    /// Masks → one full mask.
+    pub masks: bool,
+    /// F_c and F_d → zeros.
+    pub embeddings: bool,
+}
+
+impl PriorDropout {
+    /// Drops each prior independently with `probability`.
+    pub fn sample(probability: f64, rng: &mut ChaCha8Rng) -> Self {
+        let probability = probability.clamp(0.0, 1.0);
+        Self {
+            quality: rng.gen_bool(probability),
+            masks: rng.gen_bool(probability),
+            embeddings: rng.gen_bool(probability),
+        }
+    }
+}
+
+/// Stacks per-sample masks (`count × height × width` floats each) into N×M×H×W, M the
+/// largest count; samples with fewer masks are padded with empty masks, which the SGU
+/// ignores.
+pub fn stack_masks(masks: &[(Vec<f32>, u32)], height: u32, width: u32) -> Tensor {
+    let most = masks.iter().map(|(_, count)| *count).max().unwrap_or(0);
+    let plane = height as usize * width as usize;
+    let mut data = vec![0.0f32; masks.len() * most as usize * plane];
+    for (sample, (values, count)) in masks.iter().enumerate() {
+        let start = sample * most as usize * plane;
+        data[start..start + *count as usize * plane].copy_from_slice(values);
+    }
+    Tensor::from_slice(&data).view([
+        masks.len() as i64,
+        i64::from(most),
+        i64::from(height),
+        i64::from(width),
+    ])
+}
+
+/// F_c and F_d (N×512 each) of N same-sized images (N×3×H×W, already scaled as the service
+/// would), with the encoder in inference mode; rows flagged in `dropped` (N booleans) are
+/// replaced by the neutral zeros.
+pub fn embed(
+    encoder: &DegradationEncoder,
+    images: &Tensor,
+    dropped: Option<&Tensor>,
+) -> (Tensor, Tensor) {
+    let output = tch::no_grad(|| encoder.forward(images));
+    match dropped {
+        None => (output.content, output.degradation),
+        Some(dropped) => {
+            let keep = dropped
+                .logical_not()
+                .to_kind(Kind::Float)
+                .to_device(images.device())
+                .unsqueeze(1);
+            (output.content * &keep, output.degradation * &keep)
+        }
+    }
+}
+
+/// F_q rows (N×width) from per-sample vectors, on `device`.
+pub fn stack_quality(rows: &[Vec<f32>], device: Device) -> Tensor {
+    let width = rows.first().map_or(0, Vec::len) as i64;
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    Tensor::from_slice(&flat)
+        .view([rows.len() as i64, width])
+        .to_device(device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn neutral_masks_cover_everything_once() {
+        let masks = neutral_masks(5, 3);
+        assert_eq!(masks.count(), 1);
+        assert!(masks.to_planar_f32().iter().all(|&v| v == 1.0));
+    }
+
+    #[test]
+    fn dropout_rate_is_roughly_the_probability() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let draws: Vec<PriorDropout> = (0..4000)
+            .map(|_| PriorDropout::sample(0.1, &mut rng))
+            .collect();
+        for pick in [
+            |d: &PriorDropout| d.quality,
+            |d: &PriorDropout| d.masks,
+            |d: &PriorDropout| d.embeddings,
+        ] {
+            let rate = draws.iter().filter(|d| pick(d)).count() as f64 / draws.len() as f64;
+            assert!((rate - 0.1).abs() < 0.02, "rate {rate}");
+        }
+        assert_eq!(PriorDropout::sample(0.0, &mut rng), PriorDropout::default());
+    }
+
+    #[test]
+    fn masks_are_padded_with_empty_ones() {
+        let stacked = stack_masks(
+            &[(vec![1.0; 4], 1), ([0.0, 1.0, 1.0, 0.0].repeat(2), 2)],
+            2,
+            2,
+        );
+        assert_eq!(stacked.size(), [2, 2, 2, 2]);
+        let first = stacked.get(0);
+        assert_eq!(first.get(0).sum(Kind::Float).double_value(&[]), 4.0);
+        assert_eq!(first.get(1).sum(Kind::Float).double_value(&[]), 0.0);
+        assert_eq!(stacked.get(1).sum(Kind::Float).double_value(&[]), 4.0);
+    }
+}

@@ -1,0 +1,176 @@
+use super::*;
+use crate::data::RestorerSampling;
+use crate::mix::DegradationMix;
+use crate::test_support::{
+    cpu_priors, exclusive_torch, scratch_dir, small_encoder, synthetic_photos, tiny_restorer,
+};
+use clearair_model::{DegradationKind, load_weights};
+
+fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTraining {
+    let priors = cpu_priors();
+    let sampling = RestorerSampling {
+        crop: 32,
+        context: 32,
+        mix: DegradationMix {
+            clean: 0.0,
+            mixture: 0.0,
+            kinds: vec![DegradationKind::LowLight, DegradationKind::Haze],
+        },
+        prior_dropout: 0.1,
+    };
+    tch::manual_seed(0);
+    let encoder_store = nn::VarStore::new(Device::Cpu);
+    let encoder = DegradationEncoder::new(&encoder_store.root(), &small_encoder());
+    RestorerTraining {
+        name: name.to_owned(),
+        config: tiny_restorer(36),
+        sampler: RestorerSampler::new(synthetic_photos(3, 48), priors.clone(), sampling, 21)
+            .unwrap(),
+        encoder,
+        backends: priors.backends(),
+        init: None,
+        batch: 2,
+        icrm: IcrmConfig {
+            crop: Some(16),
+            ..IcrmConfig::default()
+        },
+        schedule: LearningRateSchedule {
+            peak: 2e-3,
+            floor: 1e-4,
+            warmup_steps: 2,
+        },
+        adamw: AdamWConfig::default(),
+        clip_grad_norm: Some(1.0),
+        seed: 21,
+        device: Device::Cpu,
+        workers: 2,
+        prefetch: 2,
+        limits: RunLimits {
+            iterations,
+            stop_at: None,
+            time_budget: None,
+            checkpoint_every: 3,
+            checkpoint: Some(Checkpoint::new(folder.join("checkpoint"))),
+            resume: false,
+        },
+        output: folder.join(format!("{name}.safetensors")),
+        data_description: "synthetic test photos".into(),
+        command: "test".into(),
+    }
+}
+
+#[test]
+fn smoke_training_lowers_the_loss_and_writes_a_loadable_model() {
+    let _torch = exclusive_torch();
+    let folder = scratch_dir("smoke");
+    let job = job("smoke", 24, &folder);
+    let (_, _, outcome) = train_restorer(&job).unwrap();
+    assert_eq!(
+        (outcome.steps, outcome.steps_run, outcome.losses.len()),
+        (24, 24, 24)
+    );
+    let mean = |losses: &[f64]| losses.iter().sum::<f64>() / losses.len() as f64;
+    let (first, last) = (mean(&outcome.losses[..6]), mean(&outcome.losses[18..]));
+    assert!(
+        last < 0.75 * first,
+        "loss did not fall: first {first:.4}, last {last:.4}"
+    );
+
+    let manifest = ModelManifest::read(&folder.join("smoke.json")).unwrap();
+    assert_eq!(manifest.iterations, 24);
+    assert_eq!(manifest.backends, Some(cpu_priors().backends()));
+    assert_eq!(manifest.network, NetworkConfig::ClearAir(tiny_restorer(36)));
+    let loaded =
+        crate::networks::load_restorer(&folder.join("smoke.safetensors"), Device::Cpu).unwrap();
+    assert_eq!(loaded.manifest, manifest);
+}
+
+#[test]
+fn resuming_continues_at_the_saved_step_and_matches_an_uninterrupted_run() {
+    let _torch = exclusive_torch();
+    let straight_folder = scratch_dir("straight");
+    let (straight_store, _, straight) = train_restorer(&job("model", 6, &straight_folder)).unwrap();
+    assert_eq!(straight.steps, 6);
+
+    let resumed_folder = scratch_dir("resumed");
+    let mut interrupted = job("model", 6, &resumed_folder);
+    interrupted.limits.stop_at = Some(3);
+    let (_, _, first) = train_restorer(&interrupted).unwrap();
+    assert_eq!(&straight.losses[..3], &first.losses[..]);
+    assert_eq!(first.steps, 3);
+    let checkpoint = Checkpoint::new(resumed_folder.join("checkpoint"));
+    let state: CheckpointState =
+        serde_json::from_str(&std::fs::read_to_string(checkpoint.state_path()).unwrap()).unwrap();
+    assert_eq!(
+        (state.network.as_str(), state.step, state.seed),
+        ("restorer", 3, 21)
+    );
+
+    let mut resume = job("model", 6, &resumed_folder);
+    resume.limits.resume = true;
+    let (resumed_store, _, second) = train_restorer(&resume).unwrap();
+    assert_eq!((second.steps, second.steps_run), (6, 3));
+    // Steps 3–5 saw the same batches and optimiser state as the uninterrupted run.
+    assert_eq!(&straight.losses[3..], &second.losses[..]);
+    let straight_weights = straight_store.variables();
+    for (name, tensor) in resumed_store.variables() {
+        assert!(
+            tensor.allclose(&straight_weights[&name], 1e-6, 1e-7, false),
+            "{name}"
+        );
+    }
+
+    // The written weights are the final ones.
+    let mut reloaded = nn::VarStore::new(Device::Cpu);
+    let _ = ClearAir::new(&reloaded.root(), &tiny_restorer(36));
+    load_weights(&mut reloaded, &resumed_folder.join("model.safetensors")).unwrap();
+    let reloaded_weights = reloaded.variables();
+    for (name, tensor) in resumed_store.variables() {
+        assert!(tensor.equal(&reloaded_weights[&name]), "{name}");
+    }
+}
+
+#[test]
+fn resuming_with_other_settings_is_refused() {
+    let _torch = exclusive_torch();
+    let folder = scratch_dir("mismatch");
+    train_restorer(&job("model", 2, &folder)).unwrap();
+    let mut other = job("model", 4, &folder);
+    other.batch = 3;
+    other.limits.resume = true;
+    let error = train_restorer(&other).unwrap_err().to_string();
+    assert!(error.contains("other settings"), "{error}");
+}
+
+#[test]
+fn a_time_budget_stops_cleanly_and_still_writes_the_model() {
+    let _torch = exclusive_torch();
+    let folder = scratch_dir("budget");
+    let mut budgeted = job("budget", 10_000, &folder);
+    budgeted.limits.time_budget = Some(Duration::from_millis(1));
+    let (_, _, outcome) = train_restorer(&budgeted).unwrap();
+    assert!(outcome.steps < 10_000);
+    assert!(folder.join("budget.safetensors").is_file());
+    assert_eq!(
+        ModelManifest::read(&folder.join("budget.json"))
+            .unwrap()
+            .iterations,
+        outcome.steps
+    );
+    assert!((budgeted.limits.progress(1, Duration::from_secs(1)) - 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn init_starts_from_the_given_weights() {
+    let _torch = exclusive_torch();
+    let folder = scratch_dir("init");
+    let (trained, _, _) = train_restorer(&job("trained", 2, &folder)).unwrap();
+    let mut from_init = job("copy", 0, &folder);
+    from_init.init = Some(folder.join("trained.safetensors"));
+    let (copied, _, outcome) = train_restorer(&from_init).unwrap();
+    assert_eq!(outcome.steps, 0);
+    let trained = trained.variables();
+    for (name, tensor) in copied.variables() {
+        assert!(tensor.equal(&trained[&name]), "{name}");
+    }
+}
