@@ -16,6 +16,7 @@
 #   --restorer-budget S    seconds for the restorer (default 300)
 #   --scratch              train the restorer from random weights instead of the CPU ones
 #   --batch N --crop N     restorer batch and crop (default 16 and 128)
+#   --lr X --warmup N      restorer peak learning rate and warmup steps (default 2e-4, 200)
 #   --skip-benchmark / --skip-eval
 #   --device DEV           where to run (default cuda)
 #   --smoke                a plumbing check on any machine (with --device cpu): tiny benchmark,
@@ -45,6 +46,8 @@ restorer_budget=300
 from_scratch=0
 batch=16
 crop=128
+lr=2e-4
+warmup=200
 benchmark=1
 evaluate=1
 device=cuda
@@ -57,6 +60,8 @@ while [[ $# -gt 0 ]]; do
         --scratch) from_scratch=1 ;;
         --batch) batch="$2"; shift ;;
         --crop) crop="$2"; shift ;;
+        --lr) lr="$2"; shift ;;
+        --warmup) warmup="$2"; shift ;;
         --skip-benchmark) benchmark=0 ;;
         --skip-eval) evaluate=0 ;;
         --device) device="$2"; shift ;;
@@ -81,6 +86,9 @@ run() {
 TORCH_LIB="$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
 export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 WORKERS="$(nproc)"
+# The data workers run small libtorch CPU ops each; one OpenMP thread per worker keeps them
+# from oversubscribing the cores (16 workers × 16 OpenMP threads otherwise).
+[[ "$device" != cpu ]] && export OMP_NUM_THREADS=1
 
 # Sizes of each step; --smoke shrinks them so the whole script runs in minutes on a CPU.
 bench_args=(--configs compact,full --batch 4 --size 256 --inference-size 512 --runs 10)
@@ -120,7 +128,7 @@ if [[ $from_scratch -eq 0 && $train_encoder -eq 0 && -f models/clearair-compact.
 fi
 RESTORER="$OUT/clearair-compact.safetensors"
 run "$CLEARAIR" train restorer --device "$device" --workers "$WORKERS" --prefetch 16 \
-    --time-budget "$restorer_budget" --iterations 1000000 --warmup 200 --batch "$batch" \
+    --time-budget "$restorer_budget" --iterations 1000000 --warmup "$warmup" --lr "$lr" --batch "$batch" \
     --crop "$crop" --context 256 "${init[@]}" --encoder "$ENCODER" --output "$RESTORER" \
     --checkpoint-every 0 --checkpoint-dir "$SCRATCH_DIR/restorer.checkpoint"
 
