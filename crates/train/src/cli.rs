@@ -281,6 +281,9 @@ pub struct DegradeArgs {
     /// Then keep the centred square of this side.
     #[arg(long)]
     pub centre_crop: Option<u32>,
+    /// Also write the clean photo, framed the same way (the reference to measure against).
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
 }
 
 /// Runs `clearair train …` (blocking).

@@ -15,7 +15,7 @@ use crate::benchmark::{BenchmarkSettings, describe, run_benchmark};
 use crate::checkpoint::Checkpoint;
 use crate::cli::{BenchmarkArgs, DegradeArgs, EncoderArgs, EvalArgs, RestorerArgs, RunArgs};
 use crate::data::{EncoderSampler, EncoderSampling, RestorerSampler, RestorerSampling};
-use crate::degrade::{Framing, KindSpec, degrade_image};
+use crate::degrade::{Framing, KindSpec, degrade_image, frame};
 use crate::encoder_eval::{accuracy_metrics, accuracy_table, encoder_accuracy};
 use crate::encoder_training::{EncoderTraining, encoder_manifest, train_encoder};
 use crate::eval::report::{markdown_table, metrics, to_json};
@@ -431,6 +431,10 @@ pub(crate) fn degrade_command(args: &DegradeArgs) -> anyhow::Result<()> {
     let (degraded, recipe) = degrade_image(&image, &kinds, args.seed, framing)?;
     write_png(&degraded, &args.output)?;
     eprintln!("{}: {recipe:?}", args.output.display());
+    if let Some(reference) = &args.reference {
+        write_png(&frame(&image, framing)?, reference)?;
+        eprintln!("{}: the clean reference", reference.display());
+    }
     Ok(())
 }
 

@@ -69,6 +69,18 @@ pub struct Framing {
     pub centre_crop: Option<u32>,
 }
 
+/// `image` scaled and cropped as `framing` says: the clean reference of a degraded sample.
+pub fn frame(image: &Rgb8Image, framing: Framing) -> Result<Rgb8Image> {
+    let mut image = image.clone();
+    if let Some(side) = framing.max_side {
+        image = fit_long_side(&image, side)?;
+    }
+    if let Some(side) = framing.centre_crop {
+        image = centre_crop(&image, side)?;
+    }
+    Ok(image)
+}
+
 /// Frames `image` and applies `kinds` (in physical order) with `seed`; returns the degraded
 /// image and the degradations with their drawn parameters.
 pub fn degrade_image(
@@ -80,13 +92,7 @@ pub fn degrade_image(
     if kinds.is_empty() {
         return Err(TrainError::Setting("name at least one degradation".into()));
     }
-    let mut image = image.clone();
-    if let Some(side) = framing.max_side {
-        image = fit_long_side(&image, side)?;
-    }
-    if let Some(side) = framing.centre_crop {
-        image = centre_crop(&image, side)?;
-    }
+    let image = frame(image, framing)?;
     let mut rng = keyed_rng(seed, Purpose::Degrade, 0, 0);
     let recipe: Vec<Degradation> = kinds
         .iter()
@@ -148,5 +154,8 @@ mod tests {
         assert_eq!((a.width(), a.height()), (12, 12));
         assert_eq!(recipe[1], Degradation::Noise { sigma: 15.0 });
         assert_eq!(recipe[0].kind(), DegradationKind::Rain);
+        let reference = frame(&photo(), framing).unwrap();
+        assert_eq!((reference.width(), reference.height()), (12, 12));
+        assert_ne!(reference, a, "the reference is the clean framed photo");
     }
 }
