@@ -401,13 +401,15 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     if args.update_manifest {
+        // Read the manifests again: an evaluation takes minutes to hours on a CPU, and only the
+        // metrics are ours to change (the rest may have been edited meanwhile).
         let path = ModelManifest::path_for_weights(&args.restorer);
-        let mut manifest = restorer.manifest.clone();
+        let mut manifest = ModelManifest::read(&path)?;
         manifest.metrics.extend(metrics(&report));
         manifest.write(&path)?;
         if !report.encoder.is_empty() {
             let path = ModelManifest::path_for_weights(&args.encoder);
-            let mut manifest = encoder.manifest.clone();
+            let mut manifest = ModelManifest::read(&path)?;
             manifest.metrics.extend(accuracy_metrics(&report.encoder));
             manifest.write(&path)?;
         }
