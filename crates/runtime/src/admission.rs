@@ -2,6 +2,13 @@
 //! for a slot, and anything beyond is refused at once with RESOURCE_EXHAUSTED. A waiting
 //! request leaves the queue when its deadline passes (the deadline layer drops it).
 //!
+//! Admission is also deadline-aware: the layer keeps a moving average of how long admitted
+//! requests hold their slot, and a request that would have to queue is refused at once with
+//! RESOURCE_EXHAUSTED when its expected wait plus one service time exceeds what is left of
+//! its deadline. Under overload a client then hears "retry elsewhere or later" in
+//! microseconds instead of DEADLINE_EXCEEDED after waiting its whole budget in a queue it could
+//! never leave in time, and the queue holds only work that can still finish.
+//!
 //! Applied per model service, not to health or reflection, so probes are answered even when
 //! the model is saturated.
 
@@ -9,17 +16,21 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
     task::{Context, Poll},
+    time::Duration,
 };
 
-use tokio::sync::Semaphore;
+use tokio::{sync::Semaphore, time::Instant};
 use tonic::{Status, body::Body, server::NamedService};
 use tower::{Layer, Service};
 
-use crate::{body::OnBodyEnd, metrics::ServiceMetrics};
+use crate::{body::OnBodyEnd, deadline::Deadline, metrics::ServiceMetrics};
+
+/// Weight of the newest sample in the moving average of the service time.
+const SERVICE_TIME_WEIGHT: f64 = 0.2;
 
 #[derive(Debug)]
 struct AdmissionState {
@@ -28,12 +39,34 @@ struct AdmissionState {
     max_queue: usize,
     waiting: AtomicUsize,
     metrics: ServiceMetrics,
+    /// Moving average of the time a request holds its slot, in seconds (`None` before the
+    /// first request has finished).
+    service_time: Mutex<Option<f64>>,
 }
 
 impl AdmissionState {
     fn publish_in_flight(&self) {
         let in_flight = self.max_concurrency - self.permits.available_permits();
         self.metrics.set_in_flight(in_flight);
+    }
+
+    fn record_service_time(&self, held: Duration) {
+        let mut average = self.service_time.lock().expect("service time lock");
+        let sample = held.as_secs_f64();
+        *average = Some(match *average {
+            Some(previous) => previous + SERVICE_TIME_WEIGHT * (sample - previous),
+            None => sample,
+        });
+    }
+
+    /// When a request with `ahead` others already queued would be answered, measured from
+    /// now: the queue drains `max_concurrency` at a time, the slot it waits for frees half a
+    /// service time from now on average, then it runs for one service time. `None` until a
+    /// service time has been measured.
+    fn expected_completion(&self, ahead: usize) -> Option<Duration> {
+        let average = (*self.service_time.lock().expect("service time lock"))?;
+        let waves = (ahead / self.max_concurrency) as f64 + 0.5;
+        Some(Duration::from_secs_f64(average * (waves + 1.0)))
     }
 }
 
@@ -66,6 +99,7 @@ impl AdmissionLayer {
                 max_queue,
                 waiting: AtomicUsize::new(0),
                 metrics,
+                service_time: Mutex::new(None),
             }),
         }
     }
@@ -129,6 +163,30 @@ where
                         ))
                         .into_http());
                     }
+                    let deadline = request.extensions().get::<Deadline>().copied();
+                    if let (Some(deadline), Some(expected)) =
+                        (deadline, state.expected_completion(ahead))
+                    {
+                        let remaining = deadline.remaining();
+                        if expected > remaining {
+                            drop(slot);
+                            return Ok(Status::resource_exhausted(format!(
+                                "{} is overloaded: {ahead} requests queued ahead of this one \
+                                 and each takes about {} ms, so it would finish in about {} \
+                                 ms, after its deadline ({} ms left); retry with backoff or \
+                                 a longer deadline",
+                                state.metrics.service(),
+                                state
+                                    .service_time
+                                    .lock()
+                                    .expect("service time lock")
+                                    .map_or(0, |s| (s * 1e3).round() as u64),
+                                expected.as_millis(),
+                                remaining.as_millis()
+                            ))
+                            .into_http());
+                        }
+                    }
                     state.metrics.set_queue_depth(ahead + 1);
                     let permit = state
                         .permits
@@ -141,11 +199,13 @@ where
                 }
             };
             state.publish_in_flight();
+            let admitted = Instant::now();
             let response = inner.call(request).await?;
             let state_at_end = state.clone();
             Ok(response.map(|body| {
                 Body::new(OnBodyEnd::new(body, move |_| {
                     drop(permit);
+                    state_at_end.record_service_time(admitted.elapsed());
                     state_at_end.publish_in_flight();
                 }))
             }))
@@ -229,5 +289,60 @@ mod tests {
         for handle in handles {
             assert_eq!(handle.await.unwrap(), tonic::Code::Ok);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_cannot_finish_before_its_deadline_is_shed_at_once() {
+        let metrics = crate::metrics::global().service("admission-deadline-test");
+        let service = AdmissionLayer::new(1, 8, metrics).layer(slow_service());
+        let with_deadline = |budget: Option<Duration>| {
+            let mut request = http::Request::new(());
+            if let Some(budget) = budget {
+                request.extensions_mut().insert(Deadline::after(budget));
+            }
+            request
+        };
+        // No service time measured yet: nothing is shed on a guess.
+        let mut first = service.clone();
+        let response = first.call(with_deadline(None)).await.unwrap();
+        assert_eq!(code(&response), tonic::Code::Ok);
+        drop(response); // the slot is held for 1 s of (paused) time per call
+
+        let mut busy = service.clone();
+        let running = tokio::spawn(async move {
+            let response = busy.call(with_deadline(None)).await.unwrap();
+            let c = code(&response);
+            drop(response);
+            c
+        });
+        tokio::task::yield_now().await;
+
+        // Queued behind a 1 s call and taking 1 s itself: 0.5 s is hopeless…
+        let mut hopeless = service.clone();
+        let started = Instant::now();
+        let response = hopeless
+            .call(with_deadline(Some(Duration::from_millis(500))))
+            .await
+            .unwrap();
+        assert_eq!(code(&response), tonic::Code::ResourceExhausted);
+        assert!(
+            started.elapsed() < Duration::from_millis(10),
+            "shed at once"
+        );
+        let message = Status::from_header_map(response.headers()).unwrap();
+        assert!(
+            message.message().contains("after its deadline"),
+            "{message:?}"
+        );
+
+        // …while 5 s is plenty: it waits for the slot and runs.
+        let mut patient = service.clone();
+        let response = patient
+            .call(with_deadline(Some(Duration::from_secs(5))))
+            .await
+            .unwrap();
+        assert_eq!(code(&response), tonic::Code::Ok);
+        drop(response);
+        assert_eq!(running.await.unwrap(), tonic::Code::Ok);
     }
 }

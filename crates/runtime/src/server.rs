@@ -55,6 +55,23 @@ macro_rules! configure_grpc {
     }};
 }
 
+/// HTTP/2 receive window of each stream: 1 MiB, so an image streams in without a round trip per
+/// 64 KiB.
+const STREAM_WINDOW: u32 = 1 << 20;
+
+/// HTTP/2 receive window of a connection, sized for every stream that may sit in the service
+/// at once. A request waiting in the admission queue has sent its headers but not had its
+/// body read, and its unread data holds connection-level credit: were the connection window
+/// smaller than the queue's share, the queued requests could take all of it, the requests
+/// holding the slots could never receive the rest of their bodies, and the service would stall
+/// with an idle CPU. Each stream holds at most [`STREAM_WINDOW`] unread, so room for all the
+/// slots, the queue and a few refused-but-not-yet-dropped streams rules that out.
+fn connection_window(max_concurrency: usize, max_queue: usize) -> u32 {
+    let streams = (max_concurrency.max(1) + max_queue + 4) as u64;
+    // h2 caps a window at 2^31 − 1.
+    (streams * u64::from(STREAM_WINDOW)).min((1 << 31) - 1) as u32
+}
+
 /// Marks a server's services SERVING once their models are loaded and warm, and NOT_SERVING
 /// while draining.
 #[derive(Clone, Debug)]
@@ -196,7 +213,12 @@ impl GrpcServer {
             .layer(TraceContextLayer::new(self.service))
             .layer(MetricsLayer::new(self.metrics))
             .layer(DeadlineLayer::new(self.config.request_timeout()));
-        let mut builder = Server::builder();
+        let mut builder = Server::builder()
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(connection_window(
+                self.config.max_concurrency,
+                self.config.max_queue,
+            ));
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls)?;
         }
@@ -235,5 +257,19 @@ impl GrpcServer {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_connection_window_covers_every_admitted_and_queued_stream() {
+        let window = u64::from(super::connection_window(2, 16));
+        assert!(window >= 18 * u64::from(super::STREAM_WINDOW));
+        assert_eq!(
+            super::connection_window(64, 10_000),
+            (1 << 31) - 1,
+            "h2's cap"
+        );
     }
 }
