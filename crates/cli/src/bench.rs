@@ -84,6 +84,24 @@ pub struct BenchReport {
     pub orchestrator_overhead: Ratio,
     /// Analyze with parallel fan-out against sequential fan-out.
     pub parallel_over_sequential: Ratio,
+    /// Each prior service called alone (median ms), to read the fan-out ratio against.
+    pub priors_alone: PriorsAlone,
+}
+
+/// Median latency of each prior service called directly, one call at a time.
+#[derive(Clone, Debug, Serialize)]
+pub struct PriorsAlone {
+    /// `QualityService/Assess`, ms.
+    pub quality_ms: f64,
+    /// `SegmentationService/Segment`, ms.
+    pub segmentation_ms: f64,
+    /// `DegradationService/Embed`, ms.
+    pub degradation_ms: f64,
+    /// The slowest over the sum: the parallel/sequential ratio a fan-out reaches when each
+    /// service has cores of its own (on a shared CPU they slow each other down).
+    pub ideal_ratio: f64,
+    /// CPU cores this process may use (all five services share them here).
+    pub cores: usize,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -179,6 +197,32 @@ impl DirectClients {
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
         })
+    }
+
+    /// Times each prior service alone: (quality, segmentation, degradation) in ms.
+    async fn priors_one_by_one(&mut self, encoded: &[u8]) -> anyhow::Result<[f64; 3]> {
+        let image = clearair_imaging::decode(encoded, &Default::default())?.image;
+        let wire = image.to_proto();
+        let t = Instant::now();
+        self.quality
+            .assess(AssessRequest {
+                image: Some(wire.clone()),
+            })
+            .await?;
+        let quality = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        self.segmentation
+            .segment(SegmentRequest {
+                image: Some(wire.clone()),
+                max_masks: 16,
+            })
+            .await?;
+        let segmentation = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        self.degradation
+            .embed(EmbedRequest { image: Some(wire) })
+            .await?;
+        Ok([quality, segmentation, t.elapsed().as_secs_f64() * 1e3])
     }
 
     async fn restore(&mut self, encoded: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -297,6 +341,26 @@ pub async fn run(config: MeshConfig, options: &BenchOptions) -> anyhow::Result<B
         sequential_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let _ = sequential.1.send(());
+    let (mut quality_ms, mut segmentation_ms, mut degradation_ms) =
+        (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..options.ratio_requests {
+        let [quality, segmentation, degradation] = direct.priors_one_by_one(&options.image).await?;
+        quality_ms.push(quality);
+        segmentation_ms.push(segmentation);
+        degradation_ms.push(degradation);
+    }
+    let alone = [
+        median(&mut quality_ms),
+        median(&mut segmentation_ms),
+        median(&mut degradation_ms),
+    ];
+    let priors_alone = PriorsAlone {
+        quality_ms: alone[0],
+        segmentation_ms: alone[1],
+        degradation_ms: alone[2],
+        ideal_ratio: alone.iter().copied().fold(0.0, f64::max) / alone.iter().sum::<f64>(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     let (measured, baseline) = (median(&mut parallel_ms), median(&mut sequential_ms));
     let parallel_over_sequential = Ratio {
         measured_ms: measured,
@@ -311,6 +375,7 @@ pub async fn run(config: MeshConfig, options: &BenchOptions) -> anyhow::Result<B
         load,
         orchestrator_overhead,
         parallel_over_sequential,
+        priors_alone,
     })
 }
 
@@ -381,6 +446,13 @@ pub fn render(report: &BenchReport) -> String {
         p.ratio,
         verdict(p),
         p.target
+    ));
+    let a = &report.priors_alone;
+    out.push_str(&format!(
+        "prior services alone: quality {:.1} ms, segmentation {:.1} ms, degradation {:.1} ms; \
+         slowest / sum = {:.3}, the fan-out's floor with a core per service ({} cores shared \
+         here)\n",
+        a.quality_ms, a.segmentation_ms, a.degradation_ms, a.ideal_ratio, a.cores
     ));
     out
 }

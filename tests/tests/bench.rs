@@ -1,0 +1,61 @@
+//! `clearair bench` end to end on a small image: every level answers without errors, the
+//! ratios are what their medians say, and the report names what it measured.
+
+use clearair_cli::bench::{BenchOptions, render, run};
+use clearair_e2e::{photo, test_config};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_measures_every_level_and_both_ratios() {
+    let options = BenchOptions {
+        image: photo(),
+        requests: 3,
+        concurrency: vec![1, 2],
+        ratio_requests: 2,
+    };
+    let report = run(test_config(), &options).await.expect("the bench runs");
+
+    assert_eq!(report.load.len(), 2);
+    for level in &report.load {
+        assert_eq!(level.errors, 0, "{level:?}");
+        assert_eq!(level.requests, 3, "{level:?}");
+        assert!(
+            level.p50_ms > 0.0 && level.p50_ms <= level.p99_ms,
+            "{level:?}"
+        );
+        assert!(level.throughput_rps > 0.0, "{level:?}");
+    }
+    for ratio in [
+        &report.orchestrator_overhead,
+        &report.parallel_over_sequential,
+    ] {
+        assert!(
+            ratio.measured_ms > 0.0 && ratio.baseline_ms > 0.0,
+            "{ratio:?}"
+        );
+        assert!((ratio.ratio - ratio.measured_ms / ratio.baseline_ms).abs() < 1e-9);
+    }
+    let alone = &report.priors_alone;
+    for ms in [
+        alone.quality_ms,
+        alone.segmentation_ms,
+        alone.degradation_ms,
+    ] {
+        assert!(ms > 0.0, "{alone:?}");
+    }
+    // The slowest of three over their sum lies in [1/3, 1].
+    assert!((1.0 / 3.0..=1.0).contains(&alone.ideal_ratio), "{alone:?}");
+    assert!(alone.cores >= 1);
+
+    let table = render(&report);
+    for expected in [
+        "concurrency",
+        "orchestrated / direct calls",
+        "parallel / sequential prior fan-out",
+        "prior services alone",
+    ] {
+        assert!(
+            table.contains(expected),
+            "{expected} missing from:\n{table}"
+        );
+    }
+}
