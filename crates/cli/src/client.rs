@@ -114,7 +114,11 @@ pub fn write_sheet(
     if let Some(masks) = &analysis.masks {
         let masks = PackedMasks::from_proto(masks, before.width(), before.height())?;
         let overlay = clearair_imaging::mask_overlay(before, &masks)?;
-        sheet.add_panel(overlay, format!("{} regions", masks.count()));
+        let regions = match masks.count() {
+            1 => "1 region".to_owned(),
+            count => format!("{count} regions"),
+        };
+        sheet.add_panel(overlay, regions);
     }
     if let Some(summary) = &analysis.priors {
         sheet.add_summary(summary);
