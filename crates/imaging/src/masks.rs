@@ -177,6 +177,35 @@ impl PackedMasks {
         bit(&self.bits, k as usize)
     }
 
+    /// The `width × height` window at (`x`, `y`) of every mask as `count × height × width`
+    /// floats in {0, 1}: how the restorer takes masks, per tile in the service and per crop in
+    /// training (one function, so both see the same thing). Panics if the window leaves the
+    /// masks.
+    pub fn window_planes(&self, x: u32, y: u32, width: u32, height: u32) -> Vec<f32> {
+        assert!(
+            x.checked_add(width)
+                .is_some_and(|right| right <= self.width)
+                && y.checked_add(height)
+                    .is_some_and(|bottom| bottom <= self.height),
+            "window {width}×{height} at ({x}, {y}) outside {}×{} masks",
+            self.width,
+            self.height
+        );
+        let mut values = Vec::with_capacity(self.count as usize * width as usize * height as usize);
+        for mask in 0..self.count {
+            for row in y..y + height {
+                for column in x..x + width {
+                    values.push(if self.contains(mask, column, row) {
+                        1.0
+                    } else {
+                        0.0
+                    });
+                }
+            }
+        }
+        values
+    }
+
     /// Mask `mask` as one bool per pixel, row-major. Panics if `mask >= count`.
     pub fn mask_pixels(&self, mask: u32) -> Vec<bool> {
         assert!(mask < self.count, "mask {mask} of {}", self.count);
@@ -299,6 +328,34 @@ mod tests {
         let first = [true, false, true, false, false, true];
         let second = [false, true, false, true, true, true];
         PackedMasks::from_bool_masks(3, 2, &[first, second], &[0.9, 0.5]).unwrap()
+    }
+
+    #[test]
+    fn window_planes_crop_the_right_window() {
+        let (width, height) = (6u32, 4u32);
+        // Mask 0 is the left half, mask 1 the right half.
+        let labels: Vec<u8> = (0..width * height)
+            .map(|i| u8::from(i % width >= 3))
+            .collect();
+        let masks = PackedMasks::from_label_map(width, height, &labels, 2, &[1.0, 1.0]).unwrap();
+        let crop = masks.window_planes(2, 1, 3, 2);
+        assert_eq!(crop.len(), 2 * 3 * 2);
+        // Columns 2, 3, 4 of rows 1 and 2: mask 0 covers column 2 only.
+        assert_eq!(&crop[..6], &[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(&crop[6..], &[0.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+        assert_eq!(
+            masks.window_planes(0, 0, 6, 4).len(),
+            2 * 24,
+            "the whole plane"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "outside 6×4 masks")]
+    fn window_planes_refuse_a_window_outside_the_masks() {
+        let labels = vec![0u8; 24];
+        let masks = PackedMasks::from_label_map(6, 4, &labels, 1, &[1.0]).unwrap();
+        let _ = masks.window_planes(4, 0, 3, 1);
     }
 
     #[test]

@@ -23,8 +23,8 @@ use crate::error::{Result, TrainError};
 use crate::mix::{DegradationMix, apply_recipe, multi_hot};
 use crate::photos::{Photo, PixelSymmetry, fit_long_side, image_to_tensor, tensor_to_image};
 use crate::priors::{
-    CpuPriorBackends, ENCODER_MAX_SIDE, PriorDropout, crop_mask_planes, embed, neutral_masks,
-    neutral_quality, stack_masks, stack_quality,
+    CpuPriorBackends, ENCODER_MAX_SIDE, PriorDropout, embed, neutral_masks, neutral_quality,
+    stack_masks, stack_quality,
 };
 use crate::seeding::{Purpose, keyed_rng};
 
@@ -167,7 +167,7 @@ impl RestorerSampler {
             encoder_input: encoder_view.to_planar_f32(),
             quality,
             mask_count: masks.count(),
-            masks: crop_mask_planes(&masks, mask_x, mask_y, crop, crop),
+            masks: masks.window_planes(mask_x, mask_y, crop, crop),
             dropout,
             kinds: multi_hot(&recipe),
         })

@@ -8,7 +8,7 @@ use tch::{Device, Tensor};
 
 use crate::error::Result;
 use crate::photos::{fit_long_side, image_to_tensor};
-use crate::priors::{CpuPriorBackends, ENCODER_MAX_SIDE, crop_mask_planes, embed, stack_quality};
+use crate::priors::{CpuPriorBackends, ENCODER_MAX_SIDE, embed, stack_quality};
 
 /// The restoration service's default tile side and overlap.
 pub const SERVICE_TILE_SIZE: u32 = 512;
@@ -93,7 +93,7 @@ impl MeshRestorer<'_> {
 
 /// The masks of the tile at (x, y) of `width × height`, as 1×M×h×w floats.
 pub fn tile_masks(masks: &PackedMasks, x: u32, y: u32, width: u32, height: u32) -> Tensor {
-    Tensor::from_slice(&crop_mask_planes(masks, x, y, width, height)).view([
+    Tensor::from_slice(&masks.window_planes(x, y, width, height)).view([
         1,
         i64::from(masks.count()),
         i64::from(height),

@@ -140,24 +140,6 @@ pub fn neutral_masks(width: u32, height: u32) -> PackedMasks {
         .expect("one full mask is always valid")
 }
 
-/// The `width × height` window at (x, y) of every mask, as `count × height × width` floats
-/// (regions outside the window stay as empty masks, as in the restoration service's tiles).
-pub fn crop_mask_planes(masks: &PackedMasks, x: u32, y: u32, width: u32, height: u32) -> Vec<f32> {
-    let mut values = Vec::with_capacity((masks.count() * width * height) as usize);
-    for mask in 0..masks.count() {
-        for row in y..y + height {
-            for column in x..x + width {
-                values.push(if masks.contains(mask, column, row) {
-                    1.0
-                } else {
-                    0.0
-                });
-            }
-        }
-    }
-    values
-}
-
 /// Which priors of one sample are replaced by their neutral values. F_c and F_d come from
 /// one service, so they fall back together.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -142,7 +142,9 @@ impl Restorer {
             let tile_image = Tensor::from_slice(&pixels)
                 .view([1, 3, height, width])
                 .to_device(self.device);
-            let masks = tile_masks(&input.masks, tile.x, tile.y, tile.width, tile.height);
+            let masks = input
+                .masks
+                .window_planes(tile.x, tile.y, tile.width, tile.height);
             let priors = Priors {
                 quality: quality.shallow_clone(),
                 masks: Tensor::from_slice(&masks)
@@ -163,23 +165,6 @@ impl Restorer {
         }
         Ok((blender.finish_rgb8()?, plan.tiles().len() as u32))
     }
-}
-
-/// Masks of the tile at (x, y) of size width × height, as M×h×w floats in {0, 1}.
-fn tile_masks(masks: &PackedMasks, x: u32, y: u32, width: u32, height: u32) -> Vec<f32> {
-    let mut out = Vec::with_capacity((masks.count() * width * height) as usize);
-    for mask in 0..masks.count() {
-        for row in y..y + height {
-            for column in x..x + width {
-                out.push(if masks.contains(mask, column, row) {
-                    1.0
-                } else {
-                    0.0
-                });
-            }
-        }
-    }
-    out
 }
 
 fn torch_error(error: tch::TchError) -> RestorationError {
@@ -217,24 +202,4 @@ pub fn warm_up(restorer: &Restorer) -> Result<(), RestorationError> {
         });
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tile_masks_crop_the_right_window() {
-        let (width, height) = (6u32, 4u32);
-        // Mask 0 is the left half, mask 1 the right half.
-        let labels: Vec<u8> = (0..width * height)
-            .map(|i| u8::from(i % width >= 3))
-            .collect();
-        let masks = PackedMasks::from_label_map(width, height, &labels, 2, &[1.0, 1.0]).unwrap();
-        let crop = tile_masks(&masks, 2, 1, 3, 2);
-        assert_eq!(crop.len(), 2 * 3 * 2);
-        // Columns 2, 3, 4 of rows 1 and 2: mask 0 covers column 2 only.
-        assert_eq!(&crop[..6], &[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
-        assert_eq!(&crop[6..], &[0.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
-    }
 }
