@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clearair_model::{
     DegradationEncoder, EncoderConfig, EncoderLossWeights, ModelManifest, NetworkConfig,
@@ -22,9 +22,6 @@ use crate::prefetch::{BatchMaker, Prefetcher};
 use crate::progress::{SmoothedValue, TrainingProgress};
 use crate::restorer_training::{RunLimits, TrainingOutcome};
 use crate::seeding::{Purpose, torch_seed};
-
-/// Decay of the smoothed loss shown and stored.
-const LOSS_SMOOTHING: f64 = 0.98;
 
 /// Everything an encoder training run needs, already loaded.
 #[derive(Debug)]
@@ -85,28 +82,13 @@ pub fn train_encoder(
         "loss": format!("{:?}", job.loss_weights),
         "seed": job.seed,
     });
-    let (start, previous_elapsed, mut smoothed) = match (&job.limits.checkpoint, job.limits.resume)
-    {
-        (Some(checkpoint), true) => {
-            let state = checkpoint.load("encoder", &settings, &mut store, &mut optimizer)?;
-            (
-                state.step,
-                Duration::from_secs_f64(state.elapsed_seconds),
-                SmoothedValue::starting_at(LOSS_SMOOTHING, state.smoothed_loss),
-            )
-        }
-        (None, true) => {
-            return Err(TrainError::Setting(
-                "--resume needs a checkpoint folder".into(),
-            ));
-        }
-        _ => {
-            if let Some(init) = &job.init {
-                clearair_model::load_weights(&mut store, init)?;
-            }
-            (0, Duration::ZERO, SmoothedValue::new(LOSS_SMOOTHING))
-        }
-    };
+    let (start, previous_elapsed, mut smoothed) = job.limits.start(
+        "encoder",
+        &settings,
+        job.init.as_deref(),
+        &mut store,
+        &mut optimizer,
+    )?;
 
     let sampler = job.sampler.clone();
     let pairs = job.pairs;

@@ -54,6 +54,39 @@ impl RunLimits {
         by_steps.max(by_time).min(1.0)
     }
 
+    /// Where a run starts: from the checkpoint when resuming (step, training time so far and
+    /// smoothed loss restored into `store` and `optimizer`), else at step 0 from `init`'s
+    /// weights or the random initialisation. `network` and `settings` must match the
+    /// checkpoint's.
+    pub fn start(
+        &self,
+        network: &str,
+        settings: &serde_json::Value,
+        init: Option<&std::path::Path>,
+        store: &mut nn::VarStore,
+        optimizer: &mut AdamW,
+    ) -> Result<(u64, Duration, SmoothedValue)> {
+        match (&self.checkpoint, self.resume) {
+            (Some(checkpoint), true) => {
+                let state = checkpoint.load(network, settings, store, optimizer)?;
+                Ok((
+                    state.step,
+                    Duration::from_secs_f64(state.elapsed_seconds),
+                    SmoothedValue::starting_at(LOSS_SMOOTHING, state.smoothed_loss),
+                ))
+            }
+            (None, true) => Err(TrainError::Setting(
+                "--resume needs a checkpoint folder".into(),
+            )),
+            _ => {
+                if let Some(init) = init {
+                    clearair_model::load_weights(store, init)?;
+                }
+                Ok((0, Duration::ZERO, SmoothedValue::new(LOSS_SMOOTHING)))
+            }
+        }
+    }
+
     /// Whether to stop before taking step `step` after `elapsed` of training.
     pub fn should_stop(&self, step: u64, elapsed: Duration) -> bool {
         step >= self.iterations
@@ -146,28 +179,13 @@ pub fn train_restorer(job: &RestorerTraining) -> Result<(nn::VarStore, ClearAir,
     let network = ClearAir::new(&store.root(), &job.config);
     let mut optimizer = AdamW::new(&store, job.adamw);
     let settings = checkpoint_settings(job);
-    let (start, previous_elapsed, mut smoothed) = match (&job.limits.checkpoint, job.limits.resume)
-    {
-        (Some(checkpoint), true) => {
-            let state = checkpoint.load("restorer", &settings, &mut store, &mut optimizer)?;
-            (
-                state.step,
-                Duration::from_secs_f64(state.elapsed_seconds),
-                SmoothedValue::starting_at(LOSS_SMOOTHING, state.smoothed_loss),
-            )
-        }
-        (None, true) => {
-            return Err(TrainError::Setting(
-                "--resume needs a checkpoint folder".into(),
-            ));
-        }
-        _ => {
-            if let Some(init) = &job.init {
-                clearair_model::load_weights(&mut store, init)?;
-            }
-            (0, Duration::ZERO, SmoothedValue::new(LOSS_SMOOTHING))
-        }
-    };
+    let (start, previous_elapsed, mut smoothed) = job.limits.start(
+        "restorer",
+        &settings,
+        job.init.as_deref(),
+        &mut store,
+        &mut optimizer,
+    )?;
 
     let sampler = job.sampler.clone();
     let batch_size = job.batch;
