@@ -6,7 +6,9 @@
 use std::{path::PathBuf, time::Duration};
 
 use clearair_cli::mesh::{Mesh, MeshConfig, Service};
-use clearair_proto::v1::clear_air_client::ClearAirClient;
+use clearair_proto::v1::{
+    ClearAirRestoreRequest, EncodedImage, ImageFormat, clear_air_client::ClearAirClient,
+};
 use tonic::transport::Channel;
 
 /// The workspace root.
@@ -23,6 +25,23 @@ pub fn fixture(relative: &str) -> Vec<u8> {
 /// A real photo crop (the BRISQUE parity fixtures are small crops of scikit-image photos).
 pub fn photo() -> Vec<u8> {
     fixture("brisque/coffee_noise25.png")
+}
+
+/// A public Restore request for the encoded image `data`, answered as PNG (the default).
+pub fn restore_request(data: Vec<u8>) -> ClearAirRestoreRequest {
+    restore_request_as(data, ImageFormat::Unspecified)
+}
+
+/// A public Restore request for the encoded image `data`, answered in `format`.
+pub fn restore_request_as(data: Vec<u8>, format: ImageFormat) -> ClearAirRestoreRequest {
+    ClearAirRestoreRequest {
+        image: Some(EncodedImage {
+            data,
+            media_type: String::new(),
+        }),
+        output_format: format as i32,
+        jpeg_quality: 0,
+    }
 }
 
 /// The mesh configuration of the tests: ephemeral ports, random-init networks (the trained

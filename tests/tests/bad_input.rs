@@ -2,24 +2,15 @@
 //! mesh keeps serving afterwards.
 
 use clearair_cli::mesh::Service;
-use clearair_e2e::{channel, photo, png_header_claiming, public_client, start_mesh};
+use clearair_e2e::{
+    channel, photo, png_header_claiming, public_client, restore_request, start_mesh,
+};
 use clearair_proto::v1::{
-    AssessRequest, ClearAirRestoreRequest, DegradationPrior, EncodedImage, QualityPrior,
-    RestoreRequest, RgbImage, SemanticMasks, quality_service_client::QualityServiceClient,
+    AssessRequest, ClearAirRestoreRequest, DegradationPrior, QualityPrior, RestoreRequest,
+    RgbImage, SemanticMasks, quality_service_client::QualityServiceClient,
     restoration_service_client::RestorationServiceClient,
 };
 use tonic::Code;
-
-fn encoded(data: Vec<u8>) -> ClearAirRestoreRequest {
-    ClearAirRestoreRequest {
-        image: Some(EncodedImage {
-            data,
-            media_type: String::new(),
-        }),
-        output_format: 0,
-        jpeg_quality: 0,
-    }
-}
 
 fn assert_invalid(result: Result<impl std::fmt::Debug, tonic::Status>, needles: &[&str]) {
     let status = result.expect_err("the request must fail");
@@ -41,36 +32,41 @@ async fn bad_uploads_are_refused_by_name_and_the_mesh_keeps_serving() {
 
     assert_invalid(
         client
-            .restore(encoded(b"definitely not an image".to_vec()))
+            .restore(restore_request(b"definitely not an image".to_vec()))
             .await,
         &["unsupported image format"],
     );
     let mut truncated = good.clone();
     truncated.truncate(good.len() / 2);
     assert_invalid(
-        client.restore(encoded(truncated)).await,
+        client.restore(restore_request(truncated)).await,
         &["png", "truncated"],
     );
     assert_invalid(
         client
-            .restore(encoded(png_header_claiming(100_000, 100_000)))
+            .restore(restore_request(png_header_claiming(100_000, 100_000)))
             .await,
         &["100000", "pixels"],
     );
     assert_invalid(
-        client.restore(encoded(png_header_claiming(0, 0))).await,
+        client
+            .restore(restore_request(png_header_claiming(0, 0)))
+            .await,
         &["0×0", "at least 1"],
     );
-    assert_invalid(client.restore(encoded(Vec::new())).await, &["empty"]);
+    assert_invalid(
+        client.restore(restore_request(Vec::new())).await,
+        &["empty"],
+    );
     assert_invalid(
         client.restore(ClearAirRestoreRequest::default()).await,
         &["no `image`"],
     );
-    let mut bad_quality = encoded(good.clone());
+    let mut bad_quality = restore_request(good.clone());
     bad_quality.jpeg_quality = 300;
     assert_invalid(client.restore(bad_quality).await, &["jpeg_quality", "300"]);
 
-    let restored = client.restore(encoded(good)).await;
+    let restored = client.restore(restore_request(good)).await;
     assert!(restored.is_ok(), "the mesh still serves: {restored:?}");
     mesh.shutdown().await.unwrap();
 }

@@ -1,19 +1,8 @@
 //! Compression on the wire and the Prometheus metrics of the mesh. In a file of its own: the
 //! metric registry is per process, and the counts asserted here must not see other tests.
 
-use clearair_e2e::{photo, public_client, start_mesh};
-use clearair_proto::v1::{ClearAirRestoreRequest, EncodedImage, ImageFormat};
-
-fn restore_request(data: Vec<u8>, format: ImageFormat) -> ClearAirRestoreRequest {
-    ClearAirRestoreRequest {
-        image: Some(EncodedImage {
-            data,
-            media_type: String::new(),
-        }),
-        output_format: format as i32,
-        jpeg_quality: 0,
-    }
-}
+use clearair_e2e::{photo, public_client, restore_request_as, start_mesh};
+use clearair_proto::v1::ImageFormat;
 
 /// `GET /metrics` over plain HTTP/1.0.
 async fn scrape(addr: std::net::SocketAddr) -> String {
@@ -41,12 +30,12 @@ async fn compressed_calls_work_and_metrics_count_them_by_status_code() {
         .send_compressed(CompressionEncoding::Zstd)
         .accept_compressed(CompressionEncoding::Gzip);
     let ok = client
-        .restore(restore_request(photo(), ImageFormat::Png))
+        .restore(restore_request_as(photo(), ImageFormat::Png))
         .await
         .expect("a zstd-compressed request with a gzip-compressed answer");
     assert!(ok.into_inner().image.is_some());
     let bad = client
-        .restore(restore_request(b"garbage".to_vec(), ImageFormat::Png))
+        .restore(restore_request_as(b"garbage".to_vec(), ImageFormat::Png))
         .await;
     assert_eq!(bad.unwrap_err().code(), tonic::Code::InvalidArgument);
 

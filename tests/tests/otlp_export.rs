@@ -7,8 +7,7 @@ use std::{
     time::Duration,
 };
 
-use clearair_e2e::{photo, public_client, start_mesh};
-use clearair_proto::v1::{ClearAirRestoreRequest, EncodedImage};
+use clearair_e2e::{photo, public_client, restore_request, start_mesh};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -53,14 +52,7 @@ async fn spans_are_exported_and_share_the_request_trace() {
     let mesh = start_mesh(|_| {}).await;
     let mut client = public_client(&mesh).await;
     client
-        .restore(ClearAirRestoreRequest {
-            image: Some(EncodedImage {
-                data: photo(),
-                media_type: String::new(),
-            }),
-            output_format: 0,
-            jpeg_quality: 0,
-        })
+        .restore(restore_request(photo()))
         .await
         .expect("restore");
     mesh.shutdown().await.unwrap();

@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use clearair_e2e::{fixture, public_client, start_mesh};
-use clearair_proto::v1::{ClearAirRestoreRequest, EncodedImage};
+use clearair_e2e::{fixture, public_client, restore_request, start_mesh};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_of_large_requests_drains_instead_of_stalling() {
@@ -32,18 +31,7 @@ async fn a_queue_of_large_requests_drains_instead_of_stalling() {
         .map(|_| {
             let mut client = client.clone();
             let image = image.clone();
-            tokio::spawn(async move {
-                client
-                    .restore(ClearAirRestoreRequest {
-                        image: Some(EncodedImage {
-                            data: image,
-                            media_type: String::new(),
-                        }),
-                        ..Default::default()
-                    })
-                    .await
-                    .map(|_| ())
-            })
+            tokio::spawn(async move { client.restore(restore_request(image)).await.map(|_| ()) })
         })
         .collect();
     // Not a speed check: a stalled queue never finishes, a working one finishes in seconds to

@@ -4,25 +4,14 @@
 use std::time::Duration;
 
 use clearair_cli::mesh::Service;
-use clearair_e2e::{channel, photo, public_client, start_mesh};
+use clearair_e2e::{channel, photo, public_client, restore_request, start_mesh};
 use clearair_orchestrator::config::FailurePolicy;
 use clearair_proto::v1::{
-    ClearAirRestoreRequest, EncodedImage, PriorKind, RestoreStreamHeader, RestoreStreamRequest,
+    EncodedImage, PriorKind, RestoreStreamHeader, RestoreStreamRequest,
     restore_stream_request::Part, restore_stream_response::Event,
 };
 use futures::StreamExt;
 use tonic::Code;
-
-fn restore_request(data: Vec<u8>) -> ClearAirRestoreRequest {
-    ClearAirRestoreRequest {
-        image: Some(EncodedImage {
-            data,
-            media_type: String::new(),
-        }),
-        output_format: 0,
-        jpeg_quality: 0,
-    }
-}
 
 /// A photo large enough that restoring it takes a while on a CPU.
 fn large_photo() -> Vec<u8> {

@@ -2,25 +2,14 @@
 //! cache, output formats, and health and reflection on every server.
 
 use clearair_cli::mesh::Service;
-use clearair_e2e::{channel, photo, public_client, start_mesh};
-use clearair_proto::v1::{
-    AnalyzeRequest, ClearAirRestoreRequest, EncodedImage, ImageFormat, QualityLevel,
+use clearair_e2e::{
+    channel, photo, public_client, restore_request, restore_request_as, start_mesh,
 };
+use clearair_proto::v1::{AnalyzeRequest, EncodedImage, ImageFormat, QualityLevel};
 use futures::StreamExt;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-
-fn restore_request(data: Vec<u8>, format: ImageFormat) -> ClearAirRestoreRequest {
-    ClearAirRestoreRequest {
-        image: Some(EncodedImage {
-            data,
-            media_type: String::new(),
-        }),
-        output_format: format as i32,
-        jpeg_quality: 0,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restores_a_photo_through_the_orchestrator() {
@@ -32,7 +21,7 @@ async fn restores_a_photo_through_the_orchestrator() {
         .image;
 
     let response = client
-        .restore(restore_request(input.clone(), ImageFormat::Unspecified))
+        .restore(restore_request(input.clone()))
         .await
         .expect("restore succeeds")
         .into_inner();
@@ -74,7 +63,7 @@ async fn restores_a_photo_through_the_orchestrator() {
 
     // The same photo again: the priors come from the content-addressed cache.
     let again = client
-        .restore(restore_request(input.clone(), ImageFormat::Jpeg))
+        .restore(restore_request_as(input.clone(), ImageFormat::Jpeg))
         .await
         .expect("second restore succeeds")
         .into_inner();

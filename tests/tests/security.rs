@@ -12,10 +12,8 @@ use std::{
 };
 
 use clearair_cli::mesh::{Mesh, MeshConfig, Service};
-use clearair_e2e::{photo, public_client, start_mesh, test_config, workspace};
-use clearair_proto::v1::{
-    AnalyzeRequest, ClearAirRestoreRequest, EncodedImage, clear_air_client::ClearAirClient,
-};
+use clearair_e2e::{photo, public_client, restore_request, start_mesh, test_config, workspace};
+use clearair_proto::v1::{AnalyzeRequest, EncodedImage, clear_air_client::ClearAirClient};
 use clearair_runtime::tls::{PeerTls, ServerTls};
 use tonic::{
     Code, Request,
@@ -169,14 +167,7 @@ async fn every_hop_speaks_mutual_tls() {
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
     let response = client
-        .restore(ClearAirRestoreRequest {
-            image: Some(EncodedImage {
-                data: photo(),
-                media_type: String::new(),
-            }),
-            output_format: 0,
-            jpeg_quality: 0,
-        })
+        .restore(restore_request(photo()))
         .await
         .expect("restore over mutual TLS")
         .into_inner();
@@ -286,14 +277,7 @@ async fn clients_without_the_right_certificate_are_refused() {
         .into_inner();
     assert_eq!(analysis.fallbacks.len(), 3, "{:?}", analysis.fallbacks);
     let restore = client
-        .restore(ClearAirRestoreRequest {
-            image: Some(EncodedImage {
-                data: photo(),
-                media_type: String::new(),
-            }),
-            output_format: 0,
-            jpeg_quality: 0,
-        })
+        .restore(restore_request(photo()))
         .await
         .expect_err("the restorer refuses the orchestrator");
     // With TLS 1.3 the refusal arrives after the client's side of the handshake, as a closed

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clearair_cli::mesh::Service;
-use clearair_e2e::{photo, start_mesh};
+use clearair_e2e::{photo, restore_request, start_mesh};
 use clearair_proto::v1::{
-    AssessRequest, AssessResponse, ClearAirRestoreRequest, EncodedImage, PriorKind, QualityPrior,
+    AssessRequest, AssessResponse, PriorKind, QualityPrior,
     quality_service_server::{QualityService, QualityServiceServer},
 };
 use tonic::{Request, Response, Status};
@@ -90,14 +90,7 @@ async fn trace_context_and_deadline_reach_the_prior_services() {
         .unwrap();
     let mut client = clearair_proto::v1::clear_air_client::ClearAirClient::new(channel);
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let mut request = Request::new(ClearAirRestoreRequest {
-        image: Some(EncodedImage {
-            data: photo(),
-            media_type: String::new(),
-        }),
-        output_format: 0,
-        jpeg_quality: 0,
-    });
+    let mut request = Request::new(restore_request(photo()));
     request.metadata_mut().insert(
         "traceparent",
         format!("00-{trace_id}-00f067aa0ba902b7-01")

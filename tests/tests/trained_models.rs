@@ -7,8 +7,8 @@
 //! figures of the training), so the test fails when weights that restore worse are committed, or
 //! when the mesh stops feeding the restorer the priors it was trained with.
 
-use clearair_e2e::{fixture, public_client, start_mesh, workspace};
-use clearair_proto::v1::{ClearAirRestoreRequest, DegradationKind, EncodedImage};
+use clearair_e2e::{fixture, public_client, restore_request, start_mesh, workspace};
+use clearair_proto::v1::DegradationKind;
 
 struct Sample {
     file: &'static str,
@@ -93,13 +93,7 @@ async fn the_committed_weights_restore_the_samples() {
         let input = fixture(&format!("samples/{}", sample.file));
         let clean = decode(&fixture(&format!("samples/reference/{}", sample.reference)));
         let response = client
-            .restore(ClearAirRestoreRequest {
-                image: Some(EncodedImage {
-                    data: input.clone(),
-                    media_type: String::new(),
-                }),
-                ..Default::default()
-            })
+            .restore(restore_request(input.clone()))
             .await
             .unwrap_or_else(|status| panic!("{}: {status}", sample.file))
             .into_inner();
