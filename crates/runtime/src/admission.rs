@@ -59,14 +59,17 @@ impl AdmissionState {
         });
     }
 
-    /// When a request with `ahead` others already queued would be answered, measured from
-    /// now: the queue drains `max_concurrency` at a time, the slot it waits for frees half a
-    /// service time from now on average, then it runs for one service time. `None` until a
-    /// service time has been measured.
-    fn expected_completion(&self, ahead: usize) -> Option<Duration> {
+    /// The average service time, and when a request with `ahead` others already queued
+    /// would be answered, measured from now: the queue drains `max_concurrency` at a time,
+    /// the slot it waits for frees half a service time from now on average, then it runs for
+    /// one service time. `None` until a service time has been measured.
+    fn expected_completion(&self, ahead: usize) -> Option<(Duration, Duration)> {
         let average = (*self.service_time.lock().expect("service time lock"))?;
         let waves = (ahead / self.max_concurrency) as f64 + 0.5;
-        Some(Duration::from_secs_f64(average * (waves + 1.0)))
+        Some((
+            Duration::from_secs_f64(average),
+            Duration::from_secs_f64(average * (waves + 1.0)),
+        ))
     }
 }
 
@@ -164,7 +167,7 @@ where
                         .into_http());
                     }
                     let deadline = request.extensions().get::<Deadline>().copied();
-                    if let (Some(deadline), Some(expected)) =
+                    if let (Some(deadline), Some((average, expected))) =
                         (deadline, state.expected_completion(ahead))
                     {
                         let remaining = deadline.remaining();
@@ -176,11 +179,7 @@ where
                                  ms, after its deadline ({} ms left); retry with backoff or \
                                  a longer deadline",
                                 state.metrics.service(),
-                                state
-                                    .service_time
-                                    .lock()
-                                    .expect("service time lock")
-                                    .map_or(0, |s| (s * 1e3).round() as u64),
+                                average.as_millis(),
                                 expected.as_millis(),
                                 remaining.as_millis()
                             ))
