@@ -24,11 +24,13 @@ use tonic_health::pb::{
 };
 
 /// A certificate set made by the project's script in a fresh folder.
-fn make_certs(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("clearair-certs-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn make_certs(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("clearair-certs-{name}-"))
+        .tempdir()
+        .expect("create a folder for the certificates");
     let status = std::process::Command::new(workspace().join("deploy/tls/make-certs.sh"))
-        .arg(&dir)
+        .arg(dir.path())
         .stdout(std::process::Stdio::null())
         .status()
         .expect("deploy/tls/make-certs.sh runs (it needs openssl)");
@@ -150,15 +152,16 @@ fn analyze_request() -> AnalyzeRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_hop_speaks_mutual_tls() {
-    let certs = make_certs("every-hop");
-    let mesh = Mesh::start(mutual_tls_mesh(&certs, true))
+    let certs_dir = make_certs("every-hop");
+    let certs = certs_dir.path();
+    let mesh = Mesh::start(mutual_tls_mesh(certs, true))
         .await
         .expect("mesh starts");
-    wait_ready_over_tls(&mesh, &certs).await;
+    wait_ready_over_tls(&mesh, certs).await;
 
     let credentials = ClientCredentials {
         trusted_ca: &certs.join("ca.pem"),
-        identity: Some(&certs),
+        identity: Some(certs),
     };
     let channel = tls_channel(mesh.addr(Service::Orchestrator), &credentials)
         .await
@@ -186,13 +189,14 @@ async fn every_hop_speaks_mutual_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_without_the_right_certificate_are_refused() {
-    let certs = make_certs("refusals");
-    let other = make_certs("refusals-other-ca");
+    let certs_dir = make_certs("refusals");
+    let other_dir = make_certs("refusals-other-ca");
+    let (certs, other) = (certs_dir.path(), other_dir.path());
     // The orchestrator's own peer channels present no client certificate.
-    let mesh = Mesh::start(mutual_tls_mesh(&certs, false))
+    let mesh = Mesh::start(mutual_tls_mesh(certs, false))
         .await
         .expect("mesh starts");
-    wait_ready_over_tls(&mesh, &certs).await;
+    wait_ready_over_tls(&mesh, certs).await;
     let serving = Ok(ServingStatus::Serving as i32);
 
     for service in [
@@ -205,7 +209,7 @@ async fn clients_without_the_right_certificate_are_refused() {
         let trusted_ca = certs.join("ca.pem");
         let right = ClientCredentials {
             trusted_ca: &trusted_ca,
-            identity: Some(&certs),
+            identity: Some(certs),
         };
         assert_eq!(
             health(addr, &right).await,
@@ -225,7 +229,7 @@ async fn clients_without_the_right_certificate_are_refused() {
 
         let foreign_certificate = ClientCredentials {
             trusted_ca: &trusted_ca,
-            identity: Some(&other),
+            identity: Some(other),
         };
         let refused = health(addr, &foreign_certificate).await;
         assert!(
@@ -237,7 +241,7 @@ async fn clients_without_the_right_certificate_are_refused() {
         let other_ca = other.join("ca.pem");
         let distrusting = ClientCredentials {
             trusted_ca: &other_ca,
-            identity: Some(&other),
+            identity: Some(other),
         };
         let refused = health(addr, &distrusting).await;
         assert!(refused.is_err(), "{name}: untrusted server: {refused:?}");
@@ -264,7 +268,7 @@ async fn clients_without_the_right_certificate_are_refused() {
         mesh.addr(Service::Orchestrator),
         &ClientCredentials {
             trusted_ca: &certs.join("ca.pem"),
-            identity: Some(&certs),
+            identity: Some(certs),
         },
     )
     .await

@@ -1,8 +1,6 @@
 //! Helpers shared by the unit tests: a tiny network configuration, random priors and
 //! scratch directories.
 
-use std::path::PathBuf;
-
 use tch::{Device, Kind, Tensor};
 
 use crate::config::{ClearAirConfig, PromptConfig};
@@ -57,10 +55,10 @@ pub(crate) fn random_priors(
     }
 }
 
-/// A fresh, empty directory under the system temp dir, unique to this test process and name.
-pub(crate) fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("clearair-model-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
+/// A fresh, empty directory under the system temp dir, removed when the guard drops.
+pub(crate) fn scratch_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("clearair-model-{name}-"))
+        .tempdir()
+        .expect("create scratch dir")
 }

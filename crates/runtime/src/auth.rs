@@ -266,9 +266,8 @@ mod tests {
 
     #[test]
     fn token_from_a_file_is_trimmed_and_both_sources_conflict() {
-        let dir = std::env::temp_dir().join(format!("clearair-auth-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("token");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
         std::fs::write(&file, "from-a-secret\n").unwrap();
         let config = AuthConfig {
             bearer_token_file: file.clone(),

@@ -116,9 +116,8 @@ mod tests {
 
     #[test]
     fn layers_defaults_file_and_environment() {
-        let dir = std::env::temp_dir().join(format!("clearair-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("example.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("example.toml");
         std::fs::write(
             &file,
             "model_path = \"from-file\"\n[server]\nmax_queue = 7\nmax_concurrency = 3\n",
@@ -138,9 +137,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected_with_the_file_named() {
-        let dir = std::env::temp_dir().join(format!("clearair-config-bad-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("bad.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
         std::fs::write(&file, "[server]\nmax_concurency = 3\n").unwrap();
         let err = load::<Example>("CLEARAIR_CFGTEST_BAD", Some(&file)).unwrap_err();
         let message = err.to_string();

@@ -127,12 +127,6 @@ fn read_pem(field: &str, path: &Path) -> Result<Vec<u8>, RuntimeError> {
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("clearair-tls-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn off_by_default_and_loads_nothing() {
         assert!(ServerTls::default().load().unwrap().is_none());
@@ -165,8 +159,8 @@ mod tests {
 
     #[test]
     fn a_file_without_a_pem_block_is_refused() {
-        let dir = scratch("notpem");
-        let der = dir.join("ca.der");
+        let dir = tempfile::tempdir().unwrap();
+        let der = dir.path().join("ca.der");
         std::fs::write(&der, [0x30, 0x82, 0x01, 0x0a, 0x02]).unwrap();
         let peer = PeerTls {
             enabled: true,
@@ -179,8 +173,8 @@ mod tests {
 
     #[test]
     fn a_client_certificate_needs_its_key() {
-        let dir = scratch("halfpair");
-        let ca = dir.join("ca.pem");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
         std::fs::write(
             &ca,
             "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
@@ -189,7 +183,7 @@ mod tests {
         let peer = PeerTls {
             enabled: true,
             ca,
-            cert: dir.join("client.pem"),
+            cert: dir.path().join("client.pem"),
             ..PeerTls::default()
         };
         let message = peer.load("degradation.tls").unwrap_err().to_string();

