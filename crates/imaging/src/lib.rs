@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`rgb`] — [`Rgb8Image`], its wire form, planar float conversion, crop, content hash.
 //! - [`resize`] — area-average downscaling and bilinear upscaling.
+//! - [`clip`] — CLIP's preprocessing, bit-exact with Pillow's bicubic resize.
 //! - [`sniff`], [`header`] — format detection and header-only dimension reads.
 //! - [`decode`](mod@decode) — bounded, typed decoding of untrusted uploads.
 //! - [`encode`](mod@encode) — PNG / JPEG / WebP / TIFF / BMP output.
@@ -19,6 +20,7 @@
 //!   captions, the priors' summary and a bar chart of degradation probabilities).
 //! - [`error`] — [`ImagingError`].
 
+pub mod clip;
 pub mod decode;
 pub mod draw;
 pub mod encode;
@@ -34,6 +36,7 @@ pub mod sheet;
 pub mod sniff;
 pub mod tiling;
 
+pub use clip::ClipPreprocess;
 pub use decode::{DecodeLimits, Decoded, decode};
 pub use encode::{DEFAULT_JPEG_QUALITY, OutputFormat, encode, jpeg_quality};
 pub use error::{ImagingError, SizeLimit};
