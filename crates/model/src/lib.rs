@@ -16,6 +16,7 @@
 //! - [`synthesis`]: seeded degradation synthesis; [`loss`]: L1 and ICRM; [`metrics`]: PSNR
 //!   and SSIM as scikit-image computes them.
 //! - [`weights`]: safetensors and manifests; [`device`]: device strings.
+//! - [`torchscript`]: exported prior models (DA-CLIP, SAM2, DeQA-Score) and their manifests.
 
 pub mod attention;
 pub mod clearair;
@@ -37,6 +38,7 @@ pub mod synthesis;
 pub mod task;
 #[cfg(test)]
 mod test_support;
+pub mod torchscript;
 pub mod transformer;
 pub mod weights;
 
@@ -51,6 +53,7 @@ pub use loss::{Dihedral, IcrmConfig, RestorationLoss, l1_loss, restoration_loss}
 pub use metrics::{mean_psnr_ssim, psnr, ssim};
 pub use priors::{Priors, check_priors};
 pub use synthesis::{BlurKernel, Degradation, DegradationKind};
+pub use torchscript::{ExportManifest, Precision, ScriptModel, TorchScriptConfig, check_shape};
 pub use weights::{
     ModelManifest, NetworkConfig, PriorBackends, load_weights, parameter_count, save_weights,
 };
