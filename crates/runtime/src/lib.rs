@@ -21,12 +21,14 @@
 //! - [`client`]: channels to peer services with limits, compression, TLS and trace injection.
 //! - [`tls`]: TLS and mutual TLS settings of servers and peer channels (rustls).
 //! - [`auth`]: the optional bearer token on a server's services (UNAUTHENTICATED otherwise).
+//! - [`batch`]: dynamic batching (max batch size, max queue delay) for GPU-backed models.
 //! - [`model`]: background model loading ([`model::ModelSlot`]) and blocking inference.
 //! - [`launch`]: the shared `main` of every service binary.
 //! - [`shutdown`]: SIGTERM / ctrl-c.
 
 pub mod admission;
 pub mod auth;
+pub mod batch;
 mod body;
 pub mod client;
 pub mod config;

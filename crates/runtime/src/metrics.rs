@@ -36,6 +36,7 @@ pub struct Metrics {
     queue_depth: IntGaugeVec,
     model_time: HistogramVec,
     batch_size: HistogramVec,
+    batch_queue: HistogramVec,
     fallbacks: IntCounterVec,
 }
 
@@ -89,6 +90,15 @@ impl Metrics {
             &["service"],
         )
         .expect("valid metric");
+        let batch_queue = HistogramVec::new(
+            HistogramOpts::new(
+                "clearair_batch_queue_seconds",
+                "Time a request waited for its batch to start",
+            )
+            .buckets(prometheus::exponential_buckets(0.0001, 2.0, 16).expect("valid buckets")),
+            &["service"],
+        )
+        .expect("valid metric");
         let fallbacks = IntCounterVec::new(
             Opts::new(
                 "clearair_prior_fallbacks_total",
@@ -104,6 +114,7 @@ impl Metrics {
             Box::new(queue_depth.clone()),
             Box::new(model_time.clone()),
             Box::new(batch_size.clone()),
+            Box::new(batch_queue.clone()),
             Box::new(fallbacks.clone()),
         ] {
             registry
@@ -118,6 +129,7 @@ impl Metrics {
             queue_depth,
             model_time,
             batch_size,
+            batch_queue,
             fallbacks,
         }
     }
@@ -175,6 +187,14 @@ impl ServiceMetrics {
             .batch_size
             .with_label_values(&labels)
             .observe(batch as f64);
+    }
+
+    /// Records how long one request waited for its batch to start.
+    pub fn observe_batch_queue(&self, waited: Duration) {
+        self.metrics
+            .batch_queue
+            .with_label_values(&[self.service.as_str()])
+            .observe(waited.as_secs_f64());
     }
 
     /// Sets the in-flight gauge.
