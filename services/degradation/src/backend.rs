@@ -1,5 +1,5 @@
-//! Degradation backends: the trait a production backend (DA-CLIP) implements and the compact
-//! encoder trained here.
+//! Degradation backends: the trait, the compact encoder trained here and the loader that picks
+//! it or DA-CLIP over TorchScript ([`crate::torchscript`]).
 
 use std::sync::Mutex;
 
@@ -13,6 +13,7 @@ use tch::{Device, Tensor, nn};
 use crate::{
     config::{DegradationBackendKind, DegradationConfig},
     error::DegradationError,
+    torchscript::TorchScriptBackend,
 };
 
 /// Width of F_c and F_d on the wire, as DA-CLIP produces them.
@@ -32,7 +33,11 @@ pub struct DegradationEstimate {
 /// A degradation/content embedding model.
 pub trait DegradationBackend: Send + Sync + 'static {
     /// Name reported in every prior and checked against the restorer's manifest.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
+    /// Whether the backend batches requests itself (and records its own model metrics).
+    fn is_batched(&self) -> bool {
+        false
+    }
     /// Embeds one image.
     fn embed(&self, image: &Rgb8Image) -> Result<DegradationEstimate, DegradationError>;
 }
@@ -123,7 +128,7 @@ fn to_vec(tensor: &Tensor) -> Result<Vec<f32>, DegradationError> {
 }
 
 impl DegradationBackend for EncoderBackend {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "clearair-encoder"
     }
 
@@ -157,6 +162,11 @@ impl DegradationBackend for EncoderBackend {
 pub fn load(config: &DegradationConfig) -> Result<Box<dyn DegradationBackend>, DegradationError> {
     match config.backend {
         DegradationBackendKind::Encoder => Ok(Box::new(EncoderBackend::load(config)?)),
+        DegradationBackendKind::Torchscript => Ok(Box::new(TorchScriptBackend::load(
+            &config.torchscript,
+            &config.model.device,
+            &config.batching,
+        )?)),
     }
 }
 

@@ -1,6 +1,10 @@
 //! Configuration of the degradation service.
 
-use clearair_runtime::config::{ModelConfig, ServerConfig};
+use clearair_model::TorchScriptConfig;
+use clearair_runtime::{
+    batch::BatchingConfig,
+    config::{ModelConfig, ServerConfig},
+};
 use serde::{Deserialize, Serialize};
 
 /// Which degradation backend to run.
@@ -10,6 +14,8 @@ pub enum DegradationBackendKind {
     /// The compact encoder trained here (`models/degradation-encoder.safetensors`).
     #[default]
     Encoder,
+    /// DA-CLIP exported by `deploy/export/daclip.py` (`[torchscript]`, batched).
+    Torchscript,
 }
 
 /// Everything the degradation service reads at start-up.
@@ -20,8 +26,12 @@ pub struct DegradationConfig {
     pub server: ServerConfig,
     /// The backend.
     pub backend: DegradationBackendKind,
-    /// The encoder's weights and device.
+    /// The encoder's weights, and the device of either backend.
     pub model: ModelConfig,
+    /// The exported module (backend = "torchscript").
+    pub torchscript: TorchScriptConfig,
+    /// Dynamic batching of the TorchScript backend.
+    pub batching: BatchingConfig,
     /// Images are resized so their long side is at most this before encoding (the encoder
     /// was trained at this scale).
     pub max_side: u32,
@@ -39,6 +49,8 @@ impl Default for DegradationConfig {
             },
             backend: DegradationBackendKind::Encoder,
             model: ModelConfig::with_weights("models/degradation-encoder.safetensors"),
+            torchscript: TorchScriptConfig::with_module("models/daclip.pt"),
+            batching: BatchingConfig::default(),
             max_side: 256,
             max_pixels: 40_000_000,
         }

@@ -25,6 +25,9 @@ pub enum DegradationError {
     /// The request carried no image.
     #[error("request has no `image`")]
     MissingImage,
+    /// A batched forward pass failed (the whole batch shares the reason).
+    #[error("degradation model failed: {0}")]
+    Inference(String),
     /// The network failed.
     #[error("degradation model failed: {0}")]
     Model(#[from] ModelError),
@@ -37,6 +40,7 @@ impl From<DegradationError> for Status {
                 Status::invalid_argument(error.to_string())
             }
             DegradationError::Model(_)
+            | DegradationError::Inference(_)
             | DegradationError::Load { .. }
             | DegradationError::Runtime(_) => Status::internal(error.to_string()),
         }

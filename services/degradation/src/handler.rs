@@ -73,13 +73,17 @@ impl DegradationService for DegradationHandler {
         if deadline.is_some_and(|d| d.expired()) {
             return Err(Deadline::exceeded("degradation embedding"));
         }
-        let name = backend.name();
+        let name = backend.name().to_owned();
+        let batched = backend.is_batched();
         let (estimate, elapsed) = blocking(move || {
             let started = Instant::now();
             (backend.embed(&image), started.elapsed())
         })
         .await?;
-        self.metrics.observe_model(elapsed, 1);
+        if !batched {
+            // A batching backend records each batch itself.
+            self.metrics.observe_model(elapsed, 1);
+        }
         let estimate = estimate?;
         let probabilities = DegradationKind::ALL
             .iter()
@@ -94,7 +98,7 @@ impl DegradationService for DegradationHandler {
                 content: estimate.content,
                 degradation: estimate.degradation,
                 probabilities,
-                backend: name.to_owned(),
+                backend: name,
             }),
             model_milliseconds: elapsed.as_secs_f64() * 1e3,
         }))

@@ -2,12 +2,15 @@
 //! each) and a probability per degradation kind for one image.
 //!
 //! The embedded backend is a compact encoder trained here on synthetic degradations of real
-//! photos; DA-CLIP over TorchScript implements the same [`DegradationBackend`] on GPUs.
+//! photos; DA-CLIP over TorchScript (`backend = "torchscript"`) implements the same
+//! [`DegradationBackend`] on GPUs.
 //!
 //! # Layout
 //! - [`config`]: [`DegradationConfig`], layered from defaults, file and
 //!   `CLEARAIR_DEGRADATION__…`.
 //! - [`backend`]: the [`DegradationBackend`] trait and the encoder backend.
+//! - [`torchscript`]: DA-CLIP exported by `deploy/export/daclip.py`, CLIP preprocessing in
+//!   Rust, dynamic batching.
 //! - `handler`: `clearair.v1.DegradationService/Embed`.
 //! - `error`: the service's errors and their gRPC status codes.
 
@@ -15,6 +18,7 @@ pub mod backend;
 pub mod config;
 mod error;
 mod handler;
+pub mod torchscript;
 
 use std::future::Future;
 
