@@ -23,6 +23,8 @@ export LD_LIBRARY_PATH := $(TORCH_LIB)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH
 
 CARGO ?= cargo
 SETUP_STAMP := $(VENV)/.requirements-installed
+# SAM2 for deploy/export/sam2_export.py and the segmentation parity test.
+SAM2_PACKAGE := sam2==1.1.0
 
 .PHONY: help setup build run test lint fmt unit-tests client-tests parity-checks bench clean-data \
 	tools validate ghz-smoke go-client-tests grpcurl-tests loadtest
@@ -42,6 +44,8 @@ $(SETUP_STAMP): deploy/python/requirements.txt
 	@echo "==> Python environment (.venv: torch 2.11 for libtorch, BRISQUE reference, gRPC tools)"
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r deploy/python/requirements.txt
+	SAM2_BUILD_CUDA=0 $(PYTHON) -m pip install --quiet --disable-pip-version-check \
+		--no-build-isolation --no-deps $(SAM2_PACKAGE)
 	@touch $@
 
 data/brisque/brisque_svr.json: $(SETUP_STAMP) deploy/scripts/brisque_params.py

@@ -64,13 +64,16 @@ def write_f32(path: pathlib.Path, tensor: torch.Tensor) -> None:
     path.write_bytes(struct.pack(f"<{len(values)}f", *values))
 
 
-def trace(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
-    """Traces `module` and checks the trace against eager mode on a second batch size, so a
-    size baked into the graph fails here and not in the service."""
+def trace(module: torch.nn.Module, example: tuple[torch.Tensor, ...],
+          other: tuple[torch.Tensor, ...] | None = None) -> torch.jit.ScriptModule:
+    """Traces `module` and checks the trace against eager mode on `other` inputs (by default
+    the example with one more item in the batch), so a size baked into the graph fails here
+    and not in the service."""
     module.eval()
     with torch.no_grad():
         traced = torch.jit.trace(module, example, check_trace=False)
-        other = tuple(torch.cat([t, t[:1]]) for t in example)
+        if other is None:
+            other = tuple(torch.cat([t, t[:1]]) for t in example)
         expected = module(*other)
         actual = traced(*other)
     expected = expected if isinstance(expected, tuple) else (expected,)
@@ -78,7 +81,7 @@ def trace(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> torch.j
     for index, (want, got) in enumerate(zip(expected, actual)):
         if want.shape != got.shape or not torch.allclose(want, got, rtol=1e-4, atol=1e-5):
             sys.exit(f"trace check failed on output {index}: the traced module does not "
-                     f"generalise to batch {other[0].shape[0]}")
+                     f"generalise to inputs of shapes {[tuple(t.shape) for t in other]}")
     return traced
 
 

@@ -222,9 +222,26 @@ impl ScriptModel {
     /// Runs the module on floating `inputs` (cast to its device and precision) and returns
     /// every output tensor, flattened out of tuples and lists, as `f32` on the CPU.
     pub fn forward(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        Ok(self
+            .forward_on_device(inputs)?
+            .into_iter()
+            .map(|t| t.to_device(Device::Cpu))
+            .collect())
+    }
+
+    /// As [`ScriptModel::forward`], but the outputs stay on the module's device (as `f32`),
+    /// for callers that keep computing there. Integer inputs keep their kind.
+    pub fn forward_on_device(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         let inputs: Vec<IValue> = inputs
             .iter()
-            .map(|t| IValue::Tensor(t.to_device(self.device).to_kind(self.precision.kind())))
+            .map(|t| {
+                let t = t.to_device(self.device);
+                IValue::Tensor(if t.is_floating_point() {
+                    t.to_kind(self.precision.kind())
+                } else {
+                    t
+                })
+            })
             .collect();
         let output = {
             let module = self.module.lock().expect("module lock poisoned");
@@ -237,7 +254,7 @@ impl ScriptModel {
         flatten(output, &mut tensors, &self.path)?;
         Ok(tensors
             .into_iter()
-            .map(|t| t.to_device(Device::Cpu).to_kind(Kind::Float))
+            .map(|t| t.to_kind(Kind::Float))
             .collect())
     }
 }

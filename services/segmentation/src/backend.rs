@@ -1,4 +1,5 @@
-//! Segmentation backends: the trait a production backend implements and the graph backend.
+//! Segmentation backends: the trait, the graph backend and the loader that picks it or SAM2
+//! over TorchScript ([`crate::sam2`]).
 
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_priors::{GraphSegmenter, GraphSegmenterConfig};
@@ -6,12 +7,13 @@ use clearair_priors::{GraphSegmenter, GraphSegmenterConfig};
 use crate::{
     config::{SegmentationBackendKind, SegmentationConfig},
     error::SegmentationError,
+    sam2::Sam2Backend,
 };
 
 /// A region segmenter.
 pub trait SegmentationBackend: Send + Sync + 'static {
     /// Name reported with the masks and checked against the restorer's manifest.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     /// At most `max_masks` (1..=16) masks at the image's resolution, with a score each.
     fn segment(&self, image: &Rgb8Image, max_masks: u32) -> Result<PackedMasks, SegmentationError>;
 }
@@ -32,7 +34,7 @@ impl GraphBackend {
 }
 
 impl SegmentationBackend for GraphBackend {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "graph"
     }
 
@@ -67,6 +69,11 @@ pub fn load(
             };
             Ok(Box::new(GraphBackend::new(graph)))
         }
+        SegmentationBackendKind::Torchscript => Ok(Box::new(Sam2Backend::load(
+            &config.torchscript,
+            &config.device,
+            &config.sam2,
+        )?)),
     }
 }
 

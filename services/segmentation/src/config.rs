@@ -1,6 +1,9 @@
 //! Configuration of the segmentation service.
 
+use clearair_model::TorchScriptConfig;
 use clearair_runtime::config::ServerConfig;
+
+use crate::sam2::AmgConfig;
 use serde::{Deserialize, Serialize};
 
 /// Which segmentation backend to run.
@@ -10,6 +13,8 @@ pub enum SegmentationBackendKind {
     /// Felzenszwalb–Huttenlocher graph segmentation on the CPU.
     #[default]
     Graph,
+    /// SAM2 exported by `deploy/export/sam2_export.py` (`[torchscript]`, `[sam2]`).
+    Torchscript,
 }
 
 /// Parameters of the graph backend (Felzenszwalb & Huttenlocher 2004).
@@ -48,6 +53,12 @@ pub struct SegmentationConfig {
     pub backend: SegmentationBackendKind,
     /// The graph backend's parameters.
     pub graph: GraphConfig,
+    /// The exported SAM2 encoder (its manifest names the decoder), backend = "torchscript".
+    pub torchscript: TorchScriptConfig,
+    /// `cpu`, `cuda`, `cuda:N` or `auto`, for the TorchScript backend.
+    pub device: String,
+    /// The automatic mask generator's settings (SAM2's defaults).
+    pub sam2: AmgConfig,
     /// Masks returned when a request asks for 0 (the default); at most 16.
     pub default_max_masks: u32,
     /// Largest image accepted, in pixels.
@@ -64,6 +75,9 @@ impl Default for SegmentationConfig {
             },
             backend: SegmentationBackendKind::Graph,
             graph: GraphConfig::default(),
+            torchscript: TorchScriptConfig::with_module("models/sam2.pt"),
+            device: "auto".to_owned(),
+            sam2: AmgConfig::default(),
             default_max_masks: 16,
             max_pixels: 40_000_000,
         }

@@ -28,6 +28,9 @@ pub enum SegmentationError {
     /// `max_masks` is out of range.
     #[error("max_masks must be between 0 (service default) and 16, got {0}")]
     MaskCount(u32),
+    /// The SAM2 modules failed.
+    #[error("segmentation model failed: {0}")]
+    Model(#[from] clearair_model::ModelError),
     /// The backend refused or failed on the image.
     #[error("segmentation failed: {0}")]
     Backend(#[from] PriorError),
@@ -47,6 +50,7 @@ impl From<SegmentationError> for Status {
                 | PriorError::MaskCount { .. },
             ) => Status::invalid_argument(error.to_string()),
             SegmentationError::Backend(_)
+            | SegmentationError::Model(_)
             | SegmentationError::Load { .. }
             | SegmentationError::Runtime(_) => Status::internal(error.to_string()),
         }

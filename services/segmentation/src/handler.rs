@@ -65,7 +65,7 @@ impl SegmentationService for SegmentationHandler {
         if deadline.is_some_and(|d| d.expired()) {
             return Err(Deadline::exceeded("segmentation"));
         }
-        let name = backend.name();
+        let name = backend.name().to_owned();
         let (masks, elapsed) = blocking(move || {
             let started = Instant::now();
             (backend.segment(&image, max_masks), started.elapsed())

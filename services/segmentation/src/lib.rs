@@ -1,12 +1,14 @@
 //! The segmentation service: at most 16 region masks per image, bit-packed, with a score each.
 //!
 //! The embedded backend is Felzenszwalb–Huttenlocher graph segmentation merged to ≤ 16 regions;
-//! SAM2 with automatic mask generation implements the same [`SegmentationBackend`] on GPUs.
+//! SAM2 (`backend = "torchscript"`) with automatic mask generation written in Rust implements
+//! the same [`SegmentationBackend`] on GPUs.
 //!
 //! # Layout
 //! - [`config`]: [`SegmentationConfig`], layered from defaults, file and
 //!   `CLEARAIR_SEGMENTATION__…`.
 //! - [`backend`]: the [`SegmentationBackend`] trait and the graph backend.
+//! - [`sam2`]: SAM2 over TorchScript and automatic mask generation.
 //! - `handler`: `clearair.v1.SegmentationService/Segment`.
 //! - `error`: the service's errors and their gRPC status codes.
 
@@ -14,6 +16,7 @@ pub mod backend;
 pub mod config;
 mod error;
 mod handler;
+pub mod sam2;
 
 use std::future::Future;
 

@@ -1,0 +1,497 @@
+//! SAM2 over TorchScript with automatic mask generation written here: the two modules
+//! `deploy/export/sam2_export.py` writes (image encoder; prompt encoder + mask decoder) and,
+//! on top, what `SAM2AutomaticMaskGenerator` does with one crop layer:
+//!
+//! 1. a `points_per_side²` grid of single-point prompts, in batches of `points_per_batch`;
+//! 2. three masks per prompt, upsampled (bilinear) from the decoder's low-resolution logits
+//!    to the image;
+//! 3. masks whose predicted IoU is at most `pred_iou_thresh`, or whose stability score (the
+//!    IoU of the mask thresholded at `mask_threshold ± stability_score_offset`) is below
+//!    `stability_score_thresh`, are dropped (a threshold of 0 turns its filter off);
+//! 4. greedy box NMS at `box_nms_thresh` over the boxes around the masks, best predicted IoU
+//!    first (as `torchvision.ops.batched_nms` with one category);
+//! 5. the best `max_masks` (≤ 16) are kept.
+//!
+//! Arithmetic follows the upstream code step for step (grid in f64 then f32, the same
+//! libtorch upsampling, f32 box IoU), so on the same weights the masks match
+//! `SAM2AutomaticMaskGenerator`'s (`tests/sam2_parity.rs`).
+
+use clearair_imaging::{PackedMasks, Rgb8Image};
+use clearair_model::{ExportManifest, ModelError, ScriptModel, TorchScriptConfig};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::{backend::SegmentationBackend, error::SegmentationError};
+
+/// The automatic mask generator's settings; the defaults are SAM2's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmgConfig {
+    /// Prompts per side of the point grid.
+    pub points_per_side: u32,
+    /// Prompts per decoder call.
+    pub points_per_batch: u32,
+    /// Masks whose predicted IoU is not above this are dropped (0 = keep all).
+    pub pred_iou_thresh: f32,
+    /// Masks whose stability score is below this are dropped (0 = keep all).
+    pub stability_score_thresh: f32,
+    /// Half-width of the logit band the stability score compares across.
+    pub stability_score_offset: f32,
+    /// Logit above which a pixel is in the mask.
+    pub mask_threshold: f32,
+    /// Box IoU above which the lower-scored of two masks is dropped.
+    pub box_nms_thresh: f32,
+    /// Images are scaled so their long side is at most this for mask generation; the kept
+    /// masks are scaled back to the image (logits at full size would need gigabytes).
+    pub max_side: u32,
+}
+
+impl Default for AmgConfig {
+    fn default() -> Self {
+        Self {
+            points_per_side: 32,
+            points_per_batch: 64,
+            pred_iou_thresh: 0.8,
+            stability_score_thresh: 0.95,
+            stability_score_offset: 1.0,
+            mask_threshold: 0.0,
+            box_nms_thresh: 0.7,
+            max_side: 1024,
+        }
+    }
+}
+
+impl AmgConfig {
+    /// Checks the values, naming the field at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.points_per_side == 0 || self.points_per_side > 128 {
+            return Err(format!(
+                "sam2.points_per_side is {}; use 1..=128 (SAM2's default is 32)",
+                self.points_per_side
+            ));
+        }
+        if self.points_per_batch == 0 {
+            return Err("sam2.points_per_batch must be at least 1".to_owned());
+        }
+        for (name, value) in [
+            ("pred_iou_thresh", self.pred_iou_thresh),
+            ("stability_score_thresh", self.stability_score_thresh),
+            ("box_nms_thresh", self.box_nms_thresh),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(format!("sam2.{name} is {value}; it must lie in [0, 1]"));
+            }
+        }
+        if !self.stability_score_offset.is_finite() || !self.mask_threshold.is_finite() {
+            return Err("sam2.stability_score_offset and mask_threshold must be finite".into());
+        }
+        if self.max_side < 16 {
+            return Err(format!(
+                "sam2.max_side is {}; use at least 16",
+                self.max_side
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One mask the generator keeps, at the resolution it generated at.
+#[derive(Debug)]
+pub struct GeneratedMask {
+    /// `H × W` booleans on the CPU.
+    pub mask: Tensor,
+    /// The decoder's predicted IoU.
+    pub predicted_iou: f32,
+    /// IoU of the mask at `mask_threshold ± stability_score_offset`.
+    pub stability_score: f32,
+    /// `[x0, y0, x1, y1]`, inclusive pixel indices (`[0, 0, 0, 0]` when empty).
+    pub bbox: [f32; 4],
+}
+
+/// The grid of prompts, as `build_point_grid` makes it: `n²` points in the unit square,
+/// row by row, each at the centre of its cell (numpy's `linspace`, last point exact).
+pub fn point_grid(n: u32) -> Vec<[f64; 2]> {
+    let offset = 1.0 / (2.0 * f64::from(n));
+    let (start, stop) = (offset, 1.0 - offset);
+    let step = if n > 1 {
+        (stop - start) / f64::from(n - 1)
+    } else {
+        0.0
+    };
+    let side: Vec<f64> = (0..n)
+        .map(|i| {
+            if n > 1 && i == n - 1 {
+                stop
+            } else {
+                f64::from(i) * step + start
+            }
+        })
+        .collect();
+    side.iter()
+        .flat_map(|&y| side.iter().map(move |&x| [x, y]))
+        .collect()
+}
+
+/// Boxes around boolean masks `[N, H, W]` as `batched_mask_to_box` computes them.
+fn mask_boxes(masks: &Tensor) -> Tensor {
+    let size = masks.size();
+    let (h, w) = (size[1], size[2]);
+    let device = masks.device();
+    let edges = |present: Tensor, extent: i64| {
+        let coords = present.to_kind(Kind::Int64)
+            * Tensor::arange(extent, (Kind::Int64, device)).unsqueeze(0);
+        let last = coords.amax([-1i64].as_slice(), false);
+        let first = (coords + present.logical_not().to_kind(Kind::Int64) * extent)
+            .amin([-1i64].as_slice(), false);
+        (first, last)
+    };
+    let (top, bottom) = edges(masks.any_dim(-1, false), h);
+    let (left, right) = edges(masks.any_dim(-2, false), w);
+    let boxes = Tensor::stack(&[&left, &top, &right, &bottom], -1);
+    // An empty mask gets [0, 0, 0, 0].
+    let empty = right.lt_tensor(&left).logical_or(&bottom.lt_tensor(&top));
+    (boxes * empty.logical_not().unsqueeze(-1).to_kind(Kind::Int64)).to_kind(Kind::Float)
+}
+
+/// Greedy NMS, best score first, suppressing box IoU above `threshold` (torchvision's CPU
+/// kernel: areas without +1, f32 arithmetic). Returns the kept indices, best first.
+pub fn box_nms(boxes: &[[f32; 4]], scores: &[f32], threshold: f32) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..boxes.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let area = |b: &[f32; 4]| (b[2] - b[0]) * (b[3] - b[1]);
+    let mut suppressed = vec![false; boxes.len()];
+    let mut keep = Vec::new();
+    for (rank, &i) in order.iter().enumerate() {
+        if suppressed[i] {
+            continue;
+        }
+        keep.push(i);
+        let a = &boxes[i];
+        for &j in &order[rank + 1..] {
+            if suppressed[j] {
+                continue;
+            }
+            let b = &boxes[j];
+            let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+            let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+            let inter = w * h;
+            let iou = inter / (area(a) + area(b) - inter);
+            if iou > threshold {
+                suppressed[j] = true;
+            }
+        }
+    }
+    keep
+}
+
+/// The manifest's `outputs` section.
+#[derive(Debug, Deserialize)]
+struct OutputSection {
+    image_embed: Vec<i64>,
+    high_res_0: Vec<i64>,
+    high_res_1: Vec<i64>,
+    masks_per_prompt: i64,
+    low_res_mask_side: i64,
+}
+
+/// The manifest's `input` section.
+#[derive(Debug, Deserialize)]
+struct InputSection {
+    size: i64,
+    in_module: bool,
+}
+
+/// SAM2's two modules and the generator's settings.
+pub struct Sam2Backend {
+    encoder: ScriptModel,
+    decoder: ScriptModel,
+    outputs: OutputSection,
+    input_size: i64,
+    amg: AmgConfig,
+    name: String,
+}
+
+impl std::fmt::Debug for Sam2Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sam2Backend")
+            .field("encoder", &self.encoder)
+            .field("decoder", &self.decoder)
+            .field("amg", &self.amg)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check(
+    model: &ScriptModel,
+    what: &str,
+    tensor: &Tensor,
+    expected: &[i64],
+) -> Result<(), ModelError> {
+    let expected: Vec<Option<i64>> = expected.iter().map(|&e| (e >= 0).then_some(e)).collect();
+    clearair_model::check_shape(model.path(), what, tensor, &expected)
+}
+
+impl Sam2Backend {
+    /// Loads the encoder named by `torchscript` and the decoder its manifest names, on
+    /// `device`, and runs a warm-up prompt batch through both.
+    pub fn load(
+        torchscript: &TorchScriptConfig,
+        device: &str,
+        amg: &AmgConfig,
+    ) -> Result<Self, SegmentationError> {
+        let path = &torchscript.module;
+        let load_error = |reason: String| SegmentationError::Load {
+            what: format!("SAM2 module {}", path.display()),
+            reason,
+        };
+        amg.validate().map_err(load_error)?;
+        let manifest = ExportManifest::read_for(path, "segmentation")
+            .map_err(|e| load_error(e.to_string()))?;
+        let decoder_name: String = manifest
+            .section("decoder")
+            .map_err(|e| load_error(e.to_string()))?;
+        let outputs: OutputSection = manifest
+            .section("outputs")
+            .map_err(|e| load_error(e.to_string()))?;
+        let input: InputSection = manifest
+            .section("input")
+            .map_err(|e| load_error(e.to_string()))?;
+        if !input.in_module || input.size <= 0 {
+            return Err(load_error(format!(
+                "{}: this build feeds [0, 1] pixels and expects the module to resize them",
+                manifest.path.display()
+            )));
+        }
+        let decoder_path = path.with_file_name(&decoder_name);
+        let encoder = ScriptModel::load(path, device, torchscript.precision)
+            .map_err(|e| load_error(e.to_string()))?;
+        let decoder = ScriptModel::load(&decoder_path, device, torchscript.precision)
+            .map_err(|e| load_error(e.to_string()))?;
+        if manifest.source.random_init {
+            tracing::warn!(module = %path.display(), "SAM2 modules have random weights");
+        }
+        let backend = Self {
+            encoder,
+            decoder,
+            outputs,
+            input_size: input.size,
+            amg: amg.clone(),
+            name: manifest.backend_name.clone(),
+        };
+        // A full prompt batch on a small image: the shapes of both modules.
+        let warm = Tensor::full([1, 3, 48, 64], 0.5, (Kind::Float, Device::Cpu));
+        backend
+            .run(&warm, amg.points_per_batch as usize)
+            .map_err(|e| load_error(format!("warm-up: {e}")))?;
+        tracing::info!(
+            module = %path.display(),
+            architecture = %manifest.architecture,
+            parameters = manifest.parameters,
+            device = ?backend.encoder.device(),
+            points = amg.points_per_side * amg.points_per_side,
+            "SAM2 modules loaded"
+        );
+        Ok(backend)
+    }
+
+    /// The generator's settings.
+    pub fn amg(&self) -> &AmgConfig {
+        &self.amg
+    }
+
+    /// Encoder and one decoder call on `prompts` grid points (shape checks only).
+    fn run(&self, pixels: &Tensor, prompts: usize) -> Result<(), ModelError> {
+        let features = self.encode(pixels)?;
+        let coords = Tensor::full([prompts as i64, 1, 2], 10.0, (Kind::Float, Device::Cpu));
+        self.decode(&features, &coords).map(|_| ())
+    }
+
+    fn encode(&self, pixels: &Tensor) -> Result<Vec<Tensor>, ModelError> {
+        let features = self
+            .encoder
+            .forward_on_device(std::slice::from_ref(pixels))?;
+        if features.len() != 3 {
+            return Err(ModelError::Config(format!(
+                "{}: the encoder returned {} outputs; expected 3 (image_embed, high_res_0, \
+                 high_res_1)",
+                self.encoder.path().display(),
+                features.len()
+            )));
+        }
+        for (tensor, (what, shape)) in features.iter().zip([
+            ("image_embed", &self.outputs.image_embed),
+            ("high_res_0", &self.outputs.high_res_0),
+            ("high_res_1", &self.outputs.high_res_1),
+        ]) {
+            let expected: Vec<i64> = std::iter::once(1).chain(shape.iter().copied()).collect();
+            check(&self.encoder, what, tensor, &expected)?;
+        }
+        Ok(features)
+    }
+
+    /// Low-resolution logits `[B, 3, s, s]` and predicted IoUs `[B, 3]` for `coords`
+    /// (`[B, 1, 2]` in the encoder's input frame).
+    fn decode(&self, features: &[Tensor], coords: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
+        let count = coords.size()[0];
+        let labels = Tensor::ones([count, 1], (Kind::Int, Device::Cpu));
+        let mut inputs: Vec<Tensor> = features.iter().map(Tensor::shallow_clone).collect();
+        inputs.push(coords.shallow_clone());
+        inputs.push(labels);
+        let outputs = self.decoder.forward_on_device(&inputs)?;
+        let [masks, ious] = <[Tensor; 2]>::try_from(outputs).map_err(|o| {
+            ModelError::Config(format!(
+                "{}: the decoder returned {} outputs; expected 2 (low_res_masks, \
+                 iou_predictions)",
+                self.decoder.path().display(),
+                o.len()
+            ))
+        })?;
+        let side = self.outputs.low_res_mask_side;
+        let per = self.outputs.masks_per_prompt;
+        check(
+            &self.decoder,
+            "low_res_masks",
+            &masks,
+            &[count, per, side, side],
+        )?;
+        check(&self.decoder, "iou_predictions", &ious, &[count, per])?;
+        Ok((masks, ious))
+    }
+
+    /// Automatic mask generation on `image` at its own resolution: every mask that passes
+    /// the filters and NMS, best first (no `max_masks` cut, no resizing).
+    pub fn generate(&self, image: &Rgb8Image) -> Result<Vec<GeneratedMask>, ModelError> {
+        let amg = &self.amg;
+        let (w, h) = (image.width(), image.height());
+        let planar: Vec<f32> = image.to_planar_f32();
+        let pixels = Tensor::from_slice(&planar).view([1, 3, i64::from(h), i64::from(w)]);
+        let features = self.encode(&pixels)?;
+        let resolution = self.input_size as f32;
+        let grid = point_grid(amg.points_per_side);
+
+        let mut masks_kept = Vec::new();
+        let (mut scores, mut stabilities, mut boxes) = (Vec::new(), Vec::new(), Vec::new());
+        for chunk in grid.chunks(amg.points_per_batch as usize) {
+            // numpy scales the grid in f64, torch takes it as f32, transform_coords
+            // normalises by the size and scales to the model's input frame in f32.
+            let coords: Vec<f32> = chunk
+                .iter()
+                .flat_map(|[x, y]| {
+                    let px = (x * f64::from(w)) as f32;
+                    let py = (y * f64::from(h)) as f32;
+                    [px / w as f32 * resolution, py / h as f32 * resolution]
+                })
+                .collect();
+            let coords = Tensor::from_slice(&coords).view([chunk.len() as i64, 1, 2]);
+            let (low, ious) = self.decode(&features, &coords)?;
+            let logits = low
+                .upsample_bilinear2d([i64::from(h), i64::from(w)], false, None, None)
+                .flatten(0, 1);
+            let ious = ious.flatten(0, 1);
+            let mut keep = Tensor::ones([ious.size()[0]], (Kind::Bool, ious.device()));
+            if amg.pred_iou_thresh > 0.0 {
+                keep = keep.logical_and(&ious.gt(f64::from(amg.pred_iou_thresh)));
+            }
+            let count_above = |level: f32| {
+                logits
+                    .gt(f64::from(level))
+                    .sum_dim_intlist([-1i64, -2].as_slice(), false, Kind::Int)
+                    .to_kind(Kind::Float)
+            };
+            let stability = count_above(amg.mask_threshold + amg.stability_score_offset)
+                / count_above(amg.mask_threshold - amg.stability_score_offset);
+            if amg.stability_score_thresh > 0.0 {
+                keep = keep.logical_and(&stability.ge(f64::from(amg.stability_score_thresh)));
+            }
+            let index = keep.nonzero().squeeze_dim(1);
+            if index.size()[0] == 0 {
+                continue;
+            }
+            let binary = logits
+                .index_select(0, &index)
+                .gt(f64::from(amg.mask_threshold));
+            let batch_boxes = mask_boxes(&binary).to_device(Device::Cpu);
+            let batch_boxes = Vec::<f32>::try_from(batch_boxes.flatten(0, -1))?;
+            boxes.extend(
+                batch_boxes
+                    .chunks_exact(4)
+                    .map(|b| [b[0], b[1], b[2], b[3]]),
+            );
+            scores.extend(Vec::<f32>::try_from(
+                ious.index_select(0, &index).to_device(Device::Cpu),
+            )?);
+            stabilities.extend(Vec::<f32>::try_from(
+                stability.index_select(0, &index).to_device(Device::Cpu),
+            )?);
+            masks_kept.push(binary.to_device(Device::Cpu));
+        }
+        if masks_kept.is_empty() {
+            return Ok(Vec::new());
+        }
+        let all = Tensor::cat(&masks_kept, 0);
+        Ok(box_nms(&boxes, &scores, amg.box_nms_thresh)
+            .into_iter()
+            .map(|i| GeneratedMask {
+                mask: all.get(i as i64),
+                predicted_iou: scores[i],
+                stability_score: stabilities[i],
+                bbox: boxes[i],
+            })
+            .collect())
+    }
+}
+
+/// Scales `image` down so its long side is at most `max_side`.
+fn fit_long_side(image: &Rgb8Image, max_side: u32) -> Result<Option<Rgb8Image>, SegmentationError> {
+    let long = image.width().max(image.height());
+    if long <= max_side {
+        return Ok(None);
+    }
+    let scale = f64::from(max_side) / f64::from(long);
+    let width = ((f64::from(image.width()) * scale).round() as u32).max(1);
+    let height = ((f64::from(image.height()) * scale).round() as u32).max(1);
+    Ok(Some(image.resize(width, height)?))
+}
+
+impl SegmentationBackend for Sam2Backend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn segment(&self, image: &Rgb8Image, max_masks: u32) -> Result<PackedMasks, SegmentationError> {
+        let scaled = fit_long_side(image, self.amg.max_side)?;
+        let work = scaled.as_ref().unwrap_or(image);
+        let generated = self.generate(work)?;
+        let (w, h) = (work.width(), work.height());
+        let masks: Vec<Vec<bool>> = if generated.is_empty() {
+            // No region passed the filters: one region, the whole image, scored 0, so the
+            // restorer still gets a (neutral) region prior.
+            vec![vec![true; (w * h) as usize]]
+        } else {
+            generated
+                .iter()
+                .take(max_masks as usize)
+                .map(|m| Vec::<bool>::try_from(m.mask.flatten(0, -1)))
+                .collect::<Result<_, _>>()
+                .map_err(ModelError::from)?
+        };
+        let scores: Vec<f32> = if generated.is_empty() {
+            vec![0.0]
+        } else {
+            generated
+                .iter()
+                .take(max_masks as usize)
+                .map(|m| m.predicted_iou)
+                .collect()
+        };
+        let packed = PackedMasks::from_bool_masks(w, h, &masks, &scores)?;
+        Ok(if scaled.is_some() {
+            packed.resized(image.width(), image.height())?
+        } else {
+            packed
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,264 @@
+//! SAM2 over TorchScript with the Rust mask generator against the upstream
+//! `SAM2AutomaticMaskGenerator` on the same weights and thresholds.
+//!
+//! `deploy/export/sam2_export.py --random-init --tiny` builds SAM2.1 from the `sam2` package
+//! with a 16-channel Hiera and seeded random weights, traces the encoder and the decoder, and
+//! runs the upstream generator under several settings. Random weights give masks of noise
+//! whose boxes mostly span the image, so the settings are chosen to exercise each stage:
+//! every filter off and no NMS (all 3 × 64 masks, in score order), the IoU and stability
+//! filters on their own, NMS on its own, and SAM2's defaults. Each must give the same number
+//! of masks, in the same order, each with IoU ≥ 0.95 against its upstream twin. Needs the
+//! project's Python environment (`make setup`).
+
+use std::path::{Path, PathBuf};
+
+use clearair_imaging::{DecodeLimits, OutputFormat, Rgb8Image, decode, encode};
+use clearair_model::TorchScriptConfig;
+use clearair_segmentation::{
+    SegmentationBackend,
+    sam2::{AmgConfig, Sam2Backend},
+};
+use serde_json::Value;
+
+/// Smallest IoU accepted between a Rust mask and its upstream twin.
+const MIN_MASK_IOU: f64 = 0.95;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A gradient with a red disc, saved as PNG (not square, so the grid's x and y differ).
+fn synthetic(dir: &Path, width: u32, height: u32) -> PathBuf {
+    let data = (0..height)
+        .flat_map(|y| {
+            (0..width).flat_map(move |x| {
+                let inside = (x as i64 - 70).pow(2) + (y as i64 - 60).pow(2) < 40 * 40;
+                if inside {
+                    [230, 40, 40]
+                } else {
+                    [(x * 255 / width) as u8, 120, (y * 255 / height) as u8]
+                }
+            })
+        })
+        .collect();
+    let image = Rgb8Image::new(width, height, data).unwrap();
+    let (bytes, _) = encode(&image, OutputFormat::Png, 90).unwrap();
+    let path = dir.join(format!("synthetic-{width}x{height}.png"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// The settings the reference runs (SAM2AutomaticMaskGenerator keyword arguments); the
+/// thresholds of the second sit inside the spread of this seed's scores.
+fn settings() -> Value {
+    serde_json::json!([
+        {"points_per_side": 8, "points_per_batch": 16, "pred_iou_thresh": 0.0,
+         "stability_score_thresh": 0.0, "box_nms_thresh": 1.0},
+        {"points_per_side": 8, "points_per_batch": 64, "pred_iou_thresh": 0.44,
+         "stability_score_thresh": 0.78, "stability_score_offset": 0.05, "box_nms_thresh": 1.0},
+        {"points_per_side": 8, "points_per_batch": 64, "pred_iou_thresh": 0.0,
+         "stability_score_thresh": 0.0, "box_nms_thresh": 0.7},
+        {"points_per_side": 8}
+    ])
+}
+
+/// One export and reference run per test process (the Python side takes most of a minute),
+/// in cargo's per-target scratch folder (a static is never dropped, so a temp dir would leak).
+struct Export {
+    module: PathBuf,
+    reference: PathBuf,
+}
+
+fn export() -> &'static Export {
+    static EXPORT: std::sync::OnceLock<Export> = std::sync::OnceLock::new();
+    EXPORT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sam2-parity");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let images = [
+            workspace().join("tests/fixtures/samples/noisy-coffee.png"),
+            synthetic(&dir, 200, 150),
+        ];
+        let module = dir.join("sam2-tiny.pt");
+        let reference = dir.join("reference");
+        let status = std::process::Command::new(workspace().join(".venv/bin/python"))
+            .arg(workspace().join("deploy/export/sam2_export.py"))
+            .args(["--random-init", "--tiny", "--seed", "1", "--out"])
+            .arg(&module)
+            .arg("--reference-images")
+            .args(&images)
+            .arg("--reference-out")
+            .arg(&reference)
+            .arg("--reference-amg")
+            .arg(settings().to_string())
+            .status()
+            .expect(
+                "the project's Python environment runs deploy/export/sam2_export.py (make setup)",
+            );
+        assert!(status.success(), "sam2_export.py failed: {status}");
+        Export { module, reference }
+    })
+}
+
+fn iou(a: &[bool], b: &[u8]) -> f64 {
+    let (mut inter, mut union) = (0u64, 0u64);
+    for (&x, &y) in a.iter().zip(b) {
+        let y = y != 0;
+        inter += u64::from(x && y);
+        union += u64::from(x || y);
+    }
+    if union == 0 {
+        1.0
+    } else {
+        inter as f64 / union as f64
+    }
+}
+
+#[test]
+fn the_rust_mask_generator_matches_sam2s() {
+    let Export {
+        module, reference, ..
+    } = export();
+    let mut summary = Vec::new();
+    for (number, _) in settings().as_array().unwrap().iter().enumerate() {
+        let folder = reference.join(format!("amg-{number}"));
+        let index: Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("index.json")).unwrap())
+                .unwrap();
+        let amg: AmgConfig = serde_json::from_value(index["settings"].clone()).unwrap();
+        let backend =
+            Sam2Backend::load(&TorchScriptConfig::with_module(module), "cpu", &amg).unwrap();
+        for entry in index["images"].as_array().unwrap() {
+            let path = PathBuf::from(entry["image"].as_str().unwrap());
+            let image = decode(&std::fs::read(&path).unwrap(), &DecodeLimits::default())
+                .unwrap()
+                .image;
+            let started = std::time::Instant::now();
+            let ours = backend.generate(&image).unwrap();
+            let elapsed = started.elapsed();
+            let count = entry["count"].as_u64().unwrap() as usize;
+            assert_eq!(
+                ours.len(),
+                count,
+                "settings {number}, {}: mask count",
+                path.display()
+            );
+            let plane = (image.width() * image.height()) as usize;
+            let stem = entry["stem"].as_str().unwrap();
+            let theirs = std::fs::read(folder.join(format!("{stem}-masks.u8"))).unwrap();
+            assert_eq!(theirs.len(), count * plane);
+            let scores = entry["predicted_iou"].as_array().unwrap();
+            let mut worst = 1.0f64;
+            for (rank, mask) in ours.iter().enumerate() {
+                let pixels = Vec::<bool>::try_from(mask.mask.flatten(0, -1)).unwrap();
+                let overlap = iou(&pixels, &theirs[rank * plane..(rank + 1) * plane]);
+                worst = worst.min(overlap);
+                assert!(
+                    overlap >= MIN_MASK_IOU,
+                    "settings {number}, {}: mask {rank} has IoU {overlap:.4} with upstream's",
+                    path.display()
+                );
+                let score = scores[rank].as_f64().unwrap();
+                assert!(
+                    (f64::from(mask.predicted_iou) - score).abs() < 1e-4,
+                    "settings {number}: mask {rank} scored {} upstream {score}",
+                    mask.predicted_iou
+                );
+            }
+            summary.push(format!(
+                "settings {number} {}: {count} masks, smallest IoU {worst:.4}, generated in \
+                 {:.1} s",
+                path.file_name().unwrap().to_string_lossy(),
+                elapsed.as_secs_f64()
+            ));
+        }
+    }
+    println!("{}", summary.join("\n"));
+}
+
+#[test]
+fn the_service_backend_returns_at_most_max_masks_at_the_image_size() {
+    let module = &export().module;
+    let amg = AmgConfig {
+        points_per_side: 8,
+        pred_iou_thresh: 0.0,
+        stability_score_thresh: 0.0,
+        box_nms_thresh: 1.0,
+        max_side: 64,
+        ..AmgConfig::default()
+    };
+    let backend = Sam2Backend::load(&TorchScriptConfig::with_module(module), "cpu", &amg).unwrap();
+    assert_eq!(backend.name(), "sam2");
+    let image = Rgb8Image::filled(160, 90, [90, 140, 200]).unwrap();
+    let masks = backend.segment(&image, 5).unwrap();
+    assert_eq!(masks.count(), 5, "192 candidates, the best 5 kept");
+    assert_eq!(
+        (masks.width(), masks.height()),
+        (160, 90),
+        "scaled back from 64×36"
+    );
+    let scores = masks.scores();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "best first: {scores:?}"
+    );
+
+    // Defaults on random weights find nothing: one whole-image region scored 0.
+    let strict = Sam2Backend::load(
+        &TorchScriptConfig::with_module(module),
+        "cpu",
+        &AmgConfig {
+            points_per_side: 4,
+            ..AmgConfig::default()
+        },
+    )
+    .unwrap();
+    if strict.generate(&image).unwrap().is_empty() {
+        let masks = strict.segment(&image, 16).unwrap();
+        assert_eq!((masks.count(), masks.scores()), (1, &[0.0][..]));
+        assert!(masks.mask_pixels(0).iter().all(|&p| p));
+    }
+}
+
+#[test]
+fn a_module_of_the_wrong_prior_or_an_unloadable_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("sam2.pt");
+    std::fs::write(&module, b"placeholder").unwrap();
+    std::fs::write(
+        module.with_extension("json"),
+        serde_json::json!({
+            "manifest_version": 1, "module": "sam2.pt", "prior": "degradation",
+            "architecture": "x", "backend_name": "x",
+            "source": {"random_init": true, "checkpoint": null, "sha256": null},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let config = TorchScriptConfig::with_module(&module);
+    let error = Sam2Backend::load(&config, "cpu", &AmgConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("sam2.json") && error.contains("a degradation model"),
+        "{error}"
+    );
+
+    let text = std::fs::read_to_string(module.with_extension("json")).unwrap();
+    let fixed = text.replace("\"degradation\"", "\"segmentation\"");
+    let with_decoder = fixed.replace(
+        "\"source\"",
+        "\"decoder\": \"sam2-decoder.pt\", \"input\": {\"size\": 1024, \"in_module\": true}, \
+         \"outputs\": {\"image_embed\": [256, 64, 64], \"high_res_0\": [32, 256, 256], \
+         \"high_res_1\": [64, 128, 128], \"masks_per_prompt\": 3, \"low_res_mask_side\": 256}, \
+         \"source\"",
+    );
+    std::fs::write(module.with_extension("json"), with_decoder).unwrap();
+    let error = Sam2Backend::load(&config, "cpu", &AmgConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("sam2.pt") && error.contains("not a loadable"),
+        "{error}"
+    );
+}
