@@ -1,4 +1,5 @@
-//! Quality backends: the trait a production backend implements and the embedded BRISQUE.
+//! Quality backends: the trait, the embedded BRISQUE and the loader that picks it or
+//! DeQA-Score over TorchScript ([`crate::torchscript`]).
 
 use clearair_imaging::Rgb8Image;
 use clearair_priors::{BrisqueModel, QualityLevel};
@@ -6,6 +7,7 @@ use clearair_priors::{BrisqueModel, QualityLevel};
 use crate::{
     config::{QualityBackendKind, QualityConfig},
     error::QualityError,
+    torchscript::TorchScriptBackend,
 };
 
 /// One image's quality prior, whatever the backend.
@@ -24,7 +26,11 @@ pub struct QualityEstimate {
 /// A global quality model.
 pub trait QualityBackend: Send + Sync + 'static {
     /// Name reported in every prior and checked against the restorer's manifest.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
+    /// Whether the backend batches requests itself (and records its own model metrics).
+    fn is_batched(&self) -> bool {
+        false
+    }
     /// Width of `F_q`.
     fn feature_width(&self) -> usize;
     /// Assesses one image. Errors describe what about the image the backend cannot handle.
@@ -45,7 +51,7 @@ impl BrisqueBackend {
 }
 
 impl QualityBackend for BrisqueBackend {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "brisque"
     }
 
@@ -80,6 +86,11 @@ pub fn load(config: &QualityConfig) -> Result<Box<dyn QualityBackend>, QualityEr
             })?;
             Ok(Box::new(BrisqueBackend::new(model)))
         }
+        QualityBackendKind::Torchscript => Ok(Box::new(TorchScriptBackend::load(
+            &config.torchscript,
+            &config.device,
+            &config.batching,
+        )?)),
     }
 }
 

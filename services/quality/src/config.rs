@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clearair_runtime::config::ServerConfig;
+use clearair_model::TorchScriptConfig;
+use clearair_runtime::{batch::BatchingConfig, config::ServerConfig};
 use serde::{Deserialize, Serialize};
 
 /// Which quality backend to run.
@@ -12,6 +13,8 @@ pub enum QualityBackendKind {
     /// BRISQUE on the CPU: `F_q` is its 36 scaled features.
     #[default]
     Brisque,
+    /// DeQA-Score exported by `deploy/export/deqa_export.py` (`[torchscript]`, batched).
+    Torchscript,
 }
 
 /// Everything the quality service reads at start-up.
@@ -24,6 +27,12 @@ pub struct QualityConfig {
     pub backend: QualityBackendKind,
     /// BRISQUE parameters written by `deploy/scripts/brisque_params.py` (`make setup`).
     pub brisque_params: PathBuf,
+    /// The exported module (backend = "torchscript").
+    pub torchscript: TorchScriptConfig,
+    /// `cpu`, `cuda`, `cuda:N` or `auto`, for the TorchScript backend.
+    pub device: String,
+    /// Dynamic batching of the TorchScript backend.
+    pub batching: BatchingConfig,
     /// Largest image accepted, in pixels (the orchestrator enforces its own limit first).
     pub max_pixels: u64,
 }
@@ -38,6 +47,9 @@ impl Default for QualityConfig {
             },
             backend: QualityBackendKind::Brisque,
             brisque_params: PathBuf::from("data/brisque/brisque_svr.json"),
+            torchscript: TorchScriptConfig::with_module("models/deqa.pt"),
+            device: "auto".to_owned(),
+            batching: BatchingConfig::default(),
             max_pixels: 40_000_000,
         }
     }

@@ -25,6 +25,9 @@ pub enum QualityError {
     /// The request carried no image.
     #[error("request has no `image`")]
     MissingImage,
+    /// A batched forward pass failed (the whole batch shares the reason).
+    #[error("quality model failed: {0}")]
+    Inference(String),
     /// The backend refused or failed on the image.
     #[error("quality assessment failed: {0}")]
     Backend(#[from] PriorError),
@@ -43,9 +46,10 @@ impl From<QualityError> for Status {
                 | PriorError::Textureless { .. }
                 | PriorError::MaskCount { .. },
             ) => Status::invalid_argument(error.to_string()),
-            QualityError::Backend(_) | QualityError::Load { .. } | QualityError::Runtime(_) => {
-                Status::internal(error.to_string())
-            }
+            QualityError::Backend(_)
+            | QualityError::Inference(_)
+            | QualityError::Load { .. }
+            | QualityError::Runtime(_) => Status::internal(error.to_string()),
         }
     }
 }

@@ -73,20 +73,24 @@ impl QualityService for QualityHandler {
         if deadline.is_some_and(|d| d.expired()) {
             return Err(Deadline::exceeded("quality assessment"));
         }
-        let name = backend.name();
+        let name = backend.name().to_owned();
+        let batched = backend.is_batched();
         let (estimate, elapsed) = blocking(move || {
             let started = Instant::now();
             (backend.assess(&image), started.elapsed())
         })
         .await?;
-        self.metrics.observe_model(elapsed, 1);
+        if !batched {
+            // A batching backend records each batch itself.
+            self.metrics.observe_model(elapsed, 1);
+        }
         let estimate = estimate?;
         Ok(Response::new(AssessResponse {
             quality: Some(QualityPrior {
                 features: estimate.features,
                 score: estimate.score,
                 level: wire_level(estimate.level) as i32,
-                backend: name.to_owned(),
+                backend: name,
                 raw_score: estimate.raw_score,
             }),
             model_milliseconds: elapsed.as_secs_f64() * 1e3,

@@ -1,11 +1,14 @@
 //! The quality service: the global quality prior `F_q` and a 1..5 score for one image.
 //!
 //! The embedded backend is BRISQUE (36 natural-scene-statistics features and the published
-//! SVR); DeQA-Score over TorchScript implements the same [`QualityBackend`] trait on GPUs.
+//! SVR); DeQA-Score over TorchScript (`backend = "torchscript"`, `F_q` 4096 wide) implements
+//! the same [`QualityBackend`] trait on GPUs.
 //!
 //! # Layout
 //! - [`config`]: [`QualityConfig`], layered from defaults, file and `CLEARAIR_QUALITY__…`.
 //! - [`backend`]: the [`QualityBackend`] trait and the BRISQUE backend.
+//! - [`torchscript`]: DeQA-Score exported by `deploy/export/deqa_export.py`, mPLUG-Owl2's
+//!   preprocessing in Rust, dynamic batching.
 //! - `handler`: `clearair.v1.QualityService/Assess`.
 //! - `error`: the service's errors and their gRPC status codes.
 
@@ -13,6 +16,7 @@ pub mod backend;
 pub mod config;
 mod error;
 mod handler;
+pub mod torchscript;
 
 use std::future::Future;
 

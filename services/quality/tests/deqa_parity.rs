@@ -1,0 +1,203 @@
+//! DeQA-Score over TorchScript against the same model in Python.
+//!
+//! `deploy/export/deqa_export.py --random-init --tiny` builds mPLUG-Owl2 (vision encoder,
+//! visual abstractor, LLaMA with the modality-adaptive module) at small widths with seeded
+//! random weights, traces it, and writes the eager model's outputs on images preprocessed with
+//! Pillow (`expand2square`, bicubic resize to 448, CLIP mean/std). The service preprocesses the
+//! same files in Rust and must agree: the pixels exactly, the score and `F_q` within float
+//! tolerance. Needs the project's Python environment (`make setup`).
+
+use std::path::{Path, PathBuf};
+
+use clearair_imaging::{DecodeLimits, OutputFormat, Rgb8Image, decode, encode};
+use clearair_model::TorchScriptConfig;
+use clearair_quality::{QualityBackend, torchscript::TorchScriptBackend};
+use clearair_runtime::batch::BatchingConfig;
+
+/// Largest difference allowed between Rust and Python outputs.
+const TOLERANCE: f32 = 1e-4;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn synthetic(dir: &Path, width: u32, height: u32) -> PathBuf {
+    let data = (0..height)
+        .flat_map(|y| {
+            (0..width).flat_map(move |x| {
+                [
+                    (x * 255 / width) as u8,
+                    ((x * 3 + y * 5) % 256) as u8,
+                    (y * 255 / height) as u8,
+                ]
+            })
+        })
+        .collect();
+    let image = Rgb8Image::new(width, height, data).unwrap();
+    let (bytes, _) = encode(&image, OutputFormat::Png, 90).unwrap();
+    let path = dir.join(format!("synthetic-{width}x{height}.png"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// One export per test process, in cargo's per-target scratch folder.
+struct Export {
+    module: PathBuf,
+    images: Vec<PathBuf>,
+    reference: PathBuf,
+}
+
+fn export() -> &'static Export {
+    static EXPORT: std::sync::OnceLock<Export> = std::sync::OnceLock::new();
+    EXPORT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deqa-parity");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // A photo, a wide image (padded top and bottom, an odd margin) and a small tall one
+        // (padded at the sides, then enlarged).
+        let images = vec![
+            workspace().join("tests/fixtures/samples/dark-chelsea.png"),
+            synthetic(&dir, 301, 200),
+            synthetic(&dir, 61, 100),
+        ];
+        let module = dir.join("deqa-tiny.pt");
+        let reference = dir.join("reference");
+        let status = std::process::Command::new(workspace().join(".venv/bin/python"))
+            .arg(workspace().join("deploy/export/deqa_export.py"))
+            .args(["--random-init", "--tiny", "--seed", "5", "--out"])
+            .arg(&module)
+            .arg("--reference-images")
+            .args(&images)
+            .arg("--reference-out")
+            .arg(&reference)
+            .status()
+            .expect(
+                "the project's Python environment runs deploy/export/deqa_export.py (make setup)",
+            );
+        assert!(status.success(), "deqa_export.py failed: {status}");
+        Export {
+            module,
+            images,
+            reference,
+        }
+    })
+}
+
+fn backend(module: &Path, batching: BatchingConfig) -> TorchScriptBackend {
+    TorchScriptBackend::load(&TorchScriptConfig::with_module(module), "cpu", &batching).unwrap()
+}
+
+fn load_image(path: &Path) -> Rgb8Image {
+    decode(&std::fs::read(path).unwrap(), &DecodeLimits::default())
+        .unwrap()
+        .image
+}
+
+#[test]
+fn rust_preprocessing_and_the_trace_match_python() {
+    let export = export();
+    let backend = backend(&export.module, BatchingConfig::default());
+    assert_eq!(backend.name(), "deqa");
+    assert_eq!(backend.feature_width(), 64, "the tiny LLaMA's hidden width");
+    let (mut worst_score, mut worst_features) = (0f32, 0f32);
+    for (index, path) in export.images.iter().enumerate() {
+        let file = |what: &str| read_f32(&export.reference.join(format!("{index:02}-{what}.f32")));
+        let image = load_image(path);
+        let pixels = Vec::<f32>::try_from(backend.input(&image).unwrap().flatten(0, -1)).unwrap();
+        assert_eq!(
+            max_difference(&pixels, &file("pixels")),
+            0.0,
+            "{}: preprocessing differs from expand2square + Pillow",
+            path.display()
+        );
+        let estimate = backend.assess(&image).unwrap();
+        let score = max_difference(&[estimate.score], &file("score"));
+        let features = max_difference(&estimate.features, &file("features"));
+        assert!(
+            score <= TOLERANCE,
+            "{}: score differs by {score}",
+            path.display()
+        );
+        assert!(
+            features <= TOLERANCE,
+            "{}: F_q differs by {features}",
+            path.display()
+        );
+        assert!((1.0..=5.0).contains(&estimate.score));
+        worst_score = worst_score.max(score);
+        worst_features = worst_features.max(features);
+    }
+    println!("largest |Rust − Python|: score {worst_score:.2e}, F_q {worst_features:.2e}");
+}
+
+#[test]
+fn batched_requests_get_the_results_of_single_ones() {
+    let export = export();
+    let single = backend(
+        &export.module,
+        BatchingConfig {
+            max_batch_size: 1,
+            max_queue_delay_ms: 0,
+        },
+    );
+    let batched = std::sync::Arc::new(backend(
+        &export.module,
+        BatchingConfig {
+            max_batch_size: 3,
+            max_queue_delay_ms: 500,
+        },
+    ));
+    let images: Vec<Rgb8Image> = export.images.iter().map(|p| load_image(p)).collect();
+    let alone: Vec<_> = images.iter().map(|i| single.assess(i).unwrap()).collect();
+    let threads: Vec<_> = images
+        .into_iter()
+        .map(|image| {
+            let batched = batched.clone();
+            std::thread::spawn(move || batched.assess(&image).unwrap())
+        })
+        .collect();
+    for (thread, expected) in threads.into_iter().zip(&alone) {
+        let got = thread.join().unwrap();
+        assert!((got.score - expected.score).abs() <= TOLERANCE);
+        assert!(max_difference(&got.features, &expected.features) <= TOLERANCE);
+    }
+}
+
+#[test]
+fn a_manifest_promising_another_width_stops_the_load_with_the_shape() {
+    let export = export();
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("deqa.pt");
+    std::fs::copy(&export.module, &module).unwrap();
+    let manifest = std::fs::read_to_string(export.module.with_extension("json")).unwrap();
+    let wide = manifest.replace("\"features\": 64", "\"features\": 4096");
+    assert_ne!(wide, manifest);
+    std::fs::write(module.with_extension("json"), wide).unwrap();
+    let error = TorchScriptBackend::load(
+        &TorchScriptConfig::with_module(&module),
+        "cpu",
+        &BatchingConfig::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("deqa.pt") && error.contains("`F_q`") && error.contains("[8, 4096]"),
+        "{error}"
+    );
+}
