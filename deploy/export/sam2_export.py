@@ -3,14 +3,14 @@
 TorchScript modules; the automatic mask generator runs in Rust on top of them.
 
     <out>.pt           the image encoder
-        input   pixels [1, 3, H, W] float32 in [0, 1] (RGB / 255, any size)
-        does    SAM2's transform (bilinear antialiased resize to S×S, ImageNet mean/std), the
-                Hiera trunk and FPN neck, the decoder's high-resolution projections, and adds
+        input   pixels [B, 3, S, S] float32 (S = 1024): SAM2's transform, done by the service —
+                RGB / 255, antialiased bilinear resize to S×S (F.interpolate), ImageNet mean/std
+        does    the Hiera trunk and FPN neck, the decoder's high-resolution projections, and adds
                 `no_mem_embed` as SAM2ImagePredictor.set_image does
-        output  (image_embed [1, D, S/16, S/16], high_res_0 [1, D/8, S/4, S/4],
-                 high_res_1 [1, D/4, S/8, S/8]), D = 256 (64 with --tiny)
+        output  (image_embed [B, D, S/16, S/16], high_res_0 [B, D/8, S/4, S/4],
+                 high_res_1 [B, D/4, S/8, S/8]), D = 256 (64 with --tiny)
     <out>-decoder.pt   the prompt encoder and mask decoder
-        input   (image_embed, high_res_0, high_res_1, point_coords [B, 1, 2] float32 in the
+        input   (one image's image_embed, high_res_0, high_res_1 [1, …], point_coords [B, 1, 2] float32 in the
                  S×S frame, point_labels [B, 1] int32)
         output  (low_res_masks [B, 3, S/4, S/4] logits, iou_predictions [B, 3])
                 (multimask output, as the automatic mask generator asks for)
@@ -78,8 +78,17 @@ MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
 
 
+def transform(pixels: torch.Tensor, size: int) -> torch.Tensor:
+    """SAM2Transforms on a [0, 1] image: torchvision's Resize on a float tensor (bilinear,
+    antialiased, half-pixel centres), then Normalize. The service does the same in Rust."""
+    x = F.interpolate(pixels, (size, size), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
 class ImageEncoder(nn.Module):
-    """SAM2ImagePredictor.set_image from a [0, 1] image, keeping only what it uses."""
+    """SAM2ImagePredictor.set_image from a transformed image, keeping only what it uses."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -88,15 +97,9 @@ class ImageEncoder(nn.Module):
         self.conv_s0 = model.sam_mask_decoder.conv_s0
         self.conv_s1 = model.sam_mask_decoder.conv_s1
         self.no_mem_embed = model.no_mem_embed
-        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
 
     def forward(self, pixels: torch.Tensor):
-        # torchvision's Resize on a float tensor: bilinear, antialiased, half-pixel centres.
-        x = F.interpolate(pixels, (self.size, self.size), mode="bilinear",
-                          align_corners=False, antialias=True)
-        x = (x - self.mean) / self.std
-        fpn = self.image_encoder(x)["backbone_fpn"]
+        fpn = self.image_encoder(pixels)["backbone_fpn"]
         high_res_0 = self.conv_s0(fpn[0])
         high_res_1 = self.conv_s1(fpn[1])
         embed = fpn[2] + self.no_mem_embed.view(1, -1, 1, 1)
@@ -197,8 +200,8 @@ def main() -> None:
     size = model.image_size
     common.progress(f"tracing the image encoder ({size}×{size})")
     generator = torch.Generator().manual_seed(7)
-    pixels = torch.rand(1, 3, 120, 160, generator=generator)
-    traced_encoder = common.trace(encoder, (pixels,), (torch.rand(1, 3, 97, 61, generator=generator),))
+    pixels = transform(torch.rand(1, 3, 120, 160, generator=generator), size)
+    traced_encoder = common.trace(encoder, (pixels,))
     with torch.no_grad():
         features = encoder(pixels)
     common.progress("tracing the mask decoder")
@@ -219,8 +222,7 @@ def main() -> None:
         "backend_name": "sam2",
         "parameters": sum(p.numel() for p in encoder.parameters()) + sum(p.numel() for p in decoder.parameters()),
         "decoder": decoder_path.name,
-        "input": {"size": size, "resize": "bilinear-antialias", "mean": MEAN, "std": STD,
-                  "in_module": True},
+        "input": {"size": size, "resize": "bilinear-antialias", "mean": MEAN, "std": STD},
         "outputs": {
             "image_embed": list(embed.shape[1:]),
             "high_res_0": list(high_res_0.shape[1:]),

@@ -14,6 +14,10 @@ use crate::{
 pub trait SegmentationBackend: Send + Sync + 'static {
     /// Name reported with the masks and checked against the restorer's manifest.
     fn name(&self) -> &str;
+    /// Whether the backend batches requests itself (and records its own model metrics).
+    fn is_batched(&self) -> bool {
+        false
+    }
     /// At most `max_masks` (1..=16) masks at the image's resolution, with a score each.
     fn segment(&self, image: &Rgb8Image, max_masks: u32) -> Result<PackedMasks, SegmentationError>;
 }
@@ -73,6 +77,7 @@ pub fn load(
             &config.torchscript,
             &config.device,
             &config.sam2,
+            &config.batching,
         )?)),
     }
 }

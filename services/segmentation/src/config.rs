@@ -1,7 +1,7 @@
 //! Configuration of the segmentation service.
 
 use clearair_model::TorchScriptConfig;
-use clearair_runtime::config::ServerConfig;
+use clearair_runtime::{batch::BatchingConfig, config::ServerConfig};
 
 use crate::sam2::AmgConfig;
 use serde::{Deserialize, Serialize};
@@ -59,6 +59,8 @@ pub struct SegmentationConfig {
     pub device: String,
     /// The automatic mask generator's settings (SAM2's defaults).
     pub sam2: AmgConfig,
+    /// Dynamic batching of the TorchScript backend's image encoder.
+    pub batching: BatchingConfig,
     /// Masks returned when a request asks for 0 (the default); at most 16.
     pub default_max_masks: u32,
     /// Largest image accepted, in pixels.
@@ -78,6 +80,7 @@ impl Default for SegmentationConfig {
             torchscript: TorchScriptConfig::with_module("models/sam2.pt"),
             device: "auto".to_owned(),
             sam2: AmgConfig::default(),
+            batching: BatchingConfig::default(),
             default_max_masks: 16,
             max_pixels: 40_000_000,
         }

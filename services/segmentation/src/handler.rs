@@ -66,12 +66,16 @@ impl SegmentationService for SegmentationHandler {
             return Err(Deadline::exceeded("segmentation"));
         }
         let name = backend.name().to_owned();
+        let batched = backend.is_batched();
         let (masks, elapsed) = blocking(move || {
             let started = Instant::now();
             (backend.segment(&image, max_masks), started.elapsed())
         })
         .await?;
-        self.metrics.observe_model(elapsed, 1);
+        if !batched {
+            // A batching backend records each batch itself.
+            self.metrics.observe_model(elapsed, 1);
+        }
         let masks = masks?;
         span.record("masks", masks.count());
         Ok(Response::new(SegmentResponse {

@@ -1,6 +1,8 @@
 //! SAM2 over TorchScript with automatic mask generation written here: the two modules
-//! `deploy/export/sam2_export.py` writes (image encoder; prompt encoder + mask decoder) and,
-//! on top, what `SAM2AutomaticMaskGenerator` does with one crop layer:
+//! `deploy/export/sam2_export.py` writes (image encoder; prompt encoder + mask decoder).
+//! SAM2's transform (antialiased bilinear resize to 1024², ImageNet mean/std) runs here with
+//! libtorch's own kernel; concurrent requests share encoder batches (`[batching]`); then, per
+//! image, what `SAM2AutomaticMaskGenerator` does with one crop layer:
 //!
 //! 1. a `points_per_side²` grid of single-point prompts, in batches of `points_per_batch`;
 //! 2. three masks per prompt, upsampled (bilinear) from the decoder's low-resolution logits
@@ -18,6 +20,7 @@
 
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::{ExportManifest, ModelError, ScriptModel, TorchScriptConfig};
+use clearair_runtime::batch::{BatchError, Batcher, BatchingConfig};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -198,15 +201,20 @@ struct OutputSection {
 #[derive(Debug, Deserialize)]
 struct InputSection {
     size: i64,
-    in_module: bool,
+    resize: String,
+    mean: [f32; 3],
+    std: [f32; 3],
 }
+
+/// One image's encoder outputs (`image_embed`, `high_res_0`, `high_res_1`, batch of one).
+type Features = Vec<Tensor>;
 
 /// SAM2's two modules and the generator's settings.
 pub struct Sam2Backend {
-    encoder: ScriptModel,
+    encoder: Batcher<Tensor, Features, ModelError>,
     decoder: ScriptModel,
-    outputs: OutputSection,
-    input_size: i64,
+    outputs: std::sync::Arc<OutputSection>,
+    input: InputSection,
     amg: AmgConfig,
     name: String,
 }
@@ -214,7 +222,7 @@ pub struct Sam2Backend {
 impl std::fmt::Debug for Sam2Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sam2Backend")
-            .field("encoder", &self.encoder)
+            .field("batching", self.encoder.config())
             .field("decoder", &self.decoder)
             .field("amg", &self.amg)
             .finish_non_exhaustive()
@@ -222,22 +230,55 @@ impl std::fmt::Debug for Sam2Backend {
 }
 
 fn check(
-    model: &ScriptModel,
+    module: &std::path::Path,
     what: &str,
     tensor: &Tensor,
     expected: &[i64],
 ) -> Result<(), ModelError> {
-    let expected: Vec<Option<i64>> = expected.iter().map(|&e| (e >= 0).then_some(e)).collect();
-    clearair_model::check_shape(model.path(), what, tensor, &expected)
+    let expected: Vec<Option<i64>> = expected.iter().map(|&e| Some(e)).collect();
+    clearair_model::check_shape(module, what, tensor, &expected)
+}
+
+/// One encoder pass over transformed images `[3, S, S]`, checked and split per image.
+fn encode_batch(
+    encoder: &ScriptModel,
+    outputs: &OutputSection,
+    items: Vec<Tensor>,
+) -> Result<Vec<Features>, ModelError> {
+    let count = items.len() as i64;
+    let features = encoder.forward_on_device(&[Tensor::stack(&items, 0)])?;
+    if features.len() != 3 {
+        return Err(ModelError::Config(format!(
+            "{}: the encoder returned {} outputs; expected 3 (image_embed, high_res_0, \
+             high_res_1)",
+            encoder.path().display(),
+            features.len()
+        )));
+    }
+    for (tensor, (what, shape)) in features.iter().zip([
+        ("image_embed", &outputs.image_embed),
+        ("high_res_0", &outputs.high_res_0),
+        ("high_res_1", &outputs.high_res_1),
+    ]) {
+        let expected: Vec<i64> = std::iter::once(count)
+            .chain(shape.iter().copied())
+            .collect();
+        check(encoder.path(), what, tensor, &expected)?;
+    }
+    Ok((0..count)
+        .map(|i| features.iter().map(|f| f.narrow(0, i, 1)).collect())
+        .collect())
 }
 
 impl Sam2Backend {
     /// Loads the encoder named by `torchscript` and the decoder its manifest names, on
-    /// `device`, and runs a warm-up prompt batch through both.
+    /// `device`, runs a full encoder batch and a prompt batch through them and starts the
+    /// encoder's batching thread.
     pub fn load(
         torchscript: &TorchScriptConfig,
         device: &str,
         amg: &AmgConfig,
+        batching: &BatchingConfig,
     ) -> Result<Self, SegmentationError> {
         let path = &torchscript.module;
         let load_error = |reason: String| SegmentationError::Load {
@@ -245,6 +286,7 @@ impl Sam2Backend {
             reason,
         };
         amg.validate().map_err(load_error)?;
+        batching.validate("batching").map_err(load_error)?;
         let manifest = ExportManifest::read_for(path, "segmentation")
             .map_err(|e| load_error(e.to_string()))?;
         let decoder_name: String = manifest
@@ -256,10 +298,13 @@ impl Sam2Backend {
         let input: InputSection = manifest
             .section("input")
             .map_err(|e| load_error(e.to_string()))?;
-        if !input.in_module || input.size <= 0 {
+        if input.resize != "bilinear-antialias" || input.size <= 0 {
             return Err(load_error(format!(
-                "{}: this build feeds [0, 1] pixels and expects the module to resize them",
-                manifest.path.display()
+                "{}: input resize `{}` to {}; this build resizes with `bilinear-antialias` to \
+                 a positive size",
+                manifest.path.display(),
+                input.resize,
+                input.size
             )));
         }
         let decoder_path = path.with_file_name(&decoder_name);
@@ -270,27 +315,46 @@ impl Sam2Backend {
         if manifest.source.random_init {
             tracing::warn!(module = %path.display(), "SAM2 modules have random weights");
         }
-        let backend = Self {
-            encoder,
-            decoder,
-            outputs,
-            input_size: input.size,
-            amg: amg.clone(),
-            name: manifest.backend_name.clone(),
-        };
-        // A full prompt batch on a small image: the shapes of both modules.
-        let warm = Tensor::full([1, 3, 48, 64], 0.5, (Kind::Float, Device::Cpu));
-        backend
-            .run(&warm, amg.points_per_batch as usize)
+        let outputs = std::sync::Arc::new(outputs);
+        // A full encoder batch: the largest allocation and the encoder's shapes.
+        let side = input.size;
+        let warm: Vec<Tensor> = (0..batching.max_batch_size)
+            .map(|_| Tensor::zeros([3, side, side], (Kind::Float, Device::Cpu)))
+            .collect();
+        let features = encode_batch(&encoder, &outputs, warm)
             .map_err(|e| load_error(format!("warm-up: {e}")))?;
         tracing::info!(
             module = %path.display(),
             architecture = %manifest.architecture,
             parameters = manifest.parameters,
-            device = ?backend.encoder.device(),
+            device = ?encoder.device(),
             points = amg.points_per_side * amg.points_per_side,
+            max_batch_size = batching.max_batch_size,
             "SAM2 modules loaded"
         );
+        let metrics = clearair_runtime::metrics::global().service("segmentation");
+        let batch_outputs = outputs.clone();
+        let encoder = Batcher::spawn("segmentation-batcher", batching.clone(), Some(metrics), {
+            move |items| encode_batch(&encoder, &batch_outputs, items)
+        })
+        .map_err(|e| load_error(format!("starting the batching thread: {e}")))?;
+        let backend = Self {
+            encoder,
+            decoder,
+            outputs,
+            input,
+            amg: amg.clone(),
+            name: manifest.backend_name.clone(),
+        };
+        // A full prompt batch: the decoder's shapes.
+        let coords = Tensor::full(
+            [i64::from(amg.points_per_batch), 1, 2],
+            10.0,
+            (Kind::Float, Device::Cpu),
+        );
+        let _shapes_checked = backend
+            .decode(&features[0], &coords)
+            .map_err(|e| load_error(format!("warm-up: {e}")))?;
         Ok(backend)
     }
 
@@ -299,34 +363,16 @@ impl Sam2Backend {
         &self.amg
     }
 
-    /// Encoder and one decoder call on `prompts` grid points (shape checks only).
-    fn run(&self, pixels: &Tensor, prompts: usize) -> Result<(), ModelError> {
-        let features = self.encode(pixels)?;
-        let coords = Tensor::full([prompts as i64, 1, 2], 10.0, (Kind::Float, Device::Cpu));
-        self.decode(&features, &coords).map(|_| ())
-    }
-
-    fn encode(&self, pixels: &Tensor) -> Result<Vec<Tensor>, ModelError> {
-        let features = self
-            .encoder
-            .forward_on_device(std::slice::from_ref(pixels))?;
-        if features.len() != 3 {
-            return Err(ModelError::Config(format!(
-                "{}: the encoder returned {} outputs; expected 3 (image_embed, high_res_0, \
-                 high_res_1)",
-                self.encoder.path().display(),
-                features.len()
-            )));
-        }
-        for (tensor, (what, shape)) in features.iter().zip([
-            ("image_embed", &self.outputs.image_embed),
-            ("high_res_0", &self.outputs.high_res_0),
-            ("high_res_1", &self.outputs.high_res_1),
-        ]) {
-            let expected: Vec<i64> = std::iter::once(1).chain(shape.iter().copied()).collect();
-            check(&self.encoder, what, tensor, &expected)?;
-        }
-        Ok(features)
+    /// SAM2's transform of `image`: RGB / 255, antialiased bilinear resize to `S × S` with
+    /// libtorch's kernel (what `F.interpolate(…, antialias=True)` runs), mean/std.
+    pub fn transform(&self, image: &Rgb8Image) -> Tensor {
+        let (w, h) = (i64::from(image.width()), i64::from(image.height()));
+        let pixels = Tensor::from_slice(&image.to_planar_f32()).view([1, 3, h, w]);
+        let side = self.input.size;
+        let resized = pixels.internal_upsample_bilinear2d_aa([side, side], false, None, None);
+        let mean = Tensor::from_slice(&self.input.mean).view([1, 3, 1, 1]);
+        let std = Tensor::from_slice(&self.input.std).view([1, 3, 1, 1]);
+        ((resized - mean) / std).squeeze_dim(0)
     }
 
     /// Low-resolution logits `[B, 3, s, s]` and predicted IoUs `[B, 3]` for `coords`
@@ -349,12 +395,12 @@ impl Sam2Backend {
         let side = self.outputs.low_res_mask_side;
         let per = self.outputs.masks_per_prompt;
         check(
-            &self.decoder,
+            self.decoder.path(),
             "low_res_masks",
             &masks,
             &[count, per, side, side],
         )?;
-        check(&self.decoder, "iou_predictions", &ious, &[count, per])?;
+        check(self.decoder.path(), "iou_predictions", &ious, &[count, per])?;
         Ok((masks, ious))
     }
 
@@ -363,10 +409,11 @@ impl Sam2Backend {
     pub fn generate(&self, image: &Rgb8Image) -> Result<Vec<GeneratedMask>, ModelError> {
         let amg = &self.amg;
         let (w, h) = (image.width(), image.height());
-        let planar: Vec<f32> = image.to_planar_f32();
-        let pixels = Tensor::from_slice(&planar).view([1, 3, i64::from(h), i64::from(w)]);
-        let features = self.encode(&pixels)?;
-        let resolution = self.input_size as f32;
+        let features = self
+            .encoder
+            .submit_blocking(self.transform(image))
+            .map_err(|e: BatchError<ModelError>| ModelError::Config(e.to_string()))?;
+        let resolution = self.input.size as f32;
         let grid = point_grid(amg.points_per_side);
 
         let mut masks_kept = Vec::new();
@@ -456,6 +503,10 @@ fn fit_long_side(image: &Rgb8Image, max_side: u32) -> Result<Option<Rgb8Image>, 
 impl SegmentationBackend for Sam2Backend {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn is_batched(&self) -> bool {
+        true
     }
 
     fn segment(&self, image: &Rgb8Image, max_masks: u32) -> Result<PackedMasks, SegmentationError> {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use clearair_imaging::{DecodeLimits, OutputFormat, Rgb8Image, decode, encode};
 use clearair_model::TorchScriptConfig;
+use clearair_runtime::batch::BatchingConfig;
 use clearair_segmentation::{
     SegmentationBackend,
     sam2::{AmgConfig, Sam2Backend},
@@ -126,8 +127,13 @@ fn the_rust_mask_generator_matches_sam2s() {
             serde_json::from_str(&std::fs::read_to_string(folder.join("index.json")).unwrap())
                 .unwrap();
         let amg: AmgConfig = serde_json::from_value(index["settings"].clone()).unwrap();
-        let backend =
-            Sam2Backend::load(&TorchScriptConfig::with_module(module), "cpu", &amg).unwrap();
+        let backend = Sam2Backend::load(
+            &TorchScriptConfig::with_module(module),
+            "cpu",
+            &amg,
+            &BatchingConfig::default(),
+        )
+        .unwrap();
         for entry in index["images"].as_array().unwrap() {
             let path = PathBuf::from(entry["image"].as_str().unwrap());
             let image = decode(&std::fs::read(&path).unwrap(), &DecodeLimits::default())
@@ -187,7 +193,13 @@ fn the_service_backend_returns_at_most_max_masks_at_the_image_size() {
         max_side: 64,
         ..AmgConfig::default()
     };
-    let backend = Sam2Backend::load(&TorchScriptConfig::with_module(module), "cpu", &amg).unwrap();
+    let backend = Sam2Backend::load(
+        &TorchScriptConfig::with_module(module),
+        "cpu",
+        &amg,
+        &BatchingConfig::default(),
+    )
+    .unwrap();
     assert_eq!(backend.name(), "sam2");
     let image = Rgb8Image::filled(160, 90, [90, 140, 200]).unwrap();
     let masks = backend.segment(&image, 5).unwrap();
@@ -211,13 +223,13 @@ fn the_service_backend_returns_at_most_max_masks_at_the_image_size() {
             points_per_side: 4,
             ..AmgConfig::default()
         },
+        &BatchingConfig::default(),
     )
     .unwrap();
-    if strict.generate(&image).unwrap().is_empty() {
-        let masks = strict.segment(&image, 16).unwrap();
-        assert_eq!((masks.count(), masks.scores()), (1, &[0.0][..]));
-        assert!(masks.mask_pixels(0).iter().all(|&p| p));
-    }
+    assert!(strict.generate(&image).unwrap().is_empty());
+    let masks = strict.segment(&image, 16).unwrap();
+    assert_eq!((masks.count(), masks.scores()), (1, &[0.0][..]));
+    assert!(masks.mask_pixels(0).iter().all(|&p| p));
 }
 
 #[test]
@@ -236,9 +248,14 @@ fn a_module_of_the_wrong_prior_or_an_unloadable_file_is_named() {
     )
     .unwrap();
     let config = TorchScriptConfig::with_module(&module);
-    let error = Sam2Backend::load(&config, "cpu", &AmgConfig::default())
-        .unwrap_err()
-        .to_string();
+    let error = Sam2Backend::load(
+        &config,
+        "cpu",
+        &AmgConfig::default(),
+        &BatchingConfig::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         error.contains("sam2.json") && error.contains("a degradation model"),
         "{error}"
@@ -248,17 +265,98 @@ fn a_module_of_the_wrong_prior_or_an_unloadable_file_is_named() {
     let fixed = text.replace("\"degradation\"", "\"segmentation\"");
     let with_decoder = fixed.replace(
         "\"source\"",
-        "\"decoder\": \"sam2-decoder.pt\", \"input\": {\"size\": 1024, \"in_module\": true}, \
+        "\"decoder\": \"sam2-decoder.pt\", \"input\": {\"size\": 1024, \"resize\": \"bilinear-antialias\", \"mean\": [0.5, 0.5, 0.5], \"std\": [0.5, 0.5, 0.5]}, \
          \"outputs\": {\"image_embed\": [256, 64, 64], \"high_res_0\": [32, 256, 256], \
          \"high_res_1\": [64, 128, 128], \"masks_per_prompt\": 3, \"low_res_mask_side\": 256}, \
          \"source\"",
     );
     std::fs::write(module.with_extension("json"), with_decoder).unwrap();
-    let error = Sam2Backend::load(&config, "cpu", &AmgConfig::default())
-        .unwrap_err()
-        .to_string();
+    let error = Sam2Backend::load(
+        &config,
+        "cpu",
+        &AmgConfig::default(),
+        &BatchingConfig::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         error.contains("sam2.pt") && error.contains("not a loadable"),
         "{error}"
+    );
+}
+
+#[test]
+fn concurrent_images_share_encoder_batches_and_get_the_masks_of_single_ones() {
+    let module = &export().module;
+    let amg = AmgConfig {
+        points_per_side: 4,
+        pred_iou_thresh: 0.0,
+        stability_score_thresh: 0.0,
+        box_nms_thresh: 1.0,
+        ..AmgConfig::default()
+    };
+    let config = TorchScriptConfig::with_module(module);
+    let single = Sam2Backend::load(
+        &config,
+        "cpu",
+        &amg,
+        &BatchingConfig {
+            max_batch_size: 1,
+            max_queue_delay_ms: 0,
+        },
+    )
+    .unwrap();
+    let batched = std::sync::Arc::new(
+        Sam2Backend::load(
+            &config,
+            "cpu",
+            &amg,
+            &BatchingConfig {
+                max_batch_size: 2,
+                max_queue_delay_ms: 1_000,
+            },
+        )
+        .unwrap(),
+    );
+    let images = [
+        Rgb8Image::filled(90, 60, [200, 30, 30]).unwrap(),
+        Rgb8Image::filled(50, 80, [20, 90, 240]).unwrap(),
+    ];
+    let threads: Vec<_> = images
+        .iter()
+        .cloned()
+        .map(|image| {
+            let batched = batched.clone();
+            std::thread::spawn(move || batched.generate(&image).unwrap())
+        })
+        .collect();
+    for (thread, image) in threads.into_iter().zip(&images) {
+        let together = thread.join().unwrap();
+        let alone = single.generate(image).unwrap();
+        assert_eq!(together.len(), alone.len());
+        for (a, b) in together.iter().zip(&alone) {
+            assert!((a.predicted_iou - b.predicted_iou).abs() < 1e-4);
+            let a = Vec::<bool>::try_from(a.mask.flatten(0, -1)).unwrap();
+            let b: Vec<u8> = Vec::<bool>::try_from(b.mask.flatten(0, -1))
+                .unwrap()
+                .into_iter()
+                .map(u8::from)
+                .collect();
+            assert!(iou(&a, &b) >= MIN_MASK_IOU);
+        }
+    }
+    let metrics = clearair_runtime::metrics::global().render();
+    let count = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    assert!(
+        count("clearair_batch_size_sum{service=\"segmentation\"}")
+            > count("clearair_batch_size_count{service=\"segmentation\"}"),
+        "some encoder batch held both images"
     );
 }
