@@ -62,6 +62,19 @@ fn axis_taps(source: u32, target: u32) -> Vec<Taps> {
 }
 
 impl Rgb8Image {
+    /// This image scaled down (area average, aspect kept, sides rounded) so its long side is
+    /// at most `max_side`, or `None` when it already fits.
+    pub fn shrunk_to(&self, max_side: u32) -> Result<Option<Rgb8Image>, ImagingError> {
+        let long = self.width().max(self.height());
+        if long <= max_side {
+            return Ok(None);
+        }
+        let scale = f64::from(max_side) / f64::from(long);
+        let width = ((f64::from(self.width()) * scale).round() as u32).max(1);
+        let height = ((f64::from(self.height()) * scale).round() as u32).max(1);
+        self.resize(width, height).map(Some)
+    }
+
     /// Resizes to `width × height`: area-average where an axis shrinks, bilinear where it
     /// grows, a copy where neither changes. Results are rounded to the nearest byte.
     ///

@@ -105,14 +105,7 @@ pub fn tensor_to_image(tensor: &Tensor) -> Result<Rgb8Image> {
 /// Scales `image` down (area average) so its long side is at most `max_side`, exactly as
 /// the degradation service does before its encoder; smaller images are returned unchanged.
 pub fn fit_long_side(image: &Rgb8Image, max_side: u32) -> Result<Rgb8Image> {
-    let long = image.width().max(image.height());
-    if long <= max_side {
-        return Ok(image.clone());
-    }
-    let scale = f64::from(max_side) / f64::from(long);
-    let width = ((f64::from(image.width()) * scale).round() as u32).max(1);
-    let height = ((f64::from(image.height()) * scale).round() as u32).max(1);
-    Ok(image.resize(width, height)?)
+    Ok(image.shrunk_to(max_side)?.unwrap_or_else(|| image.clone()))
 }
 
 /// One of the eight flips/quarter turns of a square, applied to RGB8 pixels (data

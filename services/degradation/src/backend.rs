@@ -107,18 +107,6 @@ impl EncoderBackend {
     }
 }
 
-/// Scales `image` down so its long side is at most `max_side`.
-fn fit_long_side(image: &Rgb8Image, max_side: u32) -> Result<Option<Rgb8Image>, DegradationError> {
-    let long = image.width().max(image.height());
-    if long <= max_side {
-        return Ok(None);
-    }
-    let scale = f64::from(max_side) / f64::from(long);
-    let width = ((f64::from(image.width()) * scale).round() as u32).max(1);
-    let height = ((f64::from(image.height()) * scale).round() as u32).max(1);
-    Ok(Some(image.resize(width, height)?))
-}
-
 fn to_vec(tensor: &Tensor) -> Result<Vec<f32>, DegradationError> {
     Vec::<f32>::try_from(tensor.to_device(Device::Cpu).flatten(0, -1)).map_err(|e| {
         DegradationError::Model(clearair_model::ModelError::Config(format!(
@@ -133,7 +121,7 @@ impl DegradationBackend for EncoderBackend {
     }
 
     fn embed(&self, image: &Rgb8Image) -> Result<DegradationEstimate, DegradationError> {
-        let scaled = fit_long_side(image, self.max_side)?;
+        let scaled = image.shrunk_to(self.max_side)?;
         let image = scaled.as_ref().unwrap_or(image);
         let planar = image.to_planar_f32();
         let input = Tensor::from_slice(&planar)

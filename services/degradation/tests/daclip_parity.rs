@@ -13,55 +13,30 @@ use clearair_degradation::{
     DegradationBackend, DegradationConfig, DegradationEstimate, config::DegradationBackendKind,
     torchscript::TorchScriptBackend,
 };
-use clearair_imaging::{DecodeLimits, OutputFormat, Rgb8Image, decode, encode};
+use clearair_imaging::Rgb8Image;
 use clearair_model::TorchScriptConfig;
 use clearair_proto::v1::{EmbedRequest, degradation_service_client::DegradationServiceClient};
 use clearair_runtime::batch::BatchingConfig;
+use clearair_testkit::{
+    batched_more_than_one, load_image, max_difference, read_f32, run_export, synthetic_png,
+    workspace,
+};
 use tch::{CModule, Device, Kind, Tensor};
 
 /// Largest difference allowed between Rust and Python embeddings (the same libtorch runs
 /// both; the trace and eager mode may order float operations differently).
 const EMBEDDING_TOLERANCE: f32 = 1e-4;
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn read_f32(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
-fn max_difference(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
-/// A gradient with a pattern, saved as PNG: odd sizes exercise the crop's rounding and an
-/// upscale, which the photo fixtures (all larger than 224) do not.
+/// A gradient with a pattern: odd sizes exercise the crop's rounding and an upscale, which
+/// the photo fixtures (all larger than 224) do not.
 fn synthetic(dir: &Path, width: u32, height: u32) -> PathBuf {
-    let data = (0..height)
-        .flat_map(|y| {
-            (0..width).flat_map(move |x| {
-                [
-                    (x * 255 / width) as u8,
-                    (y * 255 / height) as u8,
-                    ((x * 7 + y * 13) % 256) as u8,
-                ]
-            })
-        })
-        .collect();
-    let image = Rgb8Image::new(width, height, data).unwrap();
-    let (bytes, _) = encode(&image, OutputFormat::Png, 90).unwrap();
-    let path = dir.join(format!("synthetic-{width}x{height}.png"));
-    std::fs::write(&path, bytes).unwrap();
-    path
+    synthetic_png(dir, width, height, |x, y| {
+        [
+            (x * 255 / width) as u8,
+            (y * 255 / height) as u8,
+            ((x * 7 + y * 13) % 256) as u8,
+        ]
+    })
 }
 
 struct Export {
@@ -80,17 +55,15 @@ fn export(dir: &Path) -> Export {
     images.push(synthetic(dir, 100, 61));
     let module = dir.join("daclip-tiny.pt");
     let reference = dir.join("reference");
-    let status = std::process::Command::new(workspace().join(".venv/bin/python"))
-        .arg(workspace().join("deploy/export/daclip.py"))
-        .args(["--random-init", "--tiny", "--seed", "3", "--out"])
-        .arg(&module)
-        .arg("--reference-images")
-        .args(&images)
-        .arg("--reference-out")
-        .arg(&reference)
-        .status()
-        .expect("the project's Python environment runs deploy/export/daclip.py (make setup)");
-    assert!(status.success(), "daclip.py failed: {status}");
+    let mut args: Vec<std::ffi::OsString> = ["--random-init", "--tiny", "--seed", "3", "--out"]
+        .map(Into::into)
+        .into();
+    args.push(module.clone().into());
+    args.push("--reference-images".into());
+    args.extend(images.iter().map(Into::into));
+    args.push("--reference-out".into());
+    args.push(reference.clone().into());
+    run_export("daclip.py", args);
     Export {
         module,
         images,
@@ -100,12 +73,6 @@ fn export(dir: &Path) -> Export {
 
 fn backend(module: &Path, batching: BatchingConfig) -> TorchScriptBackend {
     TorchScriptBackend::load(&TorchScriptConfig::with_module(module), "cpu", &batching).unwrap()
-}
-
-fn load_image(path: &Path) -> Rgb8Image {
-    decode(&std::fs::read(path).unwrap(), &DecodeLimits::default())
-        .unwrap()
-        .image
 }
 
 #[test]
@@ -185,19 +152,9 @@ fn batched_requests_get_the_results_of_single_ones() {
         assert!(max_difference(&got.content, &expected.content) <= EMBEDDING_TOLERANCE);
         assert!(max_difference(&got.degradation, &expected.degradation) <= EMBEDDING_TOLERANCE);
     }
-    let metrics = clearair_runtime::metrics::global().render();
-    let batches = metrics
-        .lines()
-        .find(|l| l.starts_with("clearair_batch_size_count{service=\"degradation\"}"))
-        .expect("batch sizes recorded");
-    let images_seen = metrics
-        .lines()
-        .find(|l| l.starts_with("clearair_batch_size_sum{service=\"degradation\"}"))
-        .expect("batch sizes recorded");
-    let value = |line: &str| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
     assert!(
-        value(images_seen) > value(batches),
-        "some batch held more than one image: {batches} / {images_seen}"
+        batched_more_than_one("degradation"),
+        "some batch held more than one image"
     );
 }
 
@@ -232,13 +189,16 @@ fn wrong_shape_module(dir: &Path) -> PathBuf {
 fn a_module_of_the_wrong_shape_or_the_wrong_prior_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let wrong = wrong_shape_module(dir.path());
-    let error = TorchScriptBackend::load(
-        &TorchScriptConfig::with_module(&wrong),
-        "cpu",
-        &BatchingConfig::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let refusal = || {
+        TorchScriptBackend::load(
+            &TorchScriptConfig::with_module(&wrong),
+            "cpu",
+            &BatchingConfig::default(),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let error = refusal();
     assert!(
         error.contains("wrong.pt") && error.contains("returned 1 outputs; expected 3"),
         "{error}"
@@ -247,13 +207,7 @@ fn a_module_of_the_wrong_shape_or_the_wrong_prior_is_refused_by_name() {
     let manifest = wrong.with_extension("json");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, text.replace("\"degradation\",", "\"quality\",")).unwrap();
-    let error = TorchScriptBackend::load(
-        &TorchScriptConfig::with_module(&wrong),
-        "cpu",
-        &BatchingConfig::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let error = refusal();
     assert!(
         error.contains("wrong.json") && error.contains("a quality model"),
         "{error}"

@@ -9,51 +9,25 @@
 
 use std::path::{Path, PathBuf};
 
-use clearair_imaging::{DecodeLimits, OutputFormat, Rgb8Image, decode, encode};
+use clearair_imaging::Rgb8Image;
 use clearair_model::TorchScriptConfig;
 use clearair_quality::{QualityBackend, torchscript::TorchScriptBackend};
 use clearair_runtime::batch::BatchingConfig;
+use clearair_testkit::{
+    fresh_folder, load_image, max_difference, read_f32, run_export, synthetic_png, workspace,
+};
 
 /// Largest difference allowed between Rust and Python outputs.
 const TOLERANCE: f32 = 1e-4;
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn read_f32(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
-fn max_difference(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn synthetic(dir: &Path, width: u32, height: u32) -> PathBuf {
-    let data = (0..height)
-        .flat_map(|y| {
-            (0..width).flat_map(move |x| {
-                [
-                    (x * 255 / width) as u8,
-                    ((x * 3 + y * 5) % 256) as u8,
-                    (y * 255 / height) as u8,
-                ]
-            })
-        })
-        .collect();
-    let image = Rgb8Image::new(width, height, data).unwrap();
-    let (bytes, _) = encode(&image, OutputFormat::Png, 90).unwrap();
-    let path = dir.join(format!("synthetic-{width}x{height}.png"));
-    std::fs::write(&path, bytes).unwrap();
-    path
+    synthetic_png(dir, width, height, |x, y| {
+        [
+            (x * 255 / width) as u8,
+            ((x * 3 + y * 5) % 256) as u8,
+            (y * 255 / height) as u8,
+        ]
+    })
 }
 
 /// One export per test process, in cargo's per-target scratch folder.
@@ -66,9 +40,7 @@ struct Export {
 fn export() -> &'static Export {
     static EXPORT: std::sync::OnceLock<Export> = std::sync::OnceLock::new();
     EXPORT.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deqa-parity");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_folder(env!("CARGO_TARGET_TMPDIR"), "deqa-parity");
         // A photo, a wide image (padded top and bottom, an odd margin) and a small tall one
         // (padded at the sides, then enlarged).
         let images = vec![
@@ -78,19 +50,15 @@ fn export() -> &'static Export {
         ];
         let module = dir.join("deqa-tiny.pt");
         let reference = dir.join("reference");
-        let status = std::process::Command::new(workspace().join(".venv/bin/python"))
-            .arg(workspace().join("deploy/export/deqa_export.py"))
-            .args(["--random-init", "--tiny", "--seed", "5", "--out"])
-            .arg(&module)
-            .arg("--reference-images")
-            .args(&images)
-            .arg("--reference-out")
-            .arg(&reference)
-            .status()
-            .expect(
-                "the project's Python environment runs deploy/export/deqa_export.py (make setup)",
-            );
-        assert!(status.success(), "deqa_export.py failed: {status}");
+        let mut args: Vec<std::ffi::OsString> = ["--random-init", "--tiny", "--seed", "5", "--out"]
+            .map(Into::into)
+            .into();
+        args.push(module.clone().into());
+        args.push("--reference-images".into());
+        args.extend(images.iter().map(Into::into));
+        args.push("--reference-out".into());
+        args.push(reference.clone().into());
+        run_export("deqa_export.py", args);
         Export {
             module,
             images,
@@ -101,12 +69,6 @@ fn export() -> &'static Export {
 
 fn backend(module: &Path, batching: BatchingConfig) -> TorchScriptBackend {
     TorchScriptBackend::load(&TorchScriptConfig::with_module(module), "cpu", &batching).unwrap()
-}
-
-fn load_image(path: &Path) -> Rgb8Image {
-    decode(&std::fs::read(path).unwrap(), &DecodeLimits::default())
-        .unwrap()
-        .image
 }
 
 #[test]

@@ -488,18 +488,6 @@ impl Sam2Backend {
     }
 }
 
-/// Scales `image` down so its long side is at most `max_side`.
-fn fit_long_side(image: &Rgb8Image, max_side: u32) -> Result<Option<Rgb8Image>, SegmentationError> {
-    let long = image.width().max(image.height());
-    if long <= max_side {
-        return Ok(None);
-    }
-    let scale = f64::from(max_side) / f64::from(long);
-    let width = ((f64::from(image.width()) * scale).round() as u32).max(1);
-    let height = ((f64::from(image.height()) * scale).round() as u32).max(1);
-    Ok(Some(image.resize(width, height)?))
-}
-
 impl SegmentationBackend for Sam2Backend {
     fn name(&self) -> &str {
         &self.name
@@ -510,7 +498,7 @@ impl SegmentationBackend for Sam2Backend {
     }
 
     fn segment(&self, image: &Rgb8Image, max_masks: u32) -> Result<PackedMasks, SegmentationError> {
-        let scaled = fit_long_side(image, self.amg.max_side)?;
+        let scaled = image.shrunk_to(self.amg.max_side)?;
         let work = scaled.as_ref().unwrap_or(image);
         let generated = self.generate(work)?;
         let (w, h) = (work.width(), work.height());

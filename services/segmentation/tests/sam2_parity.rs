@@ -12,41 +12,31 @@
 
 use std::path::{Path, PathBuf};
 
-use clearair_imaging::{DecodeLimits, OutputFormat, Rgb8Image, decode, encode};
+use clearair_imaging::Rgb8Image;
 use clearair_model::TorchScriptConfig;
 use clearair_runtime::batch::BatchingConfig;
 use clearair_segmentation::{
     SegmentationBackend,
     sam2::{AmgConfig, Sam2Backend},
 };
+use clearair_testkit::{
+    batched_more_than_one, fresh_folder, load_image, run_export, synthetic_png, workspace,
+};
 use serde_json::Value;
 
 /// Smallest IoU accepted between a Rust mask and its upstream twin.
 const MIN_MASK_IOU: f64 = 0.95;
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// A gradient with a red disc, saved as PNG (not square, so the grid's x and y differ).
 fn synthetic(dir: &Path, width: u32, height: u32) -> PathBuf {
-    let data = (0..height)
-        .flat_map(|y| {
-            (0..width).flat_map(move |x| {
-                let inside = (x as i64 - 70).pow(2) + (y as i64 - 60).pow(2) < 40 * 40;
-                if inside {
-                    [230, 40, 40]
-                } else {
-                    [(x * 255 / width) as u8, 120, (y * 255 / height) as u8]
-                }
-            })
-        })
-        .collect();
-    let image = Rgb8Image::new(width, height, data).unwrap();
-    let (bytes, _) = encode(&image, OutputFormat::Png, 90).unwrap();
-    let path = dir.join(format!("synthetic-{width}x{height}.png"));
-    std::fs::write(&path, bytes).unwrap();
-    path
+    synthetic_png(dir, width, height, |x, y| {
+        let inside = (i64::from(x) - 70).pow(2) + (i64::from(y) - 60).pow(2) < 40 * 40;
+        if inside {
+            [230, 40, 40]
+        } else {
+            [(x * 255 / width) as u8, 120, (y * 255 / height) as u8]
+        }
+    })
 }
 
 /// The settings the reference runs (SAM2AutomaticMaskGenerator keyword arguments); the
@@ -73,30 +63,24 @@ struct Export {
 fn export() -> &'static Export {
     static EXPORT: std::sync::OnceLock<Export> = std::sync::OnceLock::new();
     EXPORT.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sam2-parity");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_folder(env!("CARGO_TARGET_TMPDIR"), "sam2-parity");
         let images = [
             workspace().join("tests/fixtures/samples/noisy-coffee.png"),
             synthetic(&dir, 200, 150),
         ];
         let module = dir.join("sam2-tiny.pt");
         let reference = dir.join("reference");
-        let status = std::process::Command::new(workspace().join(".venv/bin/python"))
-            .arg(workspace().join("deploy/export/sam2_export.py"))
-            .args(["--random-init", "--tiny", "--seed", "1", "--out"])
-            .arg(&module)
-            .arg("--reference-images")
-            .args(&images)
-            .arg("--reference-out")
-            .arg(&reference)
-            .arg("--reference-amg")
-            .arg(settings().to_string())
-            .status()
-            .expect(
-                "the project's Python environment runs deploy/export/sam2_export.py (make setup)",
-            );
-        assert!(status.success(), "sam2_export.py failed: {status}");
+        let mut args: Vec<std::ffi::OsString> = ["--random-init", "--tiny", "--seed", "1", "--out"]
+            .map(Into::into)
+            .into();
+        args.push(module.clone().into());
+        args.push("--reference-images".into());
+        args.extend(images.iter().map(Into::into));
+        args.push("--reference-out".into());
+        args.push(reference.clone().into());
+        args.push("--reference-amg".into());
+        args.push(settings().to_string().into());
+        run_export("sam2_export.py", args);
         Export { module, reference }
     })
 }
@@ -136,9 +120,7 @@ fn the_rust_mask_generator_matches_sam2s() {
         .unwrap();
         for entry in index["images"].as_array().unwrap() {
             let path = PathBuf::from(entry["image"].as_str().unwrap());
-            let image = decode(&std::fs::read(&path).unwrap(), &DecodeLimits::default())
-                .unwrap()
-                .image;
+            let image = load_image(&path);
             let started = std::time::Instant::now();
             let ours = backend.generate(&image).unwrap();
             let elapsed = started.elapsed();
@@ -248,14 +230,17 @@ fn a_module_of_the_wrong_prior_or_an_unloadable_file_is_named() {
     )
     .unwrap();
     let config = TorchScriptConfig::with_module(&module);
-    let error = Sam2Backend::load(
-        &config,
-        "cpu",
-        &AmgConfig::default(),
-        &BatchingConfig::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let refusal = || {
+        Sam2Backend::load(
+            &config,
+            "cpu",
+            &AmgConfig::default(),
+            &BatchingConfig::default(),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let error = refusal();
     assert!(
         error.contains("sam2.json") && error.contains("a degradation model"),
         "{error}"
@@ -265,20 +250,14 @@ fn a_module_of_the_wrong_prior_or_an_unloadable_file_is_named() {
     let fixed = text.replace("\"degradation\"", "\"segmentation\"");
     let with_decoder = fixed.replace(
         "\"source\"",
-        "\"decoder\": \"sam2-decoder.pt\", \"input\": {\"size\": 1024, \"resize\": \"bilinear-antialias\", \"mean\": [0.5, 0.5, 0.5], \"std\": [0.5, 0.5, 0.5]}, \
+        "\"decoder\": \"sam2-decoder.pt\", \"input\": {\"size\": 1024, \"resize\": \
+         \"bilinear-antialias\", \"mean\": [0.5, 0.5, 0.5], \"std\": [0.5, 0.5, 0.5]}, \
          \"outputs\": {\"image_embed\": [256, 64, 64], \"high_res_0\": [32, 256, 256], \
          \"high_res_1\": [64, 128, 128], \"masks_per_prompt\": 3, \"low_res_mask_side\": 256}, \
          \"source\"",
     );
     std::fs::write(module.with_extension("json"), with_decoder).unwrap();
-    let error = Sam2Backend::load(
-        &config,
-        "cpu",
-        &AmgConfig::default(),
-        &BatchingConfig::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let error = refusal();
     assert!(
         error.contains("sam2.pt") && error.contains("not a loadable"),
         "{error}"
@@ -345,18 +324,8 @@ fn concurrent_images_share_encoder_batches_and_get_the_masks_of_single_ones() {
             assert!(iou(&a, &b) >= MIN_MASK_IOU);
         }
     }
-    let metrics = clearair_runtime::metrics::global().render();
-    let count = |name: &str| {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("{name} missing"))
-    };
     assert!(
-        count("clearair_batch_size_sum{service=\"segmentation\"}")
-            > count("clearair_batch_size_count{service=\"segmentation\"}"),
+        batched_more_than_one("segmentation"),
         "some encoder batch held both images"
     );
 }
