@@ -34,6 +34,32 @@ where
     assert!(status.success(), "deploy/export/{script} failed: {status}");
 }
 
+/// Runs `deploy/export/<script> --random-init --tiny --seed <seed> --out <module>`, asking
+/// for the upstream model's outputs on `images` in `reference` (plus `extra` arguments).
+pub fn export_tiny_with_reference(
+    script: &str,
+    seed: u32,
+    module: &Path,
+    images: &[PathBuf],
+    reference: &Path,
+    extra: &[&str],
+) {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--random-init".into(),
+        "--tiny".into(),
+        "--seed".into(),
+        seed.to_string().into(),
+        "--out".into(),
+        module.into(),
+        "--reference-images".into(),
+    ];
+    args.extend(images.iter().map(Into::into));
+    args.push("--reference-out".into());
+    args.push(reference.into());
+    args.extend(extra.iter().map(Into::into));
+    run_export(script, args);
+}
+
 /// A fresh folder `name` under `parent` (a test's `CARGO_TARGET_TMPDIR`, so it stays in the
 /// build tree rather than piling up in the system temp dir).
 pub fn fresh_folder(parent: &str, name: &str) -> PathBuf {

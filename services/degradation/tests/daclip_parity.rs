@@ -18,8 +18,8 @@ use clearair_model::TorchScriptConfig;
 use clearair_proto::v1::{EmbedRequest, degradation_service_client::DegradationServiceClient};
 use clearair_runtime::batch::BatchingConfig;
 use clearair_testkit::{
-    batched_more_than_one, load_image, max_difference, read_f32, run_export, synthetic_png,
-    workspace,
+    batched_more_than_one, export_tiny_with_reference, load_image, max_difference, read_f32,
+    synthetic_png, workspace,
 };
 use tch::{CModule, Device, Kind, Tensor};
 
@@ -55,15 +55,7 @@ fn export(dir: &Path) -> Export {
     images.push(synthetic(dir, 100, 61));
     let module = dir.join("daclip-tiny.pt");
     let reference = dir.join("reference");
-    let mut args: Vec<std::ffi::OsString> = ["--random-init", "--tiny", "--seed", "3", "--out"]
-        .map(Into::into)
-        .into();
-    args.push(module.clone().into());
-    args.push("--reference-images".into());
-    args.extend(images.iter().map(Into::into));
-    args.push("--reference-out".into());
-    args.push(reference.clone().into());
-    run_export("daclip.py", args);
+    export_tiny_with_reference("daclip.py", 3, &module, &images, &reference, &[]);
     Export {
         module,
         images,

@@ -14,7 +14,8 @@ use clearair_model::TorchScriptConfig;
 use clearair_quality::{QualityBackend, torchscript::TorchScriptBackend};
 use clearair_runtime::batch::BatchingConfig;
 use clearair_testkit::{
-    fresh_folder, load_image, max_difference, read_f32, run_export, synthetic_png, workspace,
+    export_tiny_with_reference, fresh_folder, load_image, max_difference, read_f32, synthetic_png,
+    workspace,
 };
 
 /// Largest difference allowed between Rust and Python outputs.
@@ -50,15 +51,7 @@ fn export() -> &'static Export {
         ];
         let module = dir.join("deqa-tiny.pt");
         let reference = dir.join("reference");
-        let mut args: Vec<std::ffi::OsString> = ["--random-init", "--tiny", "--seed", "5", "--out"]
-            .map(Into::into)
-            .into();
-        args.push(module.clone().into());
-        args.push("--reference-images".into());
-        args.extend(images.iter().map(Into::into));
-        args.push("--reference-out".into());
-        args.push(reference.clone().into());
-        run_export("deqa_export.py", args);
+        export_tiny_with_reference("deqa_export.py", 5, &module, &images, &reference, &[]);
         Export {
             module,
             images,

@@ -20,7 +20,8 @@ use clearair_segmentation::{
     sam2::{AmgConfig, Sam2Backend},
 };
 use clearair_testkit::{
-    batched_more_than_one, fresh_folder, load_image, run_export, synthetic_png, workspace,
+    batched_more_than_one, export_tiny_with_reference, fresh_folder, load_image, synthetic_png,
+    workspace,
 };
 use serde_json::Value;
 
@@ -70,17 +71,14 @@ fn export() -> &'static Export {
         ];
         let module = dir.join("sam2-tiny.pt");
         let reference = dir.join("reference");
-        let mut args: Vec<std::ffi::OsString> = ["--random-init", "--tiny", "--seed", "1", "--out"]
-            .map(Into::into)
-            .into();
-        args.push(module.clone().into());
-        args.push("--reference-images".into());
-        args.extend(images.iter().map(Into::into));
-        args.push("--reference-out".into());
-        args.push(reference.clone().into());
-        args.push("--reference-amg".into());
-        args.push(settings().to_string().into());
-        run_export("sam2_export.py", args);
+        export_tiny_with_reference(
+            "sam2_export.py",
+            1,
+            &module,
+            &images,
+            &reference,
+            &["--reference-amg", &settings().to_string()],
+        );
         Export { module, reference }
     })
 }
