@@ -5,7 +5,9 @@
 //! - [`mesh`]: all five services in one process on loopback ([`mesh::Mesh`]).
 //! - [`client`]: restore/analyze calls and the before/after sheet.
 //! - [`bench`]: `clearair bench`.
+//! - [`priors_bench`]: `clearair priors-bench` (exported prior modules at several batch sizes).
 
 pub mod bench;
 pub mod client;
 pub mod mesh;
+pub mod priors_bench;

@@ -61,6 +61,8 @@ enum Command {
     },
     /// Measure latency, throughput, orchestrator overhead and fan-out parallelism on loopback.
     Bench(BenchArgs),
+    /// Time exported prior modules (DeQA-Score, SAM2, DA-CLIP) at several batch sizes.
+    PriorsBench(clearair_cli::priors_bench::PriorsBenchArgs),
     /// Train the degradation encoder or the restorer (CPU or CUDA), or time a training step.
     Train(clearair_train::TrainArgs),
     /// Evaluate on the held-out photos: PSNR/SSIM per degradation, FFDNet for noise, sheets.
@@ -308,6 +310,16 @@ async fn main() -> anyhow::Result<()> {
             json,
         } => analyze(input, endpoint, json).await,
         Command::Bench(args) => run_bench(args).await,
+        Command::PriorsBench(args) => {
+            tokio::task::spawn_blocking(move || {
+                println!("module                 architecture                 batch");
+                clearair_cli::priors_bench::run(&args, |m| {
+                    println!("{}", clearair_cli::priors_bench::format_row(m));
+                })
+                .map(|_| ())
+            })
+            .await?
+        }
         // Training and evaluation block on libtorch for minutes: keep them off the runtime.
         Command::Train(args) => {
             tokio::task::spawn_blocking(move || clearair_train::train(args)).await?
