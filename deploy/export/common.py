@@ -8,6 +8,7 @@ error on the first request.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import pathlib
@@ -20,6 +21,29 @@ import torch
 
 # Bumped when the manifest's meaning changes; the Rust loader refuses other versions.
 MANIFEST_VERSION = 1
+
+
+def export_parser(doc: str, checkpoint_help: str, tiny_help: str,
+                  out_help: str = "the .pt to write") -> argparse.ArgumentParser:
+    """The arguments every export tool takes: a checkpoint or a seeded random init, `--tiny`
+    for tests, the output, and images to write the upstream model's reference outputs on."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=pathlib.Path, help=checkpoint_help)
+    source.add_argument("--random-init", action="store_true", help="seeded random weights")
+    parser.add_argument("--tiny", action="store_true", help=tiny_help)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=pathlib.Path, required=True, help=out_help)
+    parser.add_argument("--reference-images", type=pathlib.Path, nargs="*", default=[])
+    parser.add_argument("--reference-out", type=pathlib.Path)
+    return parser
+
+
+def parse_export_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    args = parser.parse_args()
+    if args.reference_images and args.reference_out is None:
+        parser.error("--reference-images needs --reference-out")
+    return args
 
 
 def sha256_of(path: pathlib.Path) -> str:

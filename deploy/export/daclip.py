@@ -27,7 +27,6 @@ preprocessed by open_clip's own transform, for the Rust parity test.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import pathlib
@@ -199,19 +198,9 @@ def write_reference(prior: nn.Module, images: list[pathlib.Path], out: pathlib.P
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", type=pathlib.Path, help="upstream daclip_ViT-B-32.pt")
-    source.add_argument("--random-init", action="store_true", help="seeded random weights")
-    parser.add_argument("--tiny", action="store_true", help="tiny towers (tests)")
+    parser = common.export_parser(__doc__, "upstream daclip_ViT-B-32.pt", "tiny towers (tests)")
     parser.add_argument("--quick-gelu", action="store_true", help="OpenAI-style QuickGELU towers")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=pathlib.Path, required=True, help="the .pt to write")
-    parser.add_argument("--reference-images", type=pathlib.Path, nargs="*", default=[])
-    parser.add_argument("--reference-out", type=pathlib.Path)
-    args = parser.parse_args()
-    if args.reference_images and args.reference_out is None:
-        parser.error("--reference-images needs --reference-out")
+    args = common.parse_export_args(parser)
 
     common.seeded(args.seed)
     model = build(args.tiny, args.quick_gelu)

@@ -30,7 +30,6 @@ writes the eager model's outputs, preprocessed with Pillow, for the Rust parity 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import pathlib
@@ -434,18 +433,9 @@ def preprocess(path: pathlib.Path) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", type=pathlib.Path, help="the DeQA-Score checkpoint folder")
-    source.add_argument("--random-init", action="store_true", help="seeded random weights")
-    parser.add_argument("--tiny", action="store_true", help="small widths (tests)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=pathlib.Path, required=True)
-    parser.add_argument("--reference-images", type=pathlib.Path, nargs="*", default=[])
-    parser.add_argument("--reference-out", type=pathlib.Path)
-    args = parser.parse_args()
-    if args.reference_images and args.reference_out is None:
-        parser.error("--reference-images needs --reference-out")
+    parser = common.export_parser(__doc__, "the DeQA-Score checkpoint folder",
+                                  "small widths (tests)")
+    args = common.parse_export_args(parser)
 
     common.seeded(args.seed)
     shape = TINY if args.tiny else FULL

@@ -29,7 +29,6 @@ for the Rust parity test.
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import sys
@@ -167,23 +166,13 @@ def write_reference(model, images, out: pathlib.Path, amg: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", type=pathlib.Path, help="an upstream SAM2.1 .pt")
-    source.add_argument("--random-init", action="store_true", help="seeded random weights")
+    parser = common.export_parser(__doc__, "an upstream SAM2.1 .pt", "a 16-channel Hiera (tests)",
+                                  "the encoder .pt; the decoder goes to <stem>-decoder.pt")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="t")
-    parser.add_argument("--tiny", action="store_true", help="a 16-channel Hiera (tests)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=pathlib.Path, required=True,
-                        help="the encoder .pt; the decoder goes to <stem>-decoder.pt")
-    parser.add_argument("--reference-images", type=pathlib.Path, nargs="*", default=[])
-    parser.add_argument("--reference-out", type=pathlib.Path)
     parser.add_argument("--reference-amg", type=json.loads, default=[{}],
                         help="JSON list of SAM2AutomaticMaskGenerator settings, one reference "
                              "folder each ({} = the upstream defaults)")
-    args = parser.parse_args()
-    if args.reference_images and args.reference_out is None:
-        parser.error("--reference-images needs --reference-out")
+    args = common.parse_export_args(parser)
 
     common.seeded(args.seed)
     overrides = TINY if args.tiny else []
