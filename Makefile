@@ -53,7 +53,7 @@ data/brisque/brisque_svr.json: $(SETUP_STAMP) deploy/scripts/brisque_params.py
 	$(PYTHON) deploy/scripts/brisque_params.py --out $@
 
 data/photos/.complete: $(SETUP_STAMP) deploy/scripts/fetch_photos.sh deploy/scripts/photo_split.txt deploy/scripts/prepare_photos.py
-	@echo "==> Photos (scikit-image data, Debian opencv-doc and mate-backgrounds)"
+	@echo "==> Photos (scikit-image data and Debian packages that ship photographs)"
 	deploy/scripts/fetch_photos.sh
 	@touch $@
 

@@ -2,10 +2,14 @@
 # Fetch the real photos ClearAIR trains and evaluates on, from packages only, and write them as
 # PNG into data/photos/{train,eval}/ following the fixed split in deploy/scripts/photo_split.txt.
 #
-# Sources: the scikit-image wheel's skimage/data (already in the venv), and two Debian packages
+# Sources: the scikit-image wheel's skimage/data (already in the venv), and Debian packages
 # fetched with `apt-get download` into data/cache/ and unpacked there with `dpkg-deb -x` (never
-# installed): opencv-doc (examples/data) and mate-backgrounds (nature). Conversion, checks and
-# resizing are done by deploy/scripts/prepare_photos.py with the venv's Python (Pillow, NumPy).
+# installed): opencv-doc (examples/data) and mate-backgrounds (nature) for evaluation and
+# training, and for training only the photos in lomiri-wallpapers-16.04/-20.04, lxqt-themes,
+# palapeli-data, tuxpaint-data, gnome-control-center-data, libelementary-data, tuxtype-data,
+# puzzle-jigsaw, hugin-data, digikam-data, python3-scipy and gcompris-qt-data (about 180 MB of
+# .debs; photo_split.txt names each source's folder and licence). Conversion, checks and resizing
+# are done by deploy/scripts/prepare_photos.py with the venv's Python (Pillow, NumPy).
 #
 # Idempotent: when every photo of the split exists and the split and converter are unchanged
 # since the last complete run (data/photos/.stamp), it does nothing. Otherwise the photos are
@@ -25,16 +29,21 @@ PREPARE="deploy/scripts/prepare_photos.py"
 CACHE="$DATA/cache"
 PHOTOS="$DATA/photos"
 STAMP="$PHOTOS/.stamp"
-DEB_PACKAGES=(opencv-doc mate-backgrounds)
+DEB_PACKAGES=(
+    opencv-doc mate-backgrounds
+    lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 lxqt-themes palapeli-data tuxpaint-data
+    gnome-control-center-data libelementary-data tuxtype-data puzzle-jigsaw hugin-data digikam-data
+    python3-scipy gcompris-qt-data
+)
 
 log() { printf 'fetch_photos: %s\n' "$*"; }
 die() { printf 'fetch_photos: error: %s\n' "$*" >&2; exit 1; }
 
 [[ -x "$PYTHON" ]] || die "no Python at $PYTHON (create the venv first, e.g. make setup)"
 
-# Every output the split names, as "split/name.png".
+# Every output the split names, as "split/name.png" (`option` lines have three columns).
 expected_outputs() {
-    sed -e 's/#.*//' "$SPLIT" | awk 'NF == 4 { print $1 "/" $4 ".png" }'
+    sed -e 's/#.*//' "$SPLIT" | awk 'NF == 4 && ($1 == "train" || $1 == "eval") { print $1 "/" $4 ".png" }'
 }
 
 stamp_value() {
@@ -97,7 +106,20 @@ SKIMAGE_DATA="$("$PYTHON" -c 'import pathlib, skimage; print(pathlib.Path(skimag
 "$PYTHON" "$PREPARE" --split "$SPLIT" --out "$PHOTOS" \
     --source "skimage=$SKIMAGE_DATA" \
     --source "opencv=$CACHE/opencv-doc/usr/share/doc/opencv-doc/examples/data" \
-    --source "mate=$CACHE/mate-backgrounds/usr/share/backgrounds/mate"
+    --source "mate=$CACHE/mate-backgrounds/usr/share/backgrounds/mate" \
+    --source "lomiri16=$CACHE/lomiri-wallpapers-16.04/usr/share/backgrounds" \
+    --source "lomiri20=$CACHE/lomiri-wallpapers-20.04/usr/share/backgrounds" \
+    --source "lxqt=$CACHE/lxqt-themes/usr/share/lxqt/wallpapers" \
+    --source "palapeli=$CACHE/palapeli-data/usr/share/palapeli/collection" \
+    --source "tuxpaint=$CACHE/tuxpaint-data/usr/share/tuxpaint/templates" \
+    --source "faces=$CACHE/gnome-control-center-data/usr/share/pixmaps/faces" \
+    --source "elementary=$CACHE/libelementary-data/usr/share/elementary/images" \
+    --source "tuxtype=$CACHE/tuxtype-data/usr/share/tuxtype/images" \
+    --source "jigsaw=$CACHE/puzzle-jigsaw/usr/share/puzzle-jigsaw/samples" \
+    --source "hugin=$CACHE/hugin-data/usr/share/hugin/xrc/data/help_en_EN" \
+    --source "digikam=$CACHE/digikam-data/usr/share/digikam/about/images" \
+    --source "scipy=$CACHE/python3-scipy/usr/lib/python3/dist-packages/scipy/misc" \
+    --source "gcompris=$CACHE/gcompris-qt-data/usr/share/gcompris-qt/rcc"
 
 all_present || die "some photos of $SPLIT are still missing"
 stamp_value > "$STAMP"
