@@ -3,7 +3,7 @@
 
 use tch::{Tensor, nn, nn::Module};
 
-use crate::layers::{conv2d, depthwise3x3};
+use crate::layers::{conv2d, depthwise3x3, from_pixel_tokens, pixel_tokens};
 
 /// Multi-Dconv head transposed attention.
 #[derive(Debug)]
@@ -31,18 +31,23 @@ impl TransposedAttention {
     /// Applies the attention to `x` (N×C×H×W) and returns N×C×H×W.
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let (batch, channels, height, width) = x.size4().expect("MDTA expects N×C×H×W");
+        let head_dim = channels / self.heads;
         let qkv = self.qkv_dwconv.forward(&self.qkv.forward(x));
-        let per_head = |t: &Tensor| t.reshape([batch, self.heads, channels / self.heads, -1]);
-        let parts = qkv.chunk(3, 1);
-        let query = l2_normalize_last(&per_head(&parts[0]));
-        let key = l2_normalize_last(&per_head(&parts[1]));
-        let value = per_head(&parts[2]);
+        // N×P×3×h×d: a view of channels-last features; each part then N×h×d×P.
+        let tokens = pixel_tokens(&qkv).reshape([batch, -1, 3, self.heads, head_dim]);
+        let part = |index: i64| tokens.select(2, index).permute([0, 2, 3, 1]);
+        let query = l2_normalize_last(&part(0));
+        let key = l2_normalize_last(&part(1));
         let attention =
             (query.matmul(&key.transpose(-2, -1)) * &self.temperature).softmax(-1, None);
-        let mixed = attention
-            .matmul(&value)
-            .reshape([batch, channels, height, width]);
-        self.project_out.forward(&mixed)
+        // Mixed in token layout (N×h×P×d = V·Aᵀ) so the result is channels-last again.
+        let value = tokens.select(2, 2).permute([0, 2, 1, 3]);
+        let mixed = value
+            .matmul(&attention.transpose(-2, -1))
+            .permute([0, 2, 1, 3])
+            .reshape([batch, -1, channels]);
+        self.project_out
+            .forward(&from_pixel_tokens(&mixed, height, width))
     }
 }
 

@@ -15,7 +15,7 @@ use tch::{Tensor, nn, nn::Module};
 
 use crate::config::ClearAirConfig;
 use crate::error::Result;
-use crate::layers::conv2d;
+use crate::layers::{channels_last, conv2d};
 use crate::priors::{Priors, check_priors};
 use crate::prompt::{PromptShape, PromptTransformerBlock};
 use crate::qgm::{QualityEmbedding, QualityGuidance};
@@ -60,6 +60,47 @@ impl LevelGuidance {
         let x = self.sgu.forward(&x, masks);
         self.dam
             .forward(&x, &guidance.task.prompt, &guidance.content_tokens)
+    }
+}
+
+/// How a newly built network starts before training.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartingPoint {
+    /// Every layer drawn at random (PyTorch's default initialisation): the output is the
+    /// input plus a random residual.
+    Random,
+    /// The final 3×3 projection starts at zero, so the untrained network returns its input
+    /// exactly (the global residual) and training starts from "do no harm".
+    #[default]
+    IdentityOutput,
+    /// Also every residual branch inside (the output projections of MDTA, GDFN, SGU and DAM,
+    /// and the DAM's modulation): each block starts as the identity as well.
+    IdentityBranches,
+}
+
+impl StartingPoint {
+    /// Zeroes the variables of `store` this starting point names (a network built under the
+    /// store's root). Call before training, never on loaded weights.
+    pub fn apply(self, store: &nn::VarStore) {
+        let zeroed = |name: &str| match self {
+            Self::Random => false,
+            Self::IdentityOutput => name.starts_with("output."),
+            Self::IdentityBranches => {
+                name.starts_with("output.")
+                    || name.ends_with("project_out.weight")
+                    || name.ends_with("project_out.bias")
+                    || name.ends_with("modulation.weight")
+                    || name.ends_with("modulation.bias")
+            }
+        };
+        tch::no_grad(|| {
+            for (name, mut tensor) in store.variables() {
+                if zeroed(&name) {
+                    let _ = tensor.zero_();
+                }
+            }
+        });
     }
 }
 
@@ -240,7 +281,7 @@ impl ClearAir {
         region_masks: &Tensor,
     ) -> Tensor {
         let (_, _, height, width) = image.size4().expect("image must be N×3×H×W");
-        let input = pad_to_multiple(image, SIZE_MULTIPLE);
+        let input = channels_last(&pad_to_multiple(image, SIZE_MULTIPLE));
         let (padded_height, padded_width) = (input.size()[2], input.size()[3]);
         let masks = pad_to_multiple(region_masks, SIZE_MULTIPLE);
         let masks_at = |level: u32| {
@@ -295,7 +336,8 @@ impl ClearAir {
         let refined = self.refinement.forward(&dec1);
 
         let restored = self.output.forward(&refined) + input;
-        crop_to(&restored, height, width)
+        // Callers get plain NCHW, whatever layout the network ran in.
+        crop_to(&restored, height, width).contiguous()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Restormer's LayerNorm: normalises each pixel's channel vector (the `to_3d` → norm →
-//! `to_4d` round trip, done here directly on N×C×H×W without the reshapes).
+//! `to_4d` round trip). On channels-last features the `to_3d` view is free, so this is one
+//! call of libtorch's fused LayerNorm kernel, forward and backward.
 
 use tch::{Tensor, nn};
 
@@ -27,20 +28,21 @@ impl ChannelLayerNorm {
         Self { weight, bias }
     }
 
-    /// Normalises `x` (N×C×H×W) per pixel over C.
+    /// Normalises `x` (N×C×H×W) per pixel over C; the result is channels-last.
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let channels = self.weight.size()[0];
-        let scale = self.weight.view([1, channels, 1, 1]);
-        let variance = x.var_dim(1, false, true);
-        let inverse_std = (variance + EPSILON).rsqrt();
-        match &self.bias {
+        let pixels = x.permute([0, 2, 3, 1]);
+        let normed = match &self.bias {
             Some(bias) => {
-                let mean = x.mean_dim(1, true, None);
-                (x - mean) * inverse_std * scale + bias.view([1, channels, 1, 1])
+                pixels.layer_norm([channels], Some(&self.weight), Some(bias), EPSILON, false)
             }
             // BiasFree scales by the centred variance but does not centre the output.
-            None => x * inverse_std * scale,
-        }
+            None => {
+                let variance = pixels.var_dim(-1, false, true);
+                &pixels * (variance + EPSILON).rsqrt() * &self.weight
+            }
+        };
+        normed.permute([0, 3, 1, 2])
     }
 }
 
@@ -50,16 +52,32 @@ mod tests {
     use tch::{Device, Kind};
 
     #[test]
-    fn with_bias_matches_torch_layer_norm_on_channels_last() {
+    fn with_bias_normalises_each_pixel_over_its_channels() {
         let store = nn::VarStore::new(Device::Cpu);
         let norm = ChannelLayerNorm::new(store.root(), 5, LayerNormKind::WithBias);
+        tch::no_grad(|| {
+            let _ = norm
+                .weight
+                .shallow_clone()
+                .copy_(&Tensor::from_slice(&[1.0f32, 2.0, 0.5, -1.0, 3.0]));
+            let _ = norm.bias.as_ref().unwrap().shallow_clone().fill_(0.25);
+        });
         let x = Tensor::randn([2, 5, 3, 4], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;
         let ours = norm.forward(&x);
-        let channels_last = x.permute([0, 2, 3, 1]);
-        let reference = channels_last
-            .layer_norm([5], None::<Tensor>, None::<Tensor>, EPSILON, false)
-            .permute([0, 3, 1, 2]);
+        // Restormer's formula on NCHW, written out.
+        let mean = x.mean_dim(1, true, None);
+        let variance = x.var_dim(1, false, true);
+        let reference =
+            (&x - mean) * (variance + EPSILON).rsqrt() * norm.weight.view([1, 5, 1, 1]) + 0.25;
         assert!(ours.allclose(&reference, 1e-5, 1e-5, false));
+        for input in [x.shallow_clone(), crate::layers::channels_last(&x)] {
+            let out = norm.forward(&input);
+            assert!(
+                crate::layers::is_channels_last(&out),
+                "output is channels-last"
+            );
+            assert!(out.allclose(&reference, 1e-5, 1e-5, false));
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use tch::{Tensor, nn, nn::Module};
 
-use crate::layers::{conv2d, linear};
+use crate::layers::{channels_last, conv2d, linear};
 use crate::transformer::{BlockShape, TransformerBlock};
 
 /// PromptGenBlock: blends `length` learnable prompts (D×S×S each) with weights predicted from
@@ -67,7 +67,7 @@ impl PromptGenBlock {
             .matmul(&self.prompt_param.view([length, -1]))
             .view([batch, dim, size, size]);
         let resized = blended.upsample_bilinear2d([height, width], false, None, None);
-        self.conv3x3.forward(&resized)
+        self.conv3x3.forward(&channels_last(&resized))
     }
 }
 

@@ -5,7 +5,7 @@
 use tch::{Kind, Tensor, nn, nn::Module};
 
 use crate::layer_norm::ChannelLayerNorm;
-use crate::layers::{conv2d, linear};
+use crate::layers::{conv2d, from_pixel_tokens, linear, pixel_tokens};
 use crate::transformer::BlockShape;
 
 /// Logit given to empty regions: finite (unlike −∞) so a sample whose regions are all empty
@@ -15,10 +15,9 @@ const EMPTY_REGION_LOGIT: f64 = -1e9;
 /// Mean of `features` (N×C×H×W) inside each of `masks` (N×M×H×W, weights in [0, 1]), as
 /// region tokens N×M×C. An empty mask gives a zero token.
 pub fn mask_average_pool(features: &Tensor, masks: &Tensor) -> Tensor {
-    let (batch, channels, _, _) = features.size4().expect("features must be N×C×H×W");
-    let regions = masks.size()[1];
+    let (batch, regions) = (masks.size()[0], masks.size()[1]);
     let flat_masks = masks.reshape([batch, regions, -1]);
-    let sums = flat_masks.matmul(&features.reshape([batch, channels, -1]).transpose(1, 2));
+    let sums = flat_masks.matmul(&pixel_tokens(features));
     let areas = flat_masks.sum_dim_intlist(-1, true, None).clamp_min(1e-6);
     sums / areas
 }
@@ -33,11 +32,13 @@ pub fn nonempty_regions(masks: &Tensor) -> Tensor {
 /// by none gets zero.
 pub fn broadcast_region_means(tokens: &Tensor, masks: &Tensor) -> Tensor {
     let (batch, regions, height, width) = masks.size4().expect("masks must be N×M×H×W");
-    let channels = tokens.size()[2];
     let flat_masks = masks.reshape([batch, regions, -1]);
-    let painted = tokens.transpose(1, 2).matmul(&flat_masks);
-    let coverage = flat_masks.sum_dim_intlist(1, true, None).clamp_min(1.0);
-    (painted / coverage).reshape([batch, channels, height, width])
+    let painted = flat_masks.transpose(1, 2).matmul(tokens);
+    let coverage = flat_masks
+        .sum_dim_intlist(1, true, None)
+        .clamp_min(1.0)
+        .transpose(1, 2);
+    from_pixel_tokens(&(painted / coverage), height, width)
 }
 
 /// Nearest-neighbour resize of N×M×H×W masks to `height`×`width` (keeps them binary).
@@ -119,11 +120,9 @@ impl SemanticGuidance {
         let semantic = broadcast_region_means(&tokens, masks);
 
         // N×heads×HW×d queries against N×heads×M×d keys and values.
-        let query = self
-            .query
-            .forward(&(&normed + semantic))
-            .reshape([batch, self.heads, head_dim, -1])
-            .transpose(2, 3);
+        let query = pixel_tokens(&self.query.forward(&(&normed + semantic)))
+            .reshape([batch, -1, self.heads, head_dim])
+            .transpose(1, 2);
         let split_heads = |t: Tensor| {
             t.reshape([batch, regions, self.heads, head_dim])
                 .transpose(1, 2)
@@ -139,9 +138,11 @@ impl SemanticGuidance {
             * valid.to_kind(x.kind());
         let attended = weights
             .matmul(&value)
-            .transpose(2, 3)
-            .reshape([batch, channels, height, width]);
-        x + self.project_out.forward(&attended)
+            .transpose(1, 2)
+            .reshape([batch, -1, channels]);
+        x + self
+            .project_out
+            .forward(&from_pixel_tokens(&attended, height, width))
     }
 }
 

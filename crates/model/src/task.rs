@@ -6,7 +6,7 @@
 use tch::{Tensor, nn, nn::Module};
 
 use crate::layer_norm::ChannelLayerNorm;
-use crate::layers::{conv2d, linear};
+use crate::layers::{conv2d, from_pixel_tokens, linear, pixel_tokens};
 use crate::transformer::BlockShape;
 
 /// F_d → MLP → softmax over `task_prompts` learnable prompt vectors → F_p.
@@ -154,11 +154,9 @@ impl DegradationAwareModule {
 
         let tokens = content_tokens.size()[1];
         let head_dim = channels / self.heads;
-        let query = self
-            .query
-            .forward(&self.norm_content.forward(&x))
-            .reshape([batch, self.heads, head_dim, -1])
-            .transpose(2, 3);
+        let query = pixel_tokens(&self.query.forward(&self.norm_content.forward(&x)))
+            .reshape([batch, -1, self.heads, head_dim])
+            .transpose(1, 2);
         let split_heads = |t: Tensor| {
             t.reshape([batch, tokens, self.heads, head_dim])
                 .transpose(1, 2)
@@ -169,8 +167,9 @@ impl DegradationAwareModule {
             (query.matmul(&key.transpose(2, 3)) / (head_dim as f64).sqrt()).softmax(-1, None);
         let attended = weights
             .matmul(&value)
-            .transpose(2, 3)
-            .reshape([batch, channels, height, width]);
+            .transpose(1, 2)
+            .reshape([batch, -1, channels]);
+        let attended = from_pixel_tokens(&attended, height, width);
         &x + self.project_out.forward(&attended)
     }
 }

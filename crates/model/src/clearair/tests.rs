@@ -34,19 +34,53 @@ fn tiny_and_degenerate_sizes_work() {
 }
 
 #[test]
-fn zeroed_output_convolution_leaves_the_global_residual() {
+fn identity_starting_points_return_the_input_exactly() {
     let config = tiny_config(36);
-    let (store, network) = network(&config);
-    tch::no_grad(|| {
-        let _ = store.variables()["output.weight"].shallow_clone().zero_();
-    });
-    let image = Tensor::rand([1, 3, 13, 19], (Kind::Float, Device::Cpu));
-    let priors = random_priors(&config, 1, 13, 19, 4);
-    let restored = tch::no_grad(|| network.forward_t(&image, &priors, false));
+    let image = Tensor::rand([2, 3, 13, 19], (Kind::Float, Device::Cpu));
+    let priors = random_priors(&config, 2, 13, 19, 4);
+    for start in [
+        StartingPoint::Random,
+        StartingPoint::IdentityOutput,
+        StartingPoint::IdentityBranches,
+    ] {
+        let (store, network) = network(&config);
+        start.apply(&store);
+        let restored = tch::no_grad(|| network.forward_t(&image, &priors, true));
+        let identity = restored.equal(&image);
+        assert_eq!(identity, start != StartingPoint::Random, "{start:?}");
+    }
+}
+
+#[test]
+fn identity_branches_zero_every_residual_branch_and_nothing_else() {
+    let config = tiny_config(36);
+    let (store, _network) = network(&config);
+    StartingPoint::IdentityBranches.apply(&store);
+    let variables = store.variables();
+    let zeroed: Vec<&String> = variables
+        .iter()
+        .filter(|(_, t)| t.numel() > 0 && t.abs().max().double_value(&[]) == 0.0)
+        .map(|(name, _)| name)
+        .collect();
     assert!(
-        restored.equal(&image),
-        "output must be exactly the (cropped) input"
+        zeroed
+            .iter()
+            .any(|n| n.ends_with("attn.project_out.weight"))
     );
+    assert!(zeroed.iter().any(|n| n.ends_with("ffn.project_out.weight")));
+    assert!(zeroed.iter().any(|n| n.ends_with("sgu.project_out.weight")));
+    assert!(zeroed.iter().any(|n| n.ends_with("dam.modulation.weight")));
+    assert!(zeroed.contains(&&"output.weight".to_owned()));
+    for name in &zeroed {
+        assert!(
+            name.contains("project_out")
+                || name.contains("modulation")
+                || name.starts_with("output.")
+                || name.ends_with(".bias")
+                || name.contains("qgm"),
+            "{name} should not start at zero"
+        );
+    }
 }
 
 #[test]
