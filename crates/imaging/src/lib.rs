@@ -18,6 +18,7 @@
 //! - [`font`], [`draw`] — a built-in 5×8 bitmap font and clipped drawing primitives.
 //! - [`overlay`], [`sheet`] — mask overlays and contact sheets (before / after / masks with
 //!   captions, the priors' summary and a bar chart of degradation probabilities).
+//! - [`plot`] — line plots (learning curves, learning-rate range tests).
 //! - [`error`] — [`ImagingError`].
 
 pub mod clip;
@@ -30,6 +31,7 @@ pub mod header;
 pub mod masks;
 pub mod overlay;
 mod pixels;
+pub mod plot;
 pub mod resize;
 pub mod rgb;
 pub mod sheet;

@@ -56,8 +56,7 @@ mod tests {
         let store = nn::VarStore::new(Device::Cpu);
         let norm = ChannelLayerNorm::new(store.root(), 5, LayerNormKind::WithBias);
         tch::no_grad(|| {
-            let _ = norm
-                .weight
+            norm.weight
                 .shallow_clone()
                 .copy_(&Tensor::from_slice(&[1.0f32, 2.0, 0.5, -1.0, 3.0]));
             let _ = norm.bias.as_ref().unwrap().shallow_clone().fill_(0.25);

@@ -49,7 +49,10 @@ pub use encoder::{
     DegradationEncoder, EncoderLoss, EncoderLossWeights, EncoderOutput, encoder_loss,
 };
 pub use error::{ModelError, Result};
-pub use loss::{Dihedral, IcrmConfig, RestorationLoss, l1_loss, restoration_loss};
+pub use loss::{
+    Dihedral, IcrmConfig, IcrmDraw, LossDraws, PixelLoss, RestorationLoss, l1_loss, psnr_loss,
+    restoration_loss, restoration_loss_with,
+};
 pub use metrics::{mean_psnr_ssim, psnr, ssim};
 pub use priors::{Priors, check_priors};
 pub use synthesis::{BlurKernel, Degradation, DegradationKind};

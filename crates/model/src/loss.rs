@@ -9,7 +9,7 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use tch::{Reduction, Tensor};
+use tch::{Kind, Reduction, Tensor};
 
 use crate::clearair::ClearAir;
 use crate::priors::Priors;
@@ -19,10 +19,44 @@ pub fn l1_loss(restored: &Tensor, target: &Tensor) -> Tensor {
     restored.l1_loss(target, Reduction::Mean)
 }
 
+/// Negative PSNR (dB, data range 1) per image, averaged over the batch: the evaluation's own
+/// metric as a loss. Unlike L1 it weights every image by its own error level, so easy
+/// (nearly clean) images keep pulling towards the identity instead of being drowned by the
+/// large errors of hard ones.
+pub fn psnr_loss(restored: &Tensor, target: &Tensor) -> Tensor {
+    let per_image = (restored - target)
+        .square()
+        .mean_dim(&[1, 2, 3][..], false, None);
+    (per_image + 1e-10).log10().mean(Kind::Float) * 10.0
+}
+
+/// How the restored image is compared with the clean one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PixelLoss {
+    /// Mean absolute error (the paper's).
+    #[default]
+    L1,
+    /// [`psnr_loss`], scaled so its gradient at typical errors is of L1's order.
+    Psnr,
+}
+
+impl PixelLoss {
+    /// The loss of `restored` against `target` (both N×3×H×W).
+    pub fn compute(self, restored: &Tensor, target: &Tensor) -> Tensor {
+        match self {
+            Self::L1 => l1_loss(restored, target),
+            // d(−PSNR)/dMSE = 10/(ln 10 · MSE): at an MSE of 1e-3 (30 dB) that is ~4300× the
+            // MSE gradient; 1/100 brings it near L1's scale so the learning rate carries over.
+            Self::Psnr => psnr_loss(restored, target) * 0.01,
+        }
+    }
+}
+
 /// Settings of the ICRM term.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IcrmConfig {
-    /// Whether to add the consistency term at all (off: the loss is plain L1, one pass).
+    /// Whether to add the consistency term at all (off: the loss is the pixel loss, one pass).
     pub enabled: bool,
     /// Weight α of the consistency term in the total (paper: 0.25).
     pub alpha: f64,
@@ -56,14 +90,181 @@ impl Default for IcrmConfig {
 /// The loss of one training step and its parts.
 #[derive(Debug)]
 pub struct RestorationLoss {
-    /// `l1 + α·consistency`: the scalar to backpropagate.
+    /// `pixel + α·consistency`: the scalar to backpropagate.
     pub total: Tensor,
-    /// L1 between I_r and the clean image.
-    pub l1: Tensor,
+    /// The pixel loss between I_r and the clean image.
+    pub pixel: Tensor,
     /// `γ·mean((I_r^w − I_r^s)²)`, when ICRM is enabled.
     pub consistency: Option<Tensor>,
     /// I_r itself (N×3×H×W, with gradient), for logging metrics without another pass.
     pub restored: Tensor,
+}
+
+/// The random choices of one ICRM term: where its sub-crop is, which symmetry, how strong
+/// the photometric change, and the strong view's noise.
+#[derive(Debug)]
+pub struct IcrmDraw {
+    /// Row of the sub-crop.
+    pub top: i64,
+    /// Column of the sub-crop.
+    pub left: i64,
+    /// Rows of the sub-crop.
+    pub height: i64,
+    /// Columns of the sub-crop.
+    pub width: i64,
+    /// The weak augmentation.
+    pub symmetry: Dihedral,
+    /// Contrast factor of the strong view.
+    pub contrast: f64,
+    /// Brightness offset of the strong view.
+    pub brightness: f64,
+    /// N×3×h×w Gaussian noise (σ applied) of the strong view, in the augmented geometry.
+    pub noise: Tensor,
+}
+
+/// Every random choice of one step's loss, drawn up front: the step can then be split into
+/// shards computed on several threads (each gets the same draws for its rows) and the result
+/// does not depend on which thread drew first.
+#[derive(Debug)]
+pub struct LossDraws {
+    /// The region masks after mask dropout (N×M'×H×W, see [`ClearAir::prepare_masks`]).
+    pub region_masks: Tensor,
+    /// The ICRM draw, when the term is on this step.
+    pub icrm: Option<IcrmDraw>,
+}
+
+impl LossDraws {
+    /// Draws for a batch of `degraded` (N×3×H×W) images with `priors`: mask dropout and the
+    /// ICRM noise from libtorch's generator, the rest from `rng`.
+    pub fn draw(
+        model: &ClearAir,
+        degraded: &Tensor,
+        priors: &Priors,
+        config: &IcrmConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let region_masks = model.prepare_masks(&priors.masks, true);
+        if !config.enabled {
+            return Self {
+                region_masks,
+                icrm: None,
+            };
+        }
+        let (batch, _, height, width) = degraded.size4().expect("degraded is N×3×H×W");
+        let (crop_height, crop_width) = match config.crop {
+            Some(side) => (side.clamp(1, height), side.clamp(1, width)),
+            None => (height, width),
+        };
+        let top = rng.gen_range(0..=height - crop_height);
+        let left = rng.gen_range(0..=width - crop_width);
+        let symmetry = Dihedral::sample(rng);
+        let contrast = 1.0 + rng.gen_range(-1.0..=1.0) * config.contrast;
+        let brightness = rng.gen_range(-1.0..=1.0) * config.brightness;
+        let (noise_height, noise_width) = if symmetry.quarter_turns % 2 == 1 {
+            (crop_width, crop_height)
+        } else {
+            (crop_height, crop_width)
+        };
+        let noise = Tensor::randn(
+            [batch, 3, noise_height, noise_width],
+            (degraded.kind(), degraded.device()),
+        ) * config.noise_sigma;
+        Self {
+            region_masks,
+            icrm: Some(IcrmDraw {
+                top,
+                left,
+                height: crop_height,
+                width: crop_width,
+                symmetry,
+                contrast,
+                brightness,
+                noise,
+            }),
+        }
+    }
+
+    /// The draws of rows `start..start + length` of the batch.
+    pub fn rows(&self, start: i64, length: i64) -> Self {
+        Self {
+            region_masks: self.region_masks.narrow(0, start, length),
+            icrm: self.icrm.as_ref().map(|draw| IcrmDraw {
+                noise: draw.noise.narrow(0, start, length),
+                ..*draw
+            }),
+        }
+    }
+}
+
+/// The pixel loss plus, when enabled, the ICRM consistency term for one batch: `degraded`
+/// and `clean` are N×3×H×W, `priors` belong to `degraded`. Runs the restorer once with
+/// gradient, and twice more on a sub-crop for ICRM. Every random choice comes from `rng` and
+/// libtorch's generator (see [`LossDraws::draw`]).
+pub fn restoration_loss(
+    model: &ClearAir,
+    degraded: &Tensor,
+    clean: &Tensor,
+    priors: &Priors,
+    config: &IcrmConfig,
+    rng: &mut ChaCha8Rng,
+) -> RestorationLoss {
+    let draws = LossDraws::draw(model, degraded, priors, config, rng);
+    restoration_loss_with(
+        model,
+        degraded,
+        clean,
+        priors,
+        &draws,
+        config,
+        PixelLoss::L1,
+    )
+}
+
+/// [`restoration_loss`] with its random choices already drawn and a choice of pixel loss.
+///
+/// I_r is detached before it is augmented: the consistency term trains the restorer's
+/// response to the augmented inputs, and backpropagating into the first pass as well would
+/// double the memory of a step for a term the paper weights at α·γ = 0.0125.
+pub fn restoration_loss_with(
+    model: &ClearAir,
+    degraded: &Tensor,
+    clean: &Tensor,
+    priors: &Priors,
+    draws: &LossDraws,
+    config: &IcrmConfig,
+    pixel: PixelLoss,
+) -> RestorationLoss {
+    let restored = model.forward_with_region_masks(degraded, priors, &draws.region_masks);
+    let pixel_loss = pixel.compute(&restored, clean);
+    let Some(draw) = &draws.icrm else {
+        return RestorationLoss {
+            total: pixel_loss.shallow_clone(),
+            pixel: pixel_loss,
+            consistency: None,
+            restored,
+        };
+    };
+    let crop = |t: &Tensor| {
+        t.narrow(2, draw.top, draw.height)
+            .narrow(3, draw.left, draw.width)
+    };
+    let weak = draw.symmetry.apply(&crop(&restored.detach()));
+    let masks = draw.symmetry.apply(&crop(&draws.region_masks));
+    let mean = weak.mean_dim(&[1, 2, 3][..], true, None);
+    let strong = (&weak - &mean) * draw.contrast + &mean + draw.brightness + &draw.noise;
+    let restore = |x: &Tensor| {
+        draw.symmetry
+            .invert(&model.forward_with_region_masks(x, priors, &masks))
+    };
+    let difference = restore(&weak) - restore(&strong);
+    let consistency = difference.square().mean(difference.kind()) * config.gamma;
+    let total = &pixel_loss + &consistency * config.alpha;
+    RestorationLoss {
+        total,
+        pixel: pixel_loss,
+        consistency: Some(consistency),
+        restored,
+    }
 }
 
 /// One of the eight flip/rot90 symmetries of the square, applied to the last two axes.
@@ -102,63 +303,6 @@ impl Dihedral {
         } else {
             unrotated
         }
-    }
-}
-
-/// L1 plus, when enabled, the ICRM consistency term for one batch: `degraded` and `clean`
-/// are N×3×H×W, `priors` belong to `degraded`. Runs the restorer once with gradient, and
-/// twice more on a sub-crop for ICRM. Crop position, symmetry and jitter come from `rng`;
-/// the strong augmentation's noise and the mask dropout from libtorch's generator.
-///
-/// I_r is detached before it is augmented: the consistency term trains the restorer's
-/// response to the augmented inputs, and backpropagating into the first pass as well would
-/// double the memory of a step for a term the paper weights at α·γ = 0.0125.
-pub fn restoration_loss(
-    model: &ClearAir,
-    degraded: &Tensor,
-    clean: &Tensor,
-    priors: &Priors,
-    config: &IcrmConfig,
-    rng: &mut ChaCha8Rng,
-) -> RestorationLoss {
-    let region_masks = model.prepare_masks(&priors.masks, true);
-    let restored = model.forward_with_region_masks(degraded, priors, &region_masks);
-    let l1 = l1_loss(&restored, clean);
-    if !config.enabled {
-        return RestorationLoss {
-            total: l1.shallow_clone(),
-            l1,
-            consistency: None,
-            restored,
-        };
-    }
-
-    let (_, _, height, width) = restored.size4().expect("restored is N×3×H×W");
-    let (crop_height, crop_width) = match config.crop {
-        Some(side) => (side.clamp(1, height), side.clamp(1, width)),
-        None => (height, width),
-    };
-    let top = rng.gen_range(0..=height - crop_height);
-    let left = rng.gen_range(0..=width - crop_width);
-    let crop = |t: &Tensor| t.narrow(2, top, crop_height).narrow(3, left, crop_width);
-    let symmetry = Dihedral::sample(rng);
-    let contrast = 1.0 + rng.gen_range(-1.0..=1.0) * config.contrast;
-    let brightness = rng.gen_range(-1.0..=1.0) * config.brightness;
-
-    let weak = symmetry.apply(&crop(&restored.detach()));
-    let masks = symmetry.apply(&crop(&region_masks));
-    let mean = weak.mean_dim(&[1, 2, 3][..], true, None);
-    let strong =
-        (&weak - &mean) * contrast + &mean + brightness + weak.randn_like() * config.noise_sigma;
-    let restore = |x: &Tensor| symmetry.invert(&model.forward_with_region_masks(x, priors, &masks));
-    let difference = restore(&weak) - restore(&strong);
-    let consistency = difference.square().mean(difference.kind()) * config.gamma;
-    let total = &l1 + &consistency * config.alpha;
-    RestorationLoss {
-        total,
-        l1,
-        consistency: Some(consistency),
-        restored,
     }
 }
 

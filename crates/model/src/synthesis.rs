@@ -14,7 +14,7 @@ use tch::{Kind, Tensor};
 
 use crate::error::{ModelError, Result};
 
-pub use blur::{BlurFilter, convolve, defocus_kernel, motion_kernel};
+pub use blur::{BlurFilter, convolve, defocus_kernel, gaussian_kernel, motion_kernel};
 
 /// The degradations ClearAIR restores.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -90,6 +90,11 @@ pub enum BlurKernel {
         /// Disk radius in pixels.
         radius: f32,
     },
+    /// An isotropic Gaussian (soft lens blur, the benchmarks' usual synthetic blur).
+    Gaussian {
+        /// Standard deviation in pixels.
+        sigma: f32,
+    },
     /// A straight line (camera shake during exposure).
     Motion {
         /// Line length in pixels.
@@ -113,6 +118,10 @@ pub enum Degradation {
         beta: f32,
         /// Grey airlight A in [0, 1].
         airlight: f32,
+        /// How far the depth proxy is flattened towards one depth for the whole frame (0: the
+        /// proxy, 1: uniform haze, as many synthetic haze sets use).
+        #[serde(default)]
+        flatness: f32,
     },
     /// Bright streaks screen-blended onto the image.
     Rain {
@@ -124,6 +133,10 @@ pub enum Degradation {
         density: f32,
         /// Peak streak brightness in [0, 1].
         intensity: f32,
+        /// Half-width in pixels of a streak's fully bright core (each side then fades over
+        /// one pixel): 0.5 draws streaks about two pixels wide, 0 hairlines.
+        #[serde(default = "default_streak_core")]
+        width: f32,
     },
     /// Convolution with a blur kernel.
     Blur(BlurKernel),
@@ -136,6 +149,10 @@ pub enum Degradation {
         /// Sensor noise standard deviation, 0–255 scale.
         noise_sigma: f32,
     },
+}
+
+fn default_streak_core() -> f32 {
+    0.5
 }
 
 /// Noise levels of the denoising benchmarks (BSD68, CBSD68), on the 0–255 scale.
@@ -164,12 +181,14 @@ impl Degradation {
             DegradationKind::Haze => Self::Haze {
                 beta: rng.gen_range(0.5..1.5),
                 airlight: rng.gen_range(0.75..0.95),
+                flatness: 0.0,
             },
             DegradationKind::Rain => Self::Rain {
                 angle_deg: rng.gen_range(-25.0..25.0),
                 length: rng.gen_range(10.0..30.0),
                 density: rng.gen_range(0.001..0.004),
                 intensity: rng.gen_range(0.5..0.9),
+                width: default_streak_core(),
             },
             DegradationKind::Blur => Self::Blur(if rng.gen_bool(0.5) {
                 BlurKernel::Defocus {
@@ -186,6 +205,57 @@ impl Degradation {
                 gamma: rng.gen_range(1.2..2.0),
                 scale: rng.gen_range(0.15..0.4),
                 noise_sigma: rng.gen_range(1.0..5.0),
+            },
+        }
+    }
+
+    /// Draws parameters for `kind` from the wider ranges the restorer trains on: everything
+    /// [`Degradation::sample`] draws (the evaluation's fixed ranges) and more around it —
+    /// noise of any σ up to 55, uniform as well as depth-graded haze, hairline to broad and
+    /// faint to bright rain, Gaussian lens blur beside defocus and motion, darker and
+    /// brighter low light — so the restorer meets degradations made by other code than
+    /// ours without surprise.
+    pub fn sample_training(kind: DegradationKind, rng: &mut ChaCha8Rng) -> Self {
+        match kind {
+            DegradationKind::Noise => Self::Noise {
+                sigma: if rng.gen_bool(0.3) {
+                    *NOISE_SIGMAS.choose(rng).expect("non-empty")
+                } else {
+                    rng.gen_range(3.0..55.0)
+                },
+            },
+            DegradationKind::Haze => Self::Haze {
+                beta: rng.gen_range(0.3..2.0),
+                airlight: rng.gen_range(0.6..1.0),
+                flatness: if rng.gen_bool(0.5) {
+                    0.0
+                } else {
+                    rng.gen_range(0.0..1.0)
+                },
+            },
+            DegradationKind::Rain => Self::Rain {
+                angle_deg: rng.gen_range(-30.0..30.0),
+                length: rng.gen_range(5.0..40.0),
+                density: rng.gen_range(0.0005..0.006),
+                intensity: rng.gen_range(0.25..0.95),
+                width: rng.gen_range(0.0..1.0),
+            },
+            DegradationKind::Blur => Self::Blur(match rng.gen_range(0..3) {
+                0 => BlurKernel::Defocus {
+                    radius: rng.gen_range(0.7..4.0),
+                },
+                1 => BlurKernel::Motion {
+                    length: rng.gen_range(3.0..15.0),
+                    angle_deg: rng.gen_range(0.0..180.0),
+                },
+                _ => BlurKernel::Gaussian {
+                    sigma: rng.gen_range(0.5..3.0),
+                },
+            }),
+            DegradationKind::LowLight => Self::LowLight {
+                gamma: rng.gen_range(1.0..2.5),
+                scale: rng.gen_range(0.05..0.5),
+                noise_sigma: rng.gen_range(0.0..8.0),
             },
         }
     }
@@ -218,16 +288,31 @@ impl Degradation {
     fn apply_planes(&self, planes: &mut Planes, rng: &mut ChaCha8Rng) {
         match *self {
             Self::Noise { sigma } => add_gaussian_noise(planes, sigma, rng),
-            Self::Haze { beta, airlight } => weather::add_haze(planes, beta, airlight, rng),
+            Self::Haze {
+                beta,
+                airlight,
+                flatness,
+            } => weather::add_haze(planes, beta, airlight, flatness, rng),
             Self::Rain {
                 angle_deg,
                 length,
                 density,
                 intensity,
-            } => weather::add_rain(planes, angle_deg, length, density, intensity, rng),
+                width,
+            } => {
+                let streaks = weather::Streaks {
+                    angle_deg,
+                    length,
+                    density,
+                    intensity,
+                    core: width,
+                };
+                weather::add_rain(planes, &streaks, rng);
+            }
             Self::Blur(kernel) => {
                 let kernel = match kernel {
                     BlurKernel::Defocus { radius } => defocus_kernel(radius),
+                    BlurKernel::Gaussian { sigma } => gaussian_kernel(sigma),
                     BlurKernel::Motion { length, angle_deg } => motion_kernel(length, angle_deg),
                 };
                 *planes = convolve(planes, &kernel);

@@ -19,7 +19,7 @@ pub enum TrainCommand {
     /// Train the degradation encoder (F_c, F_d, kind probabilities) on synthetic degradations.
     Encoder(EncoderArgs),
     /// Train the ClearAIR restorer with the priors of the embedded backends.
-    Restorer(RestorerArgs),
+    Restorer(Box<RestorerArgs>),
     /// Time forward passes and training steps of the restorers on a device.
     Benchmark(BenchmarkArgs),
 }
@@ -68,6 +68,11 @@ pub struct RunArgs {
     /// Steps of linear warm-up.
     #[arg(long, default_value_t = 100)]
     pub warmup: u64,
+    /// A learning-rate range test instead of training to a schedule: `FROM:TO`, the rate
+    /// rising exponentially over `--iterations`; writes `lr-range.csv` and `lr-range.png`
+    /// into the checkpoint folder.
+    #[arg(long)]
+    pub lr_range_test: Option<String>,
     /// Save a checkpoint every this many steps (0: only at the end).
     #[arg(long, default_value_t = 500)]
     pub checkpoint_every: u64,
@@ -139,28 +144,55 @@ pub struct RestorerArgs {
     /// BRISQUE parameters (`make setup` writes them).
     #[arg(long, default_value = "data/brisque/brisque_svr.json")]
     pub brisque_params: PathBuf,
-    /// Images per batch.
-    #[arg(long, default_value_t = 4)]
+    /// Crops per batch.
+    #[arg(long, default_value_t = 8)]
     pub batch: usize,
     /// Side of the training crops.
     #[arg(long, default_value_t = 128)]
     pub crop: u32,
-    /// Side of the degraded window the priors are computed on, at least the crop (default:
-    /// 256, the size the degradation service scales images to, so the encoder sees what it
-    /// sees in the mesh).
+    /// Progressive crops, `STEP:CROPxBATCH,…` (e.g. `0:64x32,4000:128x8`); overrides
+    /// `--crop` and `--batch`.
     #[arg(long)]
-    pub context: Option<u32>,
-    /// Turn the ICRM consistency term off (ablation): plain L1.
+    pub crop_schedule: Option<String>,
+    /// Smallest side of the degraded windows the priors are computed on (the "uploads").
+    #[arg(long, default_value_t = 256)]
+    pub window_min: u32,
+    /// Largest window side (photos smaller than this give windows of their short side).
+    #[arg(long, default_value_t = 512)]
+    pub window_max: u32,
+    /// Windows in the priors cache's pool that each step draws its crops from.
+    #[arg(long, default_value_t = 64)]
+    pub pool: u64,
+    /// New windows made per step (each window serves about `batch / this` crops).
+    #[arg(long, default_value_t = 0.5)]
+    pub windows_per_step: f64,
+    /// Threads the batch is split across, each with one libtorch thread (default 1: on two
+    /// cores libtorch's own two threads were faster; `clearair train benchmark` measures it).
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// How a new network starts: `identity-output`, `identity-branches` or `random`.
+    #[arg(long, default_value = "identity-output")]
+    pub start: String,
+    /// Pixel loss: `l1` or `psnr` (per-image).
+    #[arg(long, default_value = "l1")]
+    pub pixel_loss: String,
+    /// Turn the ICRM consistency term off (ablation).
     #[arg(long)]
     pub no_icrm: bool,
     /// Side of the ICRM sub-crop.
     #[arg(long, default_value_t = 64)]
     pub icrm_crop: i64,
+    /// Add the ICRM term only every this many steps.
+    #[arg(long, default_value_t = 1)]
+    pub icrm_every: u64,
     /// Probability that each prior is replaced by the orchestrator's neutral fallback.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.15)]
     pub prior_dropout: f64,
-    /// Probability of a clean training crop (identity).
+    /// Probability that all three priors are neutral at once.
     #[arg(long, default_value_t = 0.05)]
+    pub all_neutral: f64,
+    /// Probability of a clean training window (identity).
+    #[arg(long, default_value_t = 0.1)]
     pub clean_probability: f64,
     /// Probability of a two-kind mixture.
     #[arg(long, default_value_t = 0.15)]
@@ -168,9 +200,23 @@ pub struct RestorerArgs {
     /// Kinds to train on (default: all five).
     #[arg(long, value_delimiter = ',')]
     pub kinds: Vec<String>,
+    /// Relative weight of each kind (same order as `--kinds` or the five kinds: noise, haze,
+    /// rain, blur, low_light); default equal.
+    #[arg(long, value_delimiter = ',')]
+    pub kind_weights: Vec<f64>,
+    /// Degradation parameters: `training` (wide ranges) or `evaluation` (the eval's ranges).
+    #[arg(long, default_value = "training")]
+    pub ranges: String,
     /// Clip the global gradient norm to this (0: no clipping).
     #[arg(long, default_value_t = 1.0)]
     pub clip_grad_norm: f64,
+    /// Evaluate every this many steps while training (0: never): every row on centred crops
+    /// of the held-out photos, appended to the checkpoint folder's `eval-history.csv`.
+    #[arg(long, default_value_t = 0)]
+    pub eval_every: u64,
+    /// Side of the progress evaluation's centred crops.
+    #[arg(long, default_value_t = 128)]
+    pub eval_crop: u32,
     /// Held-out photos (centre crops) in the quick evaluation written into the manifest (0:
     /// skip it; `clearair eval --update-manifest` replaces it with the full evaluation).
     #[arg(long, default_value_t = 4)]
@@ -186,21 +232,44 @@ pub struct BenchmarkArgs {
     /// `cpu`, `cuda`, `cuda:N` or `auto`.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// libtorch CPU threads (default: libtorch's choice).
+    /// libtorch CPU threads of the configs part (default: libtorch's choice).
     #[arg(long)]
     pub threads: Option<i32>,
-    /// Configurations to time.
+    /// Configurations to time (forward, training step, latency); `none` skips that part.
     #[arg(long, value_delimiter = ',', default_value = "compact,full")]
     pub configs: Vec<String>,
-    /// Images per batch.
+    /// Images per batch of the configs part.
     #[arg(long, default_value_t = 4)]
     pub batch: i64,
-    /// Side of the batch images.
+    /// Side of the configs part's batch images.
     #[arg(long, default_value_t = 256)]
     pub size: i64,
     /// Side of the single-image latency timing.
     #[arg(long, default_value_t = 512)]
     pub inference_size: i64,
+    /// Thread layouts of the settings part, `INTRAxSHARDS` (libtorch intra-op threads ×
+    /// threads the batch is split across); empty skips that part.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1x1,2x1,1x2")]
+    pub layouts: Vec<String>,
+    /// Crop sizes of the settings part, `CROPxBATCH`.
+    #[arg(long, value_delimiter = ',', default_value = "64x16,96x8,128x4,192x2")]
+    pub crops: Vec<String>,
+    /// Time the making of cached training windows of these sides (needs the photos, BRISQUE
+    /// parameters and the encoder's weights); empty skips that part.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "256,512")]
+    pub window_sides: Vec<u32>,
+    /// Windows timed per side.
+    #[arg(long, default_value_t = 8)]
+    pub windows: u64,
+    /// Training photos, for the window timing.
+    #[arg(long, default_value = "data/photos/train")]
+    pub train_photos: PathBuf,
+    /// BRISQUE parameters, for the window timing.
+    #[arg(long, default_value = "data/brisque/brisque_svr.json")]
+    pub brisque_params: PathBuf,
+    /// The degradation encoder, for the window timing.
+    #[arg(long, default_value = "models/degradation-encoder.safetensors")]
+    pub encoder: PathBuf,
     /// Timed repetitions (median reported).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
@@ -341,7 +410,7 @@ mod tests {
         assert_eq!(args.kinds, ["noise", "haze"]);
         assert_eq!(
             (args.batch, args.crop, args.run.time_budget),
-            (4, 128, Some(60.0))
+            (8, 128, Some(60.0))
         );
         assert_eq!(
             args.output,

@@ -7,28 +7,35 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clearair_model::{
-    DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig, ModelManifest, parse_device,
+    DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig, ModelManifest, PixelLoss,
+    StartingPoint, parse_device,
 };
 use tch::Device;
 
-use crate::benchmark::{BenchmarkSettings, describe, run_benchmark};
+use crate::benchmark::{BenchmarkSettings, DataBench, ThreadLayout, describe, run_benchmark};
 use crate::checkpoint::Checkpoint;
 use crate::cli::{BenchmarkArgs, DegradeArgs, EncoderArgs, EvalArgs, RestorerArgs, RunArgs};
-use crate::data::{EncoderSampler, EncoderSampling, RestorerSampler, RestorerSampling};
+use crate::data::{
+    CropSchedule, EncoderSampler, EncoderSampling, RestorerSampler, RestorerSampling,
+};
 use crate::degrade::{Framing, KindSpec, degrade_image, frame};
 use crate::encoder_eval::{accuracy_metrics, accuracy_table, encoder_accuracy};
 use crate::encoder_training::{EncoderTraining, encoder_manifest, train_encoder};
 use crate::eval::report::{markdown_table, metrics, to_json};
 use crate::eval::sheets::{row_sheet, synthesis_sheet};
 use crate::eval::{EvalSettings, FfdnetReference, evaluate};
+use crate::history::write_range_test;
 use crate::mesh::MeshRestorer;
-use crate::mix::DegradationMix;
+use crate::mix::{DegradationMix, ParameterRanges};
 use crate::networks::{load_encoder, load_restorer, restorer_config};
 use crate::optimizer::{AdamWConfig, LearningRateSchedule};
 use crate::photos::{load_photos, read_photo, write_png};
 use crate::priors::CpuPriorBackends;
 use crate::protocol::ROWS;
-use crate::restorer_training::{RestorerTraining, RunLimits, restorer_manifest, train_restorer};
+use crate::restorer_training::{
+    ProgressEval, RestorerTraining, RunLimits, restorer_manifest, train_restorer,
+};
+use crate::windows::{PoolSchedule, WindowCache, WindowMaker, WindowSettings};
 
 /// Encoder steps when `--iterations` is not given.
 const DEFAULT_ENCODER_ITERATIONS: u64 = 700;
@@ -58,6 +65,19 @@ fn setup_device(spec: &str, threads: Option<i32>) -> anyhow::Result<Device> {
         tch::get_num_threads()
     );
     Ok(device)
+}
+
+fn range_test(run: &RunArgs) -> anyhow::Result<Option<(f64, f64)>> {
+    let Some(text) = &run.lr_range_test else {
+        return Ok(None);
+    };
+    let parsed = text
+        .split_once(':')
+        .and_then(|(a, b)| Some((a.parse::<f64>().ok()?, b.parse::<f64>().ok()?)))
+        .filter(|(a, b)| *a > 0.0 && b > a);
+    parsed
+        .map(Some)
+        .with_context(|| format!("--lr-range-test `{text}` is not FROM:TO with 0 < FROM < TO"))
 }
 
 fn default_workers() -> usize {
@@ -155,6 +175,7 @@ pub(crate) fn train_encoder_command(args: &EncoderArgs) -> anyhow::Result<()> {
             peak: run.lr.unwrap_or(1e-3),
             floor: run.min_lr,
             warmup_steps: run.warmup,
+            range_test: range_test(run)?,
         },
         adamw: AdamWConfig::default(),
         seed: run.seed,
@@ -188,7 +209,10 @@ pub(crate) fn train_encoder_command(args: &EncoderArgs) -> anyhow::Result<()> {
 /// `clearair train restorer`.
 pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> {
     let run = &args.run;
-    let device = setup_device(&run.device, run.threads)?;
+    let shards = args.shards.unwrap_or(1).max(1);
+    // Each shard runs its passes on one libtorch thread (see `crate::step`).
+    let threads = run.threads.or((shards > 1).then_some(1));
+    let device = setup_device(&run.device, threads)?;
     let photos = Arc::new(load_photos(&run.train_photos)?);
     let priors = Arc::new(CpuPriorBackends::load(&args.brisque_params)?);
     let encoder = load_encoder(&args.encoder, device).with_context(|| {
@@ -198,73 +222,110 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         )
     })?;
     let config = restorer_config(&args.config, priors.quality_width() as i64)?;
-    let context = args
-        .context
-        .unwrap_or_else(|| args.crop.max(crate::priors::ENCODER_MAX_SIDE));
+    let kinds = parse_kinds(&args.kinds)?;
+    if !args.kind_weights.is_empty() && args.kind_weights.len() != kinds.len() {
+        anyhow::bail!(
+            "--kind-weights has {} weights for {} kinds",
+            args.kind_weights.len(),
+            kinds.len()
+        );
+    }
+    let ranges = match args.ranges.as_str() {
+        "training" => ParameterRanges::Training,
+        "evaluation" => ParameterRanges::Evaluation,
+        other => anyhow::bail!("unknown --ranges `{other}` (training or evaluation)"),
+    };
     let mix = DegradationMix {
         clean: args.clean_probability,
         mixture: args.mixture_probability,
-        kinds: parse_kinds(&args.kinds)?,
+        kinds,
+        weights: args.kind_weights.clone(),
+        ranges,
     };
-    let kinds: Vec<&str> = mix.kinds.iter().map(|k| k.name()).collect();
-    let start = match &run.init {
-        Some(init) => format!("initialised from {}; ", init.display()),
-        None => String::new(),
+    let crops = match &args.crop_schedule {
+        Some(text) => CropSchedule::parse(text)?,
+        None => CropSchedule::fixed(args.crop, args.batch),
     };
-    let detail = format!(
-        "{start}batches of {} {}² crops of {}² degraded windows (random flips/rot90; kinds {}; clean \
-         {:.2}, two-kind mixtures {:.2}); priors from the embedded backends on each window \
-         (BRISQUE, graph segmentation, the degradation encoder), each replaced by its neutral \
-         fallback with probability {:.2}; loss L1{}",
-        args.batch,
-        args.crop,
-        context,
-        kinds.join("/"),
-        args.clean_probability,
-        args.mixture_probability,
-        args.prior_dropout,
-        if args.no_icrm {
-            " (ICRM off)"
-        } else {
-            " + 0.25·0.05·ICRM"
-        }
-    );
-    let sampling = RestorerSampling {
-        crop: args.crop,
-        context,
+    let starting_point = parse_keyword::<StartingPoint>("--start", &args.start)?;
+    let pixel_loss = parse_keyword::<PixelLoss>("--pixel-loss", &args.pixel_loss)?;
+    let windows = WindowSettings {
+        min_side: args.window_min.max(crops.largest_crop()),
+        max_side: args.window_max.max(args.window_min),
         mix,
+    };
+    let pool = PoolSchedule {
+        size: args.pool,
+        per_step: args.windows_per_step,
+    };
+    let detail = restorer_data_detail(args, run, &crops, &windows, pool);
+    let maker = WindowMaker::new(
+        photos.clone(),
+        priors.clone(),
+        encoder.network,
+        device,
+        windows.clone(),
+        run.seed,
+    )?;
+    let cache = Arc::new(WindowCache::start(Arc::new(maker), pool)?);
+    let progress_eval = if args.eval_every > 0 && run.eval_photos.is_dir() {
+        Some(ProgressEval {
+            every: args.eval_every,
+            photos: load_photos(&run.eval_photos)?,
+            crop: args.eval_crop,
+            priors: priors.clone(),
+            encoder: load_encoder(&args.encoder, device)?.network,
+        })
+    } else {
+        None
+    };
+    let sampling = RestorerSampling {
+        crops,
         prior_dropout: args.prior_dropout,
+        all_neutral: args.all_neutral,
     };
     let job = RestorerTraining {
         name: file_stem(&args.output),
         config,
-        sampler: RestorerSampler::new(photos.clone(), priors.clone(), sampling, run.seed)?,
-        encoder: encoder.network,
+        sampler: RestorerSampler::new(cache, windows.min_side, sampling, run.seed)?,
         backends: priors.backends(),
+        starting_point,
         init: run.init.clone(),
-        batch: args.batch,
+        pixel_loss,
         icrm: IcrmConfig {
             enabled: !args.no_icrm,
             crop: Some(args.icrm_crop),
             ..IcrmConfig::default()
         },
+        icrm_every: args.icrm_every.max(1),
         schedule: LearningRateSchedule {
             peak: run.lr.unwrap_or(2e-4),
             floor: run.min_lr,
             warmup_steps: run.warmup,
+            range_test: range_test(run)?,
         },
         adamw: AdamWConfig::default(),
         clip_grad_norm: (args.clip_grad_norm > 0.0).then_some(args.clip_grad_norm),
         seed: run.seed,
         device,
-        workers: run.workers.unwrap_or_else(default_workers),
+        shards,
         prefetch: run.prefetch,
         limits: limits(run, &args.output, 4000),
         output: args.output.clone(),
         data_description: data_description(photos.len(), &run.train_photos, &detail),
         command: command_line(),
+        progress_eval,
     };
     let (_store, restorer, outcome) = train_restorer(&job)?;
+    if job.schedule.range_test.is_some() {
+        let folder = job
+            .limits
+            .checkpoint
+            .as_ref()
+            .map_or_else(|| PathBuf::from("out"), |c| c.folder().to_path_buf());
+        let plot = write_range_test(&folder, &outcome.rates, &outcome.losses)?;
+        eprintln!("learning-rate range test: {}", plot.display());
+        return Ok(());
+    }
     eprintln!(
         "restorer: {} steps in {:.0} s ({:.2} it/s this run), smoothed loss {:.4}, {} parameters; weights {}",
         outcome.steps,
@@ -277,9 +338,10 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
     if args.quick_eval_photos > 0 && run.eval_photos.is_dir() {
         let mut eval_photos = load_photos(&run.eval_photos)?;
         eval_photos.truncate(args.quick_eval_photos);
+        let encoder = load_encoder(&args.encoder, device)?;
         let mesh = MeshRestorer {
             restorer: &restorer,
-            encoder: &job.encoder,
+            encoder: &encoder.network,
             priors: &priors,
             device,
         };
@@ -297,14 +359,50 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Parses `AxB` into two numbers.
+fn pair<A: std::str::FromStr, B: std::str::FromStr>(
+    flag: &str,
+    text: &str,
+) -> anyhow::Result<(A, B)> {
+    let parsed = text
+        .split_once('x')
+        .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+    parsed.with_context(|| format!("{flag}: `{text}` is not of the form AxB"))
+}
+
 /// `clearair train benchmark`.
 pub(crate) fn benchmark_command(args: &BenchmarkArgs) -> anyhow::Result<()> {
     let device = setup_device(&args.device, args.threads)?;
     let configs = args
         .configs
         .iter()
+        .filter(|name| name.as_str() != "none")
         .map(|name| Ok((name.clone(), restorer_config(name, 36)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let layouts = args
+        .layouts
+        .iter()
+        .map(|text| {
+            let (intra_op, shards) = pair("--layouts", text)?;
+            Ok(ThreadLayout { intra_op, shards })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let crops = args
+        .crops
+        .iter()
+        .map(|text| pair("--crops", text))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let data = if args.window_sides.is_empty() {
+        None
+    } else {
+        Some(DataBench {
+            photos: Arc::new(load_photos(&args.train_photos)?),
+            priors: Arc::new(CpuPriorBackends::load(&args.brisque_params)?),
+            encoder: args.encoder.clone(),
+            sides: args.window_sides.clone(),
+            windows: args.windows,
+        })
+    };
     let report = run_benchmark(&BenchmarkSettings {
         device,
         configs,
@@ -312,6 +410,9 @@ pub(crate) fn benchmark_command(args: &BenchmarkArgs) -> anyhow::Result<()> {
         size: args.size,
         inference_size: args.inference_size,
         runs: args.runs,
+        layouts,
+        crops,
+        data,
     })?;
     print!("{}", describe(&report));
     if let Some(path) = &args.json {
@@ -438,6 +539,61 @@ pub(crate) fn degrade_command(args: &DegradeArgs) -> anyhow::Result<()> {
         eprintln!("{}: the clean reference", reference.display());
     }
     Ok(())
+}
+
+/// Parses a kebab-case keyword into one of `T`'s variants (its serde names).
+fn parse_keyword<T: serde::de::DeserializeOwned>(flag: &str, value: &str) -> anyhow::Result<T> {
+    serde_json::from_value(serde_json::Value::String(value.to_owned()))
+        .with_context(|| format!("{flag} `{value}` is not one of its keywords"))
+}
+
+/// The restorer's data and recipe in words, for its manifest.
+fn restorer_data_detail(
+    args: &RestorerArgs,
+    run: &RunArgs,
+    crops: &CropSchedule,
+    windows: &WindowSettings,
+    pool: PoolSchedule,
+) -> String {
+    let start = match &run.init {
+        Some(init) => format!("initialised from {}", init.display()),
+        None => format!("starting point {}", args.start),
+    };
+    let crops = crops
+        .stages()
+        .iter()
+        .map(|s| format!("from step {}: {}×{}²", s.from_step, s.batch, s.crop))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let kinds: Vec<&str> = windows.mix.kinds.iter().map(|k| k.name()).collect();
+    let weights = if windows.mix.weights.is_empty() {
+        "equal weights".to_owned()
+    } else {
+        format!("weights {:?}", windows.mix.weights)
+    };
+    format!(
+        "{start}; crops {crops} of degraded windows of {}–{}² (random flips/rot90; kinds {} with \
+         {weights}, {:?} parameter ranges; clean {:.2}, two-kind mixtures {:.2}); priors from the \
+         embedded backends on each whole window (BRISQUE, graph segmentation, the degradation \
+         encoder on its 256 shrink), cached in a pool of {} windows refreshed at {} per step; each \
+         prior neutral with probability {:.2}, all three with {:.2}; loss {}{}",
+        windows.min_side,
+        windows.max_side,
+        kinds.join("/"),
+        windows.mix.ranges,
+        windows.mix.clean,
+        windows.mix.mixture,
+        pool.size,
+        pool.per_step,
+        args.prior_dropout,
+        args.all_neutral,
+        args.pixel_loss,
+        if args.no_icrm {
+            " (ICRM off)".to_owned()
+        } else {
+            format!(" + 0.25·0.05·ICRM every {} step(s)", args.icrm_every.max(1))
+        }
+    )
 }
 
 fn file_stem(path: &Path) -> String {

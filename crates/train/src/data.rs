@@ -1,11 +1,10 @@
 //! Training samples, drawn reproducibly from photos held in memory.
 //!
-//! A restorer sample mirrors what the mesh does with an upload: a *context* window of a
-//! photo (the "image" the priors see) is flipped/rotated, degraded, rounded to 8 bits (the
-//! orchestrator sends RGB8), and its priors are computed from those bytes by the services'
-//! backends; the restorer then trains on a *crop* of the context with the matching part of
-//! the masks, as the restoration service restores tiles of an image whose priors were
-//! computed whole. An encoder sample is a photo window at a random scale, degraded at full
+//! A restorer sample is a crop of a cached window ([`crate::windows`]): a piece of a photo
+//! degraded and rounded to 8 bits as an upload would be, whose priors the mesh's own backends
+//! computed on the whole window; the restorer trains on a random crop of it, flipped or
+//! turned, with the matching part of the masks, as the restoration service restores tiles of
+//! an image whose priors were computed whole. An encoder sample is a photo window at a random scale, degraded at full
 //! resolution and then scaled down (area average) as the degradation service scales its
 //! input, twice with different degradations so F_c can learn to ignore them.
 //!
@@ -21,12 +20,10 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{Result, TrainError};
 use crate::mix::{DegradationMix, apply_recipe, multi_hot};
-use crate::photos::{Photo, PixelSymmetry, fit_long_side, image_to_tensor, tensor_to_image};
-use crate::priors::{
-    CpuPriorBackends, ENCODER_MAX_SIDE, PriorDropout, embed, neutral_masks, neutral_quality,
-    stack_masks, stack_quality,
-};
+use crate::photos::{Photo, PixelSymmetry, image_to_tensor, tensor_to_image};
+use crate::priors::{PriorDropout, neutral_masks, stack_masks};
 use crate::seeding::{Purpose, keyed_rng};
+use crate::windows::WindowCache;
 
 /// A random flip/rot90.
 fn random_symmetry(rng: &mut ChaCha8Rng) -> PixelSymmetry {
@@ -52,17 +49,99 @@ fn smallest_side(photos: &[Photo]) -> u32 {
         .unwrap_or(0)
 }
 
-/// Settings of restorer samples.
+/// From `from_step` on, batches of `batch` crops of `crop`².
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CropStage {
+    /// First step of the stage.
+    pub from_step: u64,
+    /// Side of the square crops.
+    pub crop: u32,
+    /// Crops per batch.
+    pub batch: usize,
+}
+
+/// Progressive crop sizes: small crops (more, cheaper steps) early, larger ones (longer-range
+/// context) later. Stages are sorted by their first step; the first starts at step 0.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CropSchedule(Vec<CropStage>);
+
+impl CropSchedule {
+    /// One stage for the whole run.
+    pub fn fixed(crop: u32, batch: usize) -> Self {
+        Self(vec![CropStage {
+            from_step: 0,
+            crop,
+            batch,
+        }])
+    }
+
+    /// Stages as given; they must start at step 0, increase, and have batches of at least
+    /// one crop of at least 16².
+    pub fn new(stages: Vec<CropStage>) -> Result<Self> {
+        let valid = stages.first().is_some_and(|s| s.from_step == 0)
+            && stages.windows(2).all(|w| w[0].from_step < w[1].from_step)
+            && stages.iter().all(|s| s.batch > 0 && s.crop >= 16);
+        if !valid {
+            return Err(TrainError::Setting(format!(
+                "crop stages must start at step 0, be in increasing order, and have batches of                  at least one crop of at least 16²: {stages:?}"
+            )));
+        }
+        Ok(Self(stages))
+    }
+
+    /// Parses `STEP:CROPxBATCH,…`, e.g. `0:64x16,3000:128x4`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = |part: &str| {
+            TrainError::Setting(format!(
+                "crop stage `{part}` is not STEP:CROPxBATCH (e.g. 0:64x16,3000:128x4)"
+            ))
+        };
+        let stages = text
+            .split(',')
+            .map(|part| {
+                let (step, shape) = part.trim().split_once(':').ok_or_else(|| bad(part))?;
+                let (crop, batch) = shape.split_once('x').ok_or_else(|| bad(part))?;
+                Ok(CropStage {
+                    from_step: step.parse().map_err(|_| bad(part))?,
+                    crop: crop.parse().map_err(|_| bad(part))?,
+                    batch: batch.parse().map_err(|_| bad(part))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::new(stages)
+    }
+
+    /// The stage of step `step`.
+    pub fn at(&self, step: u64) -> CropStage {
+        *self
+            .0
+            .iter()
+            .rev()
+            .find(|stage| stage.from_step <= step)
+            .unwrap_or(&self.0[0])
+    }
+
+    /// The largest crop of any stage.
+    pub fn largest_crop(&self) -> u32 {
+        self.0.iter().map(|s| s.crop).max().unwrap_or(0)
+    }
+
+    /// The stages.
+    pub fn stages(&self) -> &[CropStage] {
+        &self.0
+    }
+}
+
+/// Settings of restorer samples (crops of cached windows).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RestorerSampling {
-    /// Side of the square crop the restorer trains on.
-    pub crop: u32,
-    /// Side of the square window the priors are computed on (at least `crop`).
-    pub context: u32,
-    /// Which degradations samples get.
-    pub mix: DegradationMix,
+    /// Crop sides and batch sizes over the run (every crop at most the smallest window).
+    pub crops: CropSchedule,
     /// Probability that each prior is replaced by its neutral value.
     pub prior_dropout: f64,
+    /// Probability that all three priors are neutral at once (every prior service down): the
+    /// fallback the mesh must never make worse than its input.
+    pub all_neutral: f64,
 }
 
 /// One restorer training sample, on the CPU.
@@ -74,49 +153,48 @@ pub struct RestorerSample {
     pub degraded: Vec<f32>,
     /// The clean crop, same layout.
     pub clean: Vec<f32>,
-    /// The degraded context as the encoder sees it (long side ≤ 256), planar.
-    pub encoder_input: Vec<f32>,
-    /// Side of `encoder_input`.
-    pub encoder_side: u32,
     /// F_q (neutral when dropped or refused).
     pub quality: Vec<f32>,
     /// Masks over the crop, `mask_count × crop × crop` floats.
     pub masks: Vec<f32>,
     /// Number of masks.
     pub mask_count: u32,
+    /// F_c (neutral when dropped).
+    pub content: Vec<f32>,
+    /// F_d (neutral when dropped).
+    pub degradation: Vec<f32>,
     /// Which priors were replaced by neutral values.
     pub dropout: PriorDropout,
     /// Multi-hot degradation kinds.
     pub kinds: [f32; 5],
+    /// The window the crop came from.
+    pub window: u64,
 }
 
-/// Draws restorer samples.
+/// Draws restorer samples: random crops, flips and turns of the windows in the current pool.
 #[derive(Debug, Clone)]
 pub struct RestorerSampler {
-    photos: Arc<Vec<Photo>>,
-    priors: Arc<CpuPriorBackends>,
+    windows: Arc<WindowCache>,
     settings: RestorerSampling,
     seed: u64,
 }
 
 impl RestorerSampler {
-    /// A sampler over `photos`; the context must fit in every photo and hold the crop.
+    /// A sampler over `windows`; the crop must fit in the smallest window.
     pub fn new(
-        photos: Arc<Vec<Photo>>,
-        priors: Arc<CpuPriorBackends>,
+        windows: Arc<WindowCache>,
+        smallest_window: u32,
         settings: RestorerSampling,
         seed: u64,
     ) -> Result<Self> {
-        let smallest = smallest_side(&photos);
-        if settings.crop < 16 || settings.crop > settings.context || settings.context > smallest {
+        if settings.crops.largest_crop() > smallest_window {
             return Err(TrainError::Setting(format!(
-                "need 16 ≤ crop ({}) ≤ context ({}) ≤ the smallest photo side ({smallest})",
-                settings.crop, settings.context
+                "crops of {}² do not fit in the smallest window side ({smallest_window})",
+                settings.crops.largest_crop()
             )));
         }
         Ok(Self {
-            photos,
-            priors,
+            windows,
             settings,
             seed,
         })
@@ -127,61 +205,78 @@ impl RestorerSampler {
         &self.settings
     }
 
+    /// The window cache.
+    pub fn windows(&self) -> &WindowCache {
+        &self.windows
+    }
+
     /// Sample `index` of iteration `iteration`.
     pub fn sample(&self, iteration: u64, index: u64) -> Result<RestorerSample> {
         let RestorerSampling {
-            crop,
-            context,
-            ref mix,
+            ref crops,
             prior_dropout,
+            all_neutral,
         } = self.settings;
+        let crop = crops.at(iteration).crop;
         let mut rng = keyed_rng(self.seed, Purpose::RestorerSample, iteration, index);
-        let photo = &self.photos[rng.gen_range(0..self.photos.len())];
-        let window =
-            random_symmetry(&mut rng).apply(&random_window(&photo.image, context, &mut rng)?);
-        let recipe = mix.sample(&mut rng);
-        let degraded =
-            tensor_to_image(&apply_recipe(&recipe, &image_to_tensor(&window), &mut rng)?)?;
-        let priors = self.priors.compute(&degraded)?;
-        let dropout = PriorDropout::sample(prior_dropout, &mut rng);
-        let x = rng.gen_range(0..=context - crop);
-        let y = rng.gen_range(0..=context - crop);
-
-        let encoder_view = fit_long_side(&degraded, ENCODER_MAX_SIDE)?;
-        let quality = if dropout.quality {
-            neutral_quality(priors.quality.len())
+        let pool = self.windows.schedule().pool(iteration);
+        let window_index = rng.gen_range(pool);
+        let window = self.windows.get(window_index)?;
+        let side = window.clean.width();
+        let x = rng.gen_range(0..=side - crop);
+        let y = rng.gen_range(0..=side - crop);
+        let symmetry = random_symmetry(&mut rng);
+        let dropout = if rng.gen_bool(all_neutral.clamp(0.0, 1.0)) {
+            PriorDropout::ALL
         } else {
-            priors.quality
+            PriorDropout::sample(prior_dropout, &mut rng)
         };
-        let masks = if dropout.masks {
-            neutral_masks(crop, crop)
+        let planes = |image: &Rgb8Image| -> Result<Vec<f32>> {
+            Ok(symmetry
+                .apply(&image.crop(x, y, crop, crop)?)
+                .to_planar_f32())
+        };
+        let (masks, mask_count) = if dropout.masks {
+            let neutral = neutral_masks(crop, crop);
+            (neutral.to_planar_f32(), neutral.count())
         } else {
-            priors.masks
+            let planes = window.masks.window_planes(x, y, crop, crop);
+            (
+                symmetry.apply_planes(&planes, crop, crop),
+                window.masks.count(),
+            )
         };
-        let (mask_x, mask_y) = if dropout.masks { (0, 0) } else { (x, y) };
+        let or_neutral = |dropped: bool, values: &Vec<f32>| {
+            if dropped {
+                vec![0.0; values.len()]
+            } else {
+                values.clone()
+            }
+        };
         Ok(RestorerSample {
             crop,
-            degraded: degraded.crop(x, y, crop, crop)?.to_planar_f32(),
-            clean: window.crop(x, y, crop, crop)?.to_planar_f32(),
-            encoder_side: encoder_view.width(),
-            encoder_input: encoder_view.to_planar_f32(),
-            quality,
-            mask_count: masks.count(),
-            masks: masks.window_planes(mask_x, mask_y, crop, crop),
+            degraded: planes(&window.degraded)?,
+            clean: planes(&window.clean)?,
+            quality: or_neutral(dropout.quality, &window.quality),
+            masks,
+            mask_count,
+            content: or_neutral(dropout.embeddings, &window.content),
+            degradation: or_neutral(dropout.embeddings, &window.degradation),
             dropout,
-            kinds: multi_hot(&recipe),
+            kinds: window.kinds,
+            window: window_index,
         })
     }
 
-    /// All samples of iteration `iteration`.
-    pub fn batch(&self, iteration: u64, batch_size: usize) -> Result<Vec<RestorerSample>> {
-        (0..batch_size as u64)
+    /// All samples of iteration `iteration` (its stage's batch size).
+    pub fn batch(&self, iteration: u64) -> Result<Vec<RestorerSample>> {
+        (0..self.settings.crops.at(iteration).batch as u64)
             .map(|index| self.sample(iteration, index))
             .collect()
     }
 }
 
-/// A restorer batch on the training device, with the encoder's F_c/F_d filled in.
+/// A restorer batch on the training device.
 #[derive(Debug)]
 pub struct RestorerBatch {
     /// N×3×crop×crop degraded crops.
@@ -193,44 +288,60 @@ pub struct RestorerBatch {
 }
 
 impl RestorerBatch {
-    /// Stacks `samples` on `device` and embeds their contexts with `encoder`.
-    pub fn assemble(
-        samples: &[RestorerSample],
-        encoder: &clearair_model::DegradationEncoder,
-        device: Device,
-    ) -> Result<Self> {
+    /// Stacks `samples` (all of one crop size) on `device`.
+    pub fn assemble(samples: &[RestorerSample], device: Device) -> Result<Self> {
         let first = samples
             .first()
             .ok_or_else(|| TrainError::Setting("empty batch".into()))?;
         let crop = i64::from(first.crop);
-        let planar = |pick: fn(&RestorerSample) -> &Vec<f32>, side: i64| {
+        let count = samples.len() as i64;
+        let stacked = |pick: fn(&RestorerSample) -> &Vec<f32>, shape: &[i64]| {
             let flat: Vec<f32> = samples
                 .iter()
                 .flat_map(|s| pick(s).iter().copied())
                 .collect();
-            Tensor::from_slice(&flat)
-                .view([samples.len() as i64, 3, side, side])
-                .to_device(device)
+            Tensor::from_slice(&flat).view(shape).to_device(device)
         };
-        let encoder_input = planar(|s| &s.encoder_input, i64::from(first.encoder_side));
-        let dropped: Vec<bool> = samples.iter().map(|s| s.dropout.embeddings).collect();
-        let dropped = Tensor::from_slice(&dropped);
-        let (content, degradation) = embed(encoder, &encoder_input, Some(&dropped));
+        let width = |pick: fn(&RestorerSample) -> &Vec<f32>| pick(first).len() as i64;
         let masks: Vec<(Vec<f32>, u32)> = samples
             .iter()
             .map(|s| (s.masks.clone(), s.mask_count))
             .collect();
-        let quality: Vec<Vec<f32>> = samples.iter().map(|s| s.quality.clone()).collect();
         Ok(Self {
-            degraded: planar(|s| &s.degraded, crop),
-            clean: planar(|s| &s.clean, crop),
+            degraded: stacked(|s| &s.degraded, &[count, 3, crop, crop]),
+            clean: stacked(|s| &s.clean, &[count, 3, crop, crop]),
             priors: clearair_model::Priors {
-                quality: stack_quality(&quality, device),
+                quality: stacked(|s| &s.quality, &[count, width(|s| &s.quality)]),
                 masks: stack_masks(&masks, first.crop, first.crop).to_device(device),
-                content,
-                degradation,
+                content: stacked(|s| &s.content, &[count, width(|s| &s.content)]),
+                degradation: stacked(|s| &s.degradation, &[count, width(|s| &s.degradation)]),
             },
         })
+    }
+
+    /// Images in the batch.
+    pub fn len(&self) -> i64 {
+        self.degraded.size()[0]
+    }
+
+    /// Whether the batch holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rows `start..start + length` of every tensor (views, no copy).
+    pub fn rows(&self, start: i64, length: i64) -> Self {
+        let rows = |t: &Tensor| t.narrow(0, start, length);
+        Self {
+            degraded: rows(&self.degraded),
+            clean: rows(&self.clean),
+            priors: clearair_model::Priors {
+                quality: rows(&self.priors.quality),
+                masks: rows(&self.priors.masks),
+                content: rows(&self.priors.content),
+                degradation: rows(&self.priors.degradation),
+            },
+        }
     }
 }
 

@@ -150,6 +150,7 @@ pub fn train_encoder(
         steps_run: step - start,
         smoothed_loss: smoothed.value(),
         losses,
+        rates: Vec::new(),
         elapsed_seconds: elapsed().as_secs_f64(),
         parameters: parameter_count(&store),
     };

@@ -15,7 +15,7 @@ use crate::encoder_eval::{KindAccuracy, encoder_accuracy};
 use crate::error::Result;
 use crate::mesh::MeshRestorer;
 use crate::photos::{Photo, read_photo};
-use crate::protocol::{EvalRow, ROWS, centre_crop, degrade_for_row, psnr_ssim};
+use crate::protocol::{EvalRow, ROWS, RowPriors, centre_crop, degrade_for_row, psnr_ssim};
 
 pub use ffdnet::FfdnetReference;
 
@@ -122,9 +122,15 @@ impl RowResult {
         mean(self.images.iter().filter_map(|i| i.reference))
     }
 
-    /// PSNR gain of the restorer over the input, dB.
+    /// PSNR gain of the restorer over the input, dB (not a number for the clean row, whose
+    /// input is the reference itself).
     pub fn gain(&self) -> f64 {
-        self.restored().0 - self.input().0
+        let input = self.input().0;
+        if input.is_finite() {
+            self.restored().0 - input
+        } else {
+            f64::NAN
+        }
     }
 }
 
@@ -180,7 +186,7 @@ pub fn evaluate(
         let mut degraded_images = Vec::new();
         for (photo_index, (photo, clean)) in photos.iter().zip(&clean).enumerate() {
             let (_, degraded) = degrade_for_row(row_index, photo_index, clean)?;
-            let output = mesh.restore(&degraded)?;
+            let output = mesh.restore_with(&degraded, row.priors)?;
             let score = ImageScore {
                 photo: photo.name.clone(),
                 input: psnr_ssim(&degraded, clean)?,
@@ -210,7 +216,9 @@ pub fn evaluate(
                 );
             }
         }
-        if let (Some(reference), Some(sigma)) = (&settings.ffdnet, row.noise_sigma()) {
+        let served = row.priors == RowPriors::Served;
+        if let (Some(reference), Some(sigma), true) = (&settings.ffdnet, row.noise_sigma(), served)
+        {
             bar.set_message(format!("{} FFDNet", row.label));
             let results = reference.denoise(row.key, sigma, &degraded_images, &clean)?;
             for (index, result) in results.into_iter().enumerate() {

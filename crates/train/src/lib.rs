@@ -8,9 +8,12 @@
 //! # Layout
 //! - Data: [`photos`] (loading, pixel ↔ tensor), [`seeding`] (keyed ChaCha8 streams),
 //!   [`mix`] (which degradations a sample gets), [`priors`] (the services' backends and their
-//!   neutral fallbacks), [`data`] (reproducible samples and batches), [`prefetch`] (worker
+//!   neutral fallbacks), [`windows`] (the priors cache: degraded windows and their priors,
+//!   made once and reused), [`data`] (reproducible samples and batches), [`prefetch`] (worker
 //!   threads).
-//! - Training: [`optimizer`] (AdamW with savable state, schedule), [`checkpoint`],
+//! - Training: [`step`] (forward and backward split across threads), [`optimizer`] (AdamW
+//!   with savable state, schedule, range test), [`checkpoint`], [`history`] (learning
+//!   curves across resumes),
 //!   [`progress`], [`encoder_training`], [`restorer_training`], [`networks`] (loading by
 //!   manifest).
 //! - Evaluation: [`protocol`] (rows, fixed seeds, metrics), [`mesh`] (restore as the mesh
@@ -28,6 +31,7 @@ pub mod encoder_eval;
 pub mod encoder_training;
 pub mod error;
 pub mod eval;
+pub mod history;
 pub mod mesh;
 pub mod mix;
 pub mod networks;
@@ -39,8 +43,10 @@ pub mod progress;
 pub mod protocol;
 pub mod restorer_training;
 pub mod seeding;
+pub mod step;
 #[cfg(test)]
 mod test_support;
+pub mod windows;
 
 pub use cli::{DegradeArgs, EvalArgs, TrainArgs, degrade, eval, train};
 pub use error::{Result, TrainError};

@@ -4,11 +4,15 @@
 
 use clearair_imaging::{PackedMasks, Rgb8Image, TileBlender, TilePlan};
 use clearair_model::{ClearAir, DegradationEncoder, Priors};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::error::Result;
 use crate::photos::{fit_long_side, image_to_tensor};
-use crate::priors::{CpuPriorBackends, ENCODER_MAX_SIDE, embed, stack_quality};
+use crate::priors::{
+    CpuPriorBackends, CpuPriors, EMBEDDING_WIDTH, ENCODER_MAX_SIDE, embed, neutral_masks,
+    neutral_quality, stack_quality,
+};
+use crate::protocol::RowPriors;
 
 /// The restoration service's default tile side and overlap.
 pub const SERVICE_TILE_SIZE: u32 = 512;
@@ -54,10 +58,31 @@ impl MeshRestorer<'_> {
         Ok((content, degradation, kinds))
     }
 
-    /// Restores `image`.
+    /// Restores `image` with the priors the mesh computes for it.
     pub fn restore(&self, image: &Rgb8Image) -> Result<MeshOutput> {
-        let cpu = self.priors.compute(image)?;
-        let (content, degradation, probabilities) = self.embed(image)?;
+        self.restore_with(image, RowPriors::Served)
+    }
+
+    /// Restores `image` with the served priors, or with every prior on the neutral value the
+    /// orchestrator substitutes when its service fails (zero F_q, one mask over the whole
+    /// image, zero F_c and F_d).
+    pub fn restore_with(&self, image: &Rgb8Image, priors: RowPriors) -> Result<MeshOutput> {
+        let (cpu, content, degradation, probabilities) = match priors {
+            RowPriors::Served => {
+                let cpu = self.priors.compute(image)?;
+                let (content, degradation, probabilities) = self.embed(image)?;
+                (cpu, content, degradation, probabilities)
+            }
+            RowPriors::Neutral => {
+                let zeros = || Tensor::zeros([1, EMBEDDING_WIDTH], (Kind::Float, self.device));
+                let cpu = CpuPriors {
+                    quality: neutral_quality(self.priors.quality_width()),
+                    quality_fell_back: true,
+                    masks: neutral_masks(image.width(), image.height()),
+                };
+                (cpu, zeros(), zeros(), [0.0; 5])
+            }
+        };
         let quality = stack_quality(std::slice::from_ref(&cpu.quality), self.device);
         let plan = TilePlan::new(
             image.width(),

@@ -10,8 +10,18 @@ use tch::Tensor;
 
 use crate::error::Result;
 
+/// Where a degradation's parameters are drawn from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ParameterRanges {
+    /// The evaluation's fixed ranges ([`Degradation::sample`]).
+    #[default]
+    Evaluation,
+    /// The wider training ranges around them ([`Degradation::sample_training`]).
+    Training,
+}
+
 /// Probabilities of a clean sample and of a two-kind mixture; the rest are single kinds,
-/// each kind of the pool equally likely.
+/// drawn with the given weights.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DegradationMix {
     /// Probability that a sample is left clean.
@@ -20,6 +30,10 @@ pub struct DegradationMix {
     pub mixture: f64,
     /// The kinds drawn from (all five by default; fewer for ablations and tests).
     pub kinds: Vec<DegradationKind>,
+    /// Relative weight of each kind of `kinds` (same length; empty: equal weights).
+    pub weights: Vec<f64>,
+    /// Where parameters come from.
+    pub ranges: ParameterRanges,
 }
 
 impl Default for DegradationMix {
@@ -28,6 +42,8 @@ impl Default for DegradationMix {
             clean: 0.05,
             mixture: 0.15,
             kinds: DegradationKind::ALL.to_vec(),
+            weights: Vec::new(),
+            ranges: ParameterRanges::Evaluation,
         }
     }
 }
@@ -43,9 +59,27 @@ impl DegradationMix {
         } else {
             1
         };
-        self.kinds
-            .choose_multiple(rng, count)
-            .map(|&kind| Degradation::sample(kind, rng))
+        let kinds: Vec<DegradationKind> = if self.weights.is_empty() {
+            self.kinds.choose_multiple(rng, count).copied().collect()
+        } else {
+            let weighted: Vec<(DegradationKind, f64)> = self
+                .kinds
+                .iter()
+                .copied()
+                .zip(self.weights.iter().copied())
+                .collect();
+            weighted
+                .choose_multiple_weighted(rng, count, |(_, weight)| *weight)
+                .expect("kind weights are finite and non-negative")
+                .map(|(kind, _)| *kind)
+                .collect()
+        };
+        kinds
+            .into_iter()
+            .map(|kind| match self.ranges {
+                ParameterRanges::Evaluation => Degradation::sample(kind, rng),
+                ParameterRanges::Training => Degradation::sample_training(kind, rng),
+            })
             .collect()
     }
 }
@@ -124,6 +158,7 @@ mod tests {
             clean: 0.0,
             mixture: 0.5,
             kinds: vec![DegradationKind::Haze],
+            ..DegradationMix::default()
         };
         for _ in 0..50 {
             assert_eq!(
@@ -131,5 +166,31 @@ mod tests {
                 [0.0, 1.0, 0.0, 0.0, 0.0]
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod weight_tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn kind_weights_shift_the_draws() {
+        let mix = DegradationMix {
+            clean: 0.0,
+            mixture: 0.0,
+            weights: vec![1.0, 1.0, 3.0, 3.0, 2.0],
+            ranges: ParameterRanges::Training,
+            ..DegradationMix::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let mut per_kind = [0usize; 5];
+        for _ in 0..5000 {
+            let recipe = mix.sample(&mut rng);
+            per_kind[recipe[0].kind().index()] += 1;
+        }
+        let share = |i: usize| per_kind[i] as f64 / 5000.0;
+        assert!((share(0) - 0.1).abs() < 0.02 && (share(2) - 0.3).abs() < 0.03);
+        assert!((share(4) - 0.2).abs() < 0.03);
     }
 }

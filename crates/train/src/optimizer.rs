@@ -202,12 +202,18 @@ pub struct LearningRateSchedule {
     pub floor: f64,
     /// Steps of linear warm-up.
     pub warmup_steps: u64,
+    /// A learning-rate range test instead: the rate rises exponentially from the first to
+    /// the second value over the run (Smith's test: the loss falls fastest, then diverges).
+    pub range_test: Option<(f64, f64)>,
 }
 
 impl LearningRateSchedule {
     /// The learning rate at `step` (0-based) when training has progressed `progress` (0 to 1
     /// of its iterations or of its time budget, whichever is further).
     pub fn at(&self, step: u64, progress: f64) -> f64 {
+        if let Some((from, to)) = self.range_test {
+            return from * (to / from).powf(progress.clamp(0.0, 1.0));
+        }
         if step < self.warmup_steps {
             return self.peak * (step + 1) as f64 / self.warmup_steps as f64;
         }
@@ -277,10 +283,20 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_then_decays_to_the_floor() {
+        let range = LearningRateSchedule {
+            peak: 0.0,
+            floor: 0.0,
+            warmup_steps: 0,
+            range_test: Some((1e-5, 1e-1)),
+        };
+        assert!((range.at(0, 0.0) - 1e-5).abs() < 1e-12);
+        assert!((range.at(50, 0.5) - 1e-3).abs() < 1e-9);
+        assert!((range.at(100, 1.0) - 1e-1).abs() < 1e-9);
         let schedule = LearningRateSchedule {
             peak: 2e-4,
             floor: 1e-6,
             warmup_steps: 10,
+            range_test: None,
         };
         assert!((schedule.at(0, 0.0) - 2e-5).abs() < 1e-12);
         assert!((schedule.at(9, 0.01) - 2e-4).abs() < 1e-12);

@@ -119,31 +119,60 @@ pub struct PixelSymmetry {
 }
 
 impl PixelSymmetry {
-    /// Applies the symmetry; quarter turns swap width and height.
-    pub fn apply(&self, image: &Rgb8Image) -> Rgb8Image {
-        let (width, height) = (image.width(), image.height());
-        let (out_width, out_height) = if self.quarter_turns % 2 == 1 {
+    /// Where output pixel (x, y) of a `width × height` input comes from: the rotation undone,
+    /// then the flip.
+    fn source(&self, x: u32, y: u32, width: u32, height: u32) -> (u32, u32) {
+        let (sx, sy) = match self.quarter_turns % 4 {
+            0 => (x, y),
+            1 => (width - 1 - y, x),
+            2 => (width - 1 - x, height - 1 - y),
+            _ => (y, height - 1 - x),
+        };
+        if self.flip {
+            (width - 1 - sx, sy)
+        } else {
+            (sx, sy)
+        }
+    }
+
+    /// The output size of a `width × height` input (quarter turns swap them).
+    fn output_size(&self, width: u32, height: u32) -> (u32, u32) {
+        if self.quarter_turns % 2 == 1 {
             (height, width)
         } else {
             (width, height)
-        };
+        }
+    }
+
+    /// Applies the symmetry; quarter turns swap width and height.
+    pub fn apply(&self, image: &Rgb8Image) -> Rgb8Image {
+        let (width, height) = (image.width(), image.height());
+        let (out_width, out_height) = self.output_size(width, height);
         let mut data = Vec::with_capacity(image.as_bytes().len());
         for y in 0..out_height {
             for x in 0..out_width {
-                // Where output (x, y) comes from: undo the rotation, then the flip.
-                let (mut sx, sy) = match self.quarter_turns % 4 {
-                    0 => (x, y),
-                    1 => (width - 1 - y, x),
-                    2 => (width - 1 - x, height - 1 - y),
-                    _ => (y, height - 1 - x),
-                };
-                if self.flip {
-                    sx = width - 1 - sx;
-                }
+                let (sx, sy) = self.source(x, y, width, height);
                 data.extend_from_slice(&image.pixel(sx, sy));
             }
         }
         Rgb8Image::new(out_width, out_height, data).expect("same pixel count as the input")
+    }
+
+    /// Applies the symmetry to planar values: `planes.len() / (width·height)` planes of
+    /// `width × height`, each transformed alike (masks, feature planes).
+    pub fn apply_planes(&self, planes: &[f32], width: u32, height: u32) -> Vec<f32> {
+        let plane = (width * height) as usize;
+        let (out_width, out_height) = self.output_size(width, height);
+        let mut out = Vec::with_capacity(planes.len());
+        for values in planes.chunks_exact(plane.max(1)) {
+            for y in 0..out_height {
+                for x in 0..out_width {
+                    let (sx, sy) = self.source(x, y, width, height);
+                    out.push(values[(sy * width + sx) as usize]);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -182,6 +211,22 @@ mod tests {
                     ours,
                     "{flip} {quarter_turns}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn planar_symmetries_match_the_pixel_ones() {
+        let image = gradient(5, 3);
+        for flip in [false, true] {
+            for quarter_turns in 0..4u8 {
+                let symmetry = PixelSymmetry {
+                    flip,
+                    quarter_turns,
+                };
+                let moved = symmetry.apply(&image);
+                let planes = symmetry.apply_planes(&image.to_planar_f32(), 5, 3);
+                assert_eq!(planes, moved.to_planar_f32(), "{flip} {quarter_turns}");
             }
         }
     }

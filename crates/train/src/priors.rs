@@ -153,6 +153,13 @@ pub struct PriorDropout {
 }
 
 impl PriorDropout {
+    /// Every prior neutral.
+    pub const ALL: Self = Self {
+        quality: true,
+        masks: true,
+        embeddings: true,
+    };
+
     /// Drops each prior independently with `probability`.
     pub fn sample(probability: f64, rng: &mut ChaCha8Rng) -> Self {
         let probability = probability.clamp(0.0, 1.0);

@@ -18,28 +18,46 @@ pub const EVALUATION_SEED: u64 = 2026;
 pub enum RowDegradation {
     /// Gaussian noise of this σ (0–255 scale), as in the denoising benchmarks.
     Noise(f32),
-    /// One degradation of this kind, parameters drawn from the training ranges with the
-    /// row's fixed seed.
+    /// One degradation of this kind, parameters drawn from the evaluation's fixed ranges
+    /// ([`Degradation::sample`]) with the row's fixed seed.
     Sampled(DegradationKind),
+    /// Nothing: the clean photo goes in, and should come out unchanged.
+    Clean,
+}
+
+/// Which priors steer the restorer in a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowPriors {
+    /// The priors the mesh's backends compute for the degraded image.
+    Served,
+    /// Every prior on the neutral value the orchestrator substitutes when its service fails:
+    /// the restorer alone, which must never make the image worse.
+    Neutral,
 }
 
 /// One row of the evaluation table.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EvalRow {
-    /// Key in metric names, e.g. `noise25`.
+    /// Key in metric names, e.g. `noise25`, `clean`, `fallback_haze`.
     pub key: &'static str,
     /// Label in the table, e.g. `noise σ=25`.
     pub label: &'static str,
     /// The degradation.
     pub degradation: RowDegradation,
+    /// The priors.
+    pub priors: RowPriors,
+    /// Seed stream of the row's degradations: a fallback row shares its served row's, so
+    /// both restore the very same degraded images.
+    pub stream: u64,
 }
 
 impl EvalRow {
-    /// The kind this row degrades with.
-    pub fn kind(&self) -> DegradationKind {
+    /// The kind this row degrades with (none for the clean row).
+    pub fn kind(&self) -> Option<DegradationKind> {
         match self.degradation {
-            RowDegradation::Noise(_) => DegradationKind::Noise,
-            RowDegradation::Sampled(kind) => kind,
+            RowDegradation::Noise(_) => Some(DegradationKind::Noise),
+            RowDegradation::Sampled(kind) => Some(kind),
+            RowDegradation::Clean => None,
         }
     }
 
@@ -47,69 +65,138 @@ impl EvalRow {
     pub fn noise_sigma(&self) -> Option<f32> {
         match self.degradation {
             RowDegradation::Noise(sigma) => Some(sigma),
-            RowDegradation::Sampled(_) => None,
+            _ => None,
         }
     }
 }
 
-/// The seven rows: noise σ = 15, 25, 50, haze, rain, blur, low light.
-pub const ROWS: [EvalRow; 7] = [
+const fn served(
+    key: &'static str,
+    label: &'static str,
+    degradation: RowDegradation,
+    stream: u64,
+) -> EvalRow {
     EvalRow {
-        key: "noise15",
-        label: "noise σ=15",
-        degradation: RowDegradation::Noise(15.0),
-    },
+        key,
+        label,
+        degradation,
+        priors: RowPriors::Served,
+        stream,
+    }
+}
+
+const fn fallback(
+    key: &'static str,
+    label: &'static str,
+    degradation: RowDegradation,
+    stream: u64,
+) -> EvalRow {
     EvalRow {
-        key: "noise25",
-        label: "noise σ=25",
-        degradation: RowDegradation::Noise(25.0),
-    },
-    EvalRow {
-        key: "noise50",
-        label: "noise σ=50",
-        degradation: RowDegradation::Noise(50.0),
-    },
-    EvalRow {
-        key: "haze",
-        label: "haze",
-        degradation: RowDegradation::Sampled(DegradationKind::Haze),
-    },
-    EvalRow {
-        key: "rain",
-        label: "rain",
-        degradation: RowDegradation::Sampled(DegradationKind::Rain),
-    },
-    EvalRow {
-        key: "blur",
-        label: "blur",
-        degradation: RowDegradation::Sampled(DegradationKind::Blur),
-    },
-    EvalRow {
-        key: "low_light",
-        label: "low light",
-        degradation: RowDegradation::Sampled(DegradationKind::LowLight),
-    },
+        key,
+        label,
+        degradation,
+        priors: RowPriors::Neutral,
+        stream,
+    }
+}
+
+/// The rows: noise σ = 15, 25, 50, haze, rain, blur, low light with the served priors; the
+/// clean photos; and the seven degradations again with every prior on its neutral fallback.
+pub const ROWS: [EvalRow; 15] = [
+    served("noise15", "noise σ=15", RowDegradation::Noise(15.0), 0),
+    served("noise25", "noise σ=25", RowDegradation::Noise(25.0), 1),
+    served("noise50", "noise σ=50", RowDegradation::Noise(50.0), 2),
+    served(
+        "haze",
+        "haze",
+        RowDegradation::Sampled(DegradationKind::Haze),
+        3,
+    ),
+    served(
+        "rain",
+        "rain",
+        RowDegradation::Sampled(DegradationKind::Rain),
+        4,
+    ),
+    served(
+        "blur",
+        "blur",
+        RowDegradation::Sampled(DegradationKind::Blur),
+        5,
+    ),
+    served(
+        "low_light",
+        "low light",
+        RowDegradation::Sampled(DegradationKind::LowLight),
+        6,
+    ),
+    served("clean", "clean (no degradation)", RowDegradation::Clean, 7),
+    fallback(
+        "fallback_noise15",
+        "fallback: noise σ=15",
+        RowDegradation::Noise(15.0),
+        0,
+    ),
+    fallback(
+        "fallback_noise25",
+        "fallback: noise σ=25",
+        RowDegradation::Noise(25.0),
+        1,
+    ),
+    fallback(
+        "fallback_noise50",
+        "fallback: noise σ=50",
+        RowDegradation::Noise(50.0),
+        2,
+    ),
+    fallback(
+        "fallback_haze",
+        "fallback: haze",
+        RowDegradation::Sampled(DegradationKind::Haze),
+        3,
+    ),
+    fallback(
+        "fallback_rain",
+        "fallback: rain",
+        RowDegradation::Sampled(DegradationKind::Rain),
+        4,
+    ),
+    fallback(
+        "fallback_blur",
+        "fallback: blur",
+        RowDegradation::Sampled(DegradationKind::Blur),
+        5,
+    ),
+    fallback(
+        "fallback_low_light",
+        "fallback: low light",
+        RowDegradation::Sampled(DegradationKind::LowLight),
+        6,
+    ),
 ];
 
-/// The degradation of `row` for photo `photo_index` and the degraded 8-bit image (noise is
-/// added in floating point, clipped and rounded, as PromptIR's test set does).
+/// The degradation of `row` for photo `photo_index` (none for the clean row) and the
+/// degraded 8-bit image (noise is added in floating point, clipped and rounded, as
+/// PromptIR's test set does).
 pub fn degrade_for_row(
     row_index: usize,
     photo_index: usize,
     clean: &Rgb8Image,
-) -> Result<(Degradation, Rgb8Image)> {
+) -> Result<(Option<Degradation>, Rgb8Image)> {
+    let row = ROWS[row_index];
     let mut rng = keyed_rng(
         EVALUATION_SEED,
         Purpose::Evaluation,
-        row_index as u64,
+        row.stream,
         photo_index as u64,
     );
-    let degradation = match ROWS[row_index].degradation {
+    let degradation = match row.degradation {
         RowDegradation::Noise(sigma) => Degradation::Noise { sigma },
         RowDegradation::Sampled(kind) => Degradation::sample(kind, &mut rng),
+        RowDegradation::Clean => return Ok((None, clean.clone())),
     };
     let degraded = apply_recipe(&[degradation], &image_to_tensor(clean), &mut rng)?;
-    Ok((degradation, tensor_to_image(&degraded)?))
+    Ok((Some(degradation), tensor_to_image(&degraded)?))
 }
 
 /// A single degradation of `kind` for the encoder's accuracy check: photo `photo_index`,
@@ -175,12 +262,43 @@ mod tests {
             let (first, image) = degrade_for_row(row, 3, &clean).unwrap();
             let (again, repeat) = degrade_for_row(row, 3, &clean).unwrap();
             assert_eq!((first, &image), (again, &repeat));
-            assert_eq!(first.kind(), expected.kind());
+            assert_eq!(first.map(|d| d.kind()), expected.kind());
             let (_, other) = degrade_for_row(row, 4, &clean).unwrap();
-            assert_ne!(image, other, "row {row}");
+            if expected.degradation == RowDegradation::Clean {
+                assert_eq!((&image, &other), (&clean, &clean));
+            } else {
+                assert_ne!(image, other, "row {row}");
+            }
         }
         let (noise, _) = degrade_for_row(1, 0, &clean).unwrap();
-        assert_eq!(noise, Degradation::Noise { sigma: 25.0 });
+        assert_eq!(noise, Some(Degradation::Noise { sigma: 25.0 }));
+    }
+
+    #[test]
+    fn fallback_rows_restore_the_same_images_as_their_served_rows() {
+        let clean = photo();
+        let keys: Vec<&str> = ROWS.iter().map(|r| r.key).collect();
+        let unique: std::collections::HashSet<&&str> = keys.iter().collect();
+        assert_eq!(unique.len(), ROWS.len(), "keys are unique");
+        let mut fallbacks = 0;
+        for (index, row) in ROWS.iter().enumerate() {
+            if row.priors != RowPriors::Neutral {
+                continue;
+            }
+            fallbacks += 1;
+            let served = ROWS
+                .iter()
+                .position(|r| r.priors == RowPriors::Served && r.degradation == row.degradation)
+                .expect("every fallback row has a served twin");
+            assert_eq!(format!("fallback_{}", ROWS[served].key), row.key);
+            for photo_index in 0..3 {
+                assert_eq!(
+                    degrade_for_row(index, photo_index, &clean).unwrap(),
+                    degrade_for_row(served, photo_index, &clean).unwrap()
+                );
+            }
+        }
+        assert_eq!(fallbacks, 7);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Training the ClearAIR restorer: L1 + ICRM on degraded crops of the training photos, with
-//! the priors the mesh would compute, AdamW and a warm-up + cosine learning rate.
+//! Training the ClearAIR restorer: a pixel loss (L1 or per-image PSNR) + ICRM on crops of
+//! cached degraded windows with the priors the mesh computes for them, the batch split
+//! across threads ([`crate::step`]), AdamW and a warm-up + cosine learning rate.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clearair_model::{
-    ClearAir, ClearAirConfig, DegradationEncoder, IcrmConfig, ModelManifest, NetworkConfig,
-    parameter_count, restoration_loss, save_weights,
+    ClearAir, ClearAirConfig, DegradationEncoder, IcrmConfig, LossDraws, ModelManifest,
+    NetworkConfig, PixelLoss, StartingPoint, parameter_count, save_weights,
 };
 use serde_json::json;
 use tch::{Device, nn};
@@ -16,10 +17,16 @@ use tch::{Device, nn};
 use crate::checkpoint::{Checkpoint, CheckpointState};
 use crate::data::{RestorerBatch, RestorerSample, RestorerSampler};
 use crate::error::{Result, TrainError};
+use crate::eval::{EvalSettings, evaluate};
+use crate::history::{EvalRecord, History};
+use crate::mesh::MeshRestorer;
 use crate::optimizer::{AdamW, AdamWConfig, LearningRateSchedule};
+use crate::photos::Photo;
 use crate::prefetch::{BatchMaker, Prefetcher};
+use crate::priors::CpuPriorBackends;
 use crate::progress::{SmoothedValue, TrainingProgress};
 use crate::seeding::{Purpose, keyed_rng, torch_seed};
+use crate::step::accumulate_gradients;
 
 /// Decay of the smoothed loss shown and stored.
 const LOSS_SMOOTHING: f64 = 0.98;
@@ -56,8 +63,8 @@ impl RunLimits {
 
     /// Where a run starts: from the checkpoint when resuming (step, training time so far and
     /// smoothed loss restored into `store` and `optimizer`), else at step 0 from `init`'s
-    /// weights or the random initialisation. `network` and `settings` must match the
-    /// checkpoint's.
+    /// weights or the random initialisation (which the caller has already shaped, e.g. by a
+    /// [`StartingPoint`]). `network` and `settings` must match the checkpoint's.
     pub fn start(
         &self,
         network: &str,
@@ -101,19 +108,21 @@ pub struct RestorerTraining {
     pub name: String,
     /// The network's shape.
     pub config: ClearAirConfig,
-    /// Draws the batches.
+    /// Draws the batches (crops of cached windows with their priors).
     pub sampler: RestorerSampler,
-    /// The degradation encoder that provides F_c/F_d (on `device`).
-    pub encoder: DegradationEncoder,
     /// The manifest's `backends`.
     pub backends: clearair_model::PriorBackends,
-    /// Start from these weights (same configuration) instead of a random initialisation;
-    /// the optimiser and schedule start afresh. Ignored when resuming.
+    /// How a new network starts (ignored with `init` or when resuming).
+    pub starting_point: StartingPoint,
+    /// Start from these weights (same configuration) instead of a new network; the optimiser
+    /// and schedule start afresh. Ignored when resuming.
     pub init: Option<PathBuf>,
-    /// Images per batch.
-    pub batch: usize,
+    /// The pixel loss.
+    pub pixel_loss: PixelLoss,
     /// ICRM settings (`enabled: false` is the ablation).
     pub icrm: IcrmConfig,
+    /// Add the ICRM term on every this many steps only (1: every step).
+    pub icrm_every: u64,
     /// Learning-rate schedule.
     pub schedule: LearningRateSchedule,
     /// Optimiser settings.
@@ -122,10 +131,10 @@ pub struct RestorerTraining {
     pub clip_grad_norm: Option<f64>,
     /// The run's seed (network initialisation, data, augmentation).
     pub seed: u64,
-    /// Where the networks run.
+    /// Where the network runs.
     pub device: Device,
-    /// Data worker threads.
-    pub workers: usize,
+    /// Threads the batch is split across (see [`crate::step`]).
+    pub shards: usize,
     /// Batches prepared ahead.
     pub prefetch: usize,
     /// Stop and checkpoint settings.
@@ -136,13 +145,57 @@ pub struct RestorerTraining {
     pub data_description: String,
     /// The exact command line, for the manifest.
     pub command: String,
+    /// Evaluate the network every so often while it trains (the learning curves).
+    pub progress_eval: Option<ProgressEval>,
+}
+
+/// A small evaluation run every `every` steps during training: the protocol's rows on
+/// centred crops of the held-out photos, appended to the history's `eval-history.csv`.
+pub struct ProgressEval {
+    /// Steps between evaluations.
+    pub every: u64,
+    /// The held-out photos.
+    pub photos: Vec<Photo>,
+    /// Side of their centred crops.
+    pub crop: u32,
+    /// BRISQUE and the graph segmenter.
+    pub priors: Arc<CpuPriorBackends>,
+    /// The degradation encoder (on the training device).
+    pub encoder: DegradationEncoder,
+}
+
+impl ProgressEval {
+    fn run(&self, network: &ClearAir, device: Device, step: u64) -> Result<EvalRecord> {
+        let mesh = MeshRestorer {
+            restorer: network,
+            encoder: &self.encoder,
+            priors: &self.priors,
+            device,
+        };
+        let settings = EvalSettings {
+            crop: Some(self.crop),
+            sheet_photos: 0,
+            encoder_repeats: 0,
+            show_progress: false,
+            ..EvalSettings::default()
+        };
+        let report = evaluate(&mesh, &self.photos, &settings)?;
+        Ok(EvalRecord {
+            step,
+            rows: report
+                .rows
+                .iter()
+                .map(|row| (row.row.key.to_owned(), row.restored().0, row.input().0))
+                .collect(),
+        })
+    }
 }
 
 impl std::fmt::Debug for RestorerTraining {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RestorerTraining")
             .field("name", &self.name)
-            .field("batch", &self.batch)
+            .field("crops", &self.sampler.settings().crops)
             .field("device", &self.device)
             .field("output", &self.output)
             .finish_non_exhaustive()
@@ -160,6 +213,8 @@ pub struct TrainingOutcome {
     pub smoothed_loss: f64,
     /// The raw loss of every step this invocation ran.
     pub losses: Vec<f64>,
+    /// The learning rate of every step this invocation ran.
+    pub rates: Vec<f64>,
     /// Wall-clock seconds of training in total (including before a resume).
     pub elapsed_seconds: f64,
     /// Trainable parameters.
@@ -169,14 +224,10 @@ pub struct TrainingOutcome {
 /// Trains the restorer, writes its weights and manifest, and returns the store, the network
 /// and the outcome (the caller adds evaluation figures to the manifest).
 pub fn train_restorer(job: &RestorerTraining) -> Result<(nn::VarStore, ClearAir, TrainingOutcome)> {
-    if job.batch == 0 {
-        return Err(TrainError::Setting(
-            "the batch must hold at least one image".into(),
-        ));
-    }
     tch::manual_seed(torch_seed(job.seed, Purpose::RestorerStep, u64::MAX));
     let mut store = nn::VarStore::new(job.device);
     let network = ClearAir::new(&store.root(), &job.config);
+    job.starting_point.apply(&store);
     let mut optimizer = AdamW::new(&store, job.adamw);
     let settings = checkpoint_settings(job);
     let (start, previous_elapsed, mut smoothed) = job.limits.start(
@@ -187,52 +238,82 @@ pub fn train_restorer(job: &RestorerTraining) -> Result<(nn::VarStore, ClearAir,
         &mut optimizer,
     )?;
 
+    job.sampler.windows().advance(start);
     let sampler = job.sampler.clone();
-    let batch_size = job.batch;
-    let make: BatchMaker<Vec<RestorerSample>> =
-        Arc::new(move |iteration| sampler.batch(iteration, batch_size));
-    let mut prefetcher = Prefetcher::start(job.workers, job.prefetch, start, make);
+    let make: BatchMaker<Vec<RestorerSample>> = Arc::new(move |iteration| sampler.batch(iteration));
+    // One worker: cutting crops from cached windows is cheap, and the cores belong to the
+    // shards; the window producer runs beside them.
+    let mut prefetcher = Prefetcher::start(1, job.prefetch, start, make);
     let mut progress = TrainingProgress::new("restorer", start, job.limits.iterations);
+    let mut history = match &job.limits.checkpoint {
+        Some(checkpoint) => Some(History::open(checkpoint.folder(), start)?),
+        None => None,
+    };
     let started = Instant::now();
     let elapsed = || previous_elapsed + started.elapsed();
     let mut losses = Vec::new();
+    let mut rates = Vec::new();
     let mut step = start;
     while !job.limits.should_stop(step, elapsed()) {
         let (iteration, samples) = prefetcher.next_batch()?;
         debug_assert_eq!(iteration, step);
-        let batch = RestorerBatch::assemble(&samples, &job.encoder, job.device)?;
+        job.sampler.windows().advance(step);
+        let batch = RestorerBatch::assemble(&samples, job.device)?;
         tch::manual_seed(torch_seed(job.seed, Purpose::RestorerStep, step));
         let mut rng = keyed_rng(job.seed, Purpose::RestorerStep, step, 0);
-        let loss = restoration_loss(
-            &network,
-            &batch.degraded,
-            &batch.clean,
-            &batch.priors,
-            &job.icrm,
-            &mut rng,
-        );
+        let icrm = IcrmConfig {
+            enabled: job.icrm.enabled && step % job.icrm_every.max(1) == 0,
+            ..job.icrm.clone()
+        };
+        let draws = LossDraws::draw(&network, &batch.degraded, &batch.priors, &icrm, &mut rng);
         optimizer.zero_grad();
-        loss.total.backward();
+        let loss =
+            accumulate_gradients(&network, &batch, &draws, &icrm, job.pixel_loss, job.shards)?;
         if let Some(max_norm) = job.clip_grad_norm {
             optimizer.clip_grad_norm(max_norm);
         }
         let lr = job.schedule.at(step, job.limits.progress(step, elapsed()));
         optimizer.step(lr);
-        let value = loss.total.double_value(&[]);
-        if !value.is_finite() {
-            return Err(TrainError::Diverged { step, value });
+        if !loss.total.is_finite() {
+            return Err(TrainError::Diverged {
+                step,
+                value: loss.total,
+            });
         }
-        losses.push(value);
-        smoothed.update(value);
+        losses.push(loss.total);
+        rates.push(lr);
+        smoothed.update(loss.total);
         step += 1;
+        if let Some(history) = &mut history {
+            history.record_step(step, lr, &loss, elapsed().as_secs_f64());
+        }
         progress.update(
             step,
             &format!(
-                "loss {:.4} l1 {:.4} lr {lr:.2e}",
+                "loss {:.4} pixel {:.4} lr {lr:.2e} crop {}",
                 smoothed.value(),
-                loss.l1.double_value(&[])
+                loss.pixel,
+                samples[0].crop
             ),
         );
+        if let (Some(eval), Some(history)) = (&job.progress_eval, &history)
+            && eval.every > 0
+            && step % eval.every == 0
+        {
+            let record = eval.run(&network, job.device, step)?;
+            history.record_eval(&record)?;
+            progress.println(&format!(
+                "step {step}: {}",
+                record
+                    .rows
+                    .iter()
+                    .filter(|(_, _, input)| input.is_finite())
+                    .take(7)
+                    .map(|(key, psnr, input)| format!("{key} {:+.2}", psnr - input))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         let due = job.limits.checkpoint_every > 0 && step % job.limits.checkpoint_every == 0;
         if let (true, Some(checkpoint)) = (due, &job.limits.checkpoint) {
             checkpoint.save(
@@ -240,6 +321,10 @@ pub fn train_restorer(job: &RestorerTraining) -> Result<(nn::VarStore, ClearAir,
                 &optimizer,
                 &state(step, job.seed, elapsed(), &smoothed, &settings),
             )?;
+            if let Some(history) = &mut history {
+                history.flush()?;
+                history.plot()?;
+            }
         }
     }
     drop(prefetcher);
@@ -251,11 +336,16 @@ pub fn train_restorer(job: &RestorerTraining) -> Result<(nn::VarStore, ClearAir,
             &state(step, job.seed, elapsed(), &smoothed, &settings),
         )?;
     }
+    if let Some(history) = &mut history {
+        history.flush()?;
+        history.plot()?;
+    }
     let outcome = TrainingOutcome {
         steps: step,
         steps_run: step - start,
         smoothed_loss: smoothed.value(),
         losses,
+        rates,
         elapsed_seconds: elapsed().as_secs_f64(),
         parameters: parameter_count(&store),
     };
@@ -286,16 +376,17 @@ fn state(
 /// the loss. Iterations, the time budget, workers and the device may change.
 fn checkpoint_settings(job: &RestorerTraining) -> serde_json::Value {
     let sampling = job.sampler.settings();
+    let windows = job.sampler.windows();
     json!({
         "config": job.config,
-        "batch": job.batch,
-        "crop": sampling.crop,
-        "context": sampling.context,
-        "clean": sampling.mix.clean,
-        "mixture": sampling.mix.mixture,
-        "kinds": sampling.mix.kinds,
+        "crops": sampling.crops,
         "prior_dropout": sampling.prior_dropout,
+        "all_neutral": sampling.all_neutral,
+        "windows": windows.describe(),
+        "pool": format!("{:?}", windows.schedule()),
+        "pixel_loss": job.pixel_loss,
         "icrm": format!("{:?}", job.icrm),
+        "icrm_every": job.icrm_every,
         "seed": job.seed,
     })
 }

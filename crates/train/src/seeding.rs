@@ -20,6 +20,8 @@ pub enum Purpose {
     Evaluation = 4,
     /// The `degrade` command.
     Degrade = 5,
+    /// Photo, window, symmetry and degradation of a cached training window.
+    Window = 6,
 }
 
 /// The generator for (`seed`, `purpose`, `iteration`, `index`).

@@ -63,6 +63,46 @@ pub(crate) fn cpu_priors() -> Arc<CpuPriorBackends> {
     Arc::new(CpuPriorBackends::load(&brisque_params()).expect("BRISQUE parameters (make setup)"))
 }
 
+/// Window settings for tests: windows of `min..=max` pixels, every kind, the training ranges.
+pub(crate) fn window_settings(min: u32, max: u32) -> crate::windows::WindowSettings {
+    crate::windows::WindowSettings {
+        min_side: min,
+        max_side: max,
+        mix: crate::mix::DegradationMix {
+            ranges: crate::mix::ParameterRanges::Training,
+            ..crate::mix::DegradationMix::default()
+        },
+    }
+}
+
+/// A window maker over `photos` with the CPU priors and a small random encoder.
+pub(crate) fn window_maker(
+    photos: Arc<Vec<Photo>>,
+    settings: crate::windows::WindowSettings,
+    seed: u64,
+) -> crate::windows::WindowMaker {
+    let store = tch::nn::VarStore::new(tch::Device::Cpu);
+    // The encoder keeps its tensors when the store goes.
+    let encoder = clearair_model::DegradationEncoder::new(&store.root(), &small_encoder());
+    crate::windows::WindowMaker::new(
+        photos,
+        cpu_priors(),
+        encoder,
+        tch::Device::Cpu,
+        settings,
+        seed,
+    )
+    .expect("valid window settings")
+}
+
+/// A started window cache over `maker`'s windows.
+pub(crate) fn window_cache(
+    maker: &Arc<crate::windows::WindowMaker>,
+    pool: crate::windows::PoolSchedule,
+) -> Arc<crate::windows::WindowCache> {
+    Arc::new(crate::windows::WindowCache::start(maker.clone(), pool).expect("valid pool"))
+}
+
 /// A restorer with every module but only a few thousand parameters.
 pub(crate) fn tiny_restorer(quality_dim: i64) -> ClearAirConfig {
     ClearAirConfig {

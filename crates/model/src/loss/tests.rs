@@ -69,8 +69,8 @@ fn disabled_icrm_is_plain_l1() {
         &mut ChaCha8Rng::seed_from_u64(1),
     );
     assert!(loss.consistency.is_none());
-    assert!(loss.total.equal(&loss.l1));
-    assert!(loss.l1.equal(&l1_loss(&loss.restored, &clean)));
+    assert!(loss.total.equal(&loss.pixel));
+    assert!(loss.pixel.equal(&l1_loss(&loss.restored, &clean)));
 }
 
 #[test]
@@ -117,7 +117,7 @@ fn consistency_vanishes_without_photometric_change_and_is_weighted_by_alpha() {
     );
     let consistency = loss.consistency.as_ref().unwrap().double_value(&[]);
     assert!(consistency > 0.0);
-    let expected = loss.l1.double_value(&[]) + 0.5 * consistency;
+    let expected = loss.pixel.double_value(&[]) + 0.5 * consistency;
     assert!((loss.total.double_value(&[]) - expected).abs() < 1e-6);
 }
 
@@ -170,4 +170,77 @@ fn works_without_masks_and_on_crops_larger_than_the_image() {
     );
     assert!(loss.total.double_value(&[]).is_finite());
     assert!(loss.consistency.unwrap().double_value(&[]) > 0.0);
+}
+
+#[test]
+fn psnr_loss_is_minus_the_mean_per_image_psnr() {
+    let clean = Tensor::zeros([2, 3, 4, 4], (Kind::Float, Device::Cpu));
+    // Image 0 off by 0.1 everywhere (20 dB), image 1 by 0.01 (40 dB).
+    let restored = Tensor::cat(
+        &[clean.narrow(0, 0, 1) + 0.1, clean.narrow(0, 1, 1) + 0.01],
+        0,
+    );
+    let loss = psnr_loss(&restored, &clean).double_value(&[]);
+    assert!((loss + 30.0).abs() < 1e-3, "{loss}");
+    let scaled = PixelLoss::Psnr.compute(&restored, &clean).double_value(&[]);
+    assert!((scaled + 0.3).abs() < 1e-5);
+}
+
+#[test]
+fn shards_of_the_draws_give_the_rows_of_the_whole_batch() {
+    let config = ClearAirConfig {
+        mask_dropout: 0.5,
+        ..tiny_config(36)
+    };
+    let (_store, model, degraded, clean, priors) = setup(&config);
+    let icrm = IcrmConfig {
+        crop: Some(8),
+        ..IcrmConfig::default()
+    };
+    let draws = LossDraws::draw(
+        &model,
+        &degraded,
+        &priors,
+        &icrm,
+        &mut ChaCha8Rng::seed_from_u64(5),
+    );
+    let whole = tch::no_grad(|| {
+        restoration_loss_with(
+            &model,
+            &degraded,
+            &clean,
+            &priors,
+            &draws,
+            &icrm,
+            PixelLoss::L1,
+        )
+    });
+    let mut halves = Vec::new();
+    for row in 0..2 {
+        let rows = |t: &Tensor| t.narrow(0, row, 1);
+        let shard_priors = Priors {
+            quality: rows(&priors.quality),
+            masks: rows(&priors.masks),
+            content: rows(&priors.content),
+            degradation: rows(&priors.degradation),
+        };
+        let loss = tch::no_grad(|| {
+            restoration_loss_with(
+                &model,
+                &rows(&degraded),
+                &rows(&clean),
+                &shard_priors,
+                &draws.rows(row, 1),
+                &icrm,
+                PixelLoss::L1,
+            )
+        });
+        assert!(
+            loss.restored
+                .allclose(&rows(&whole.restored), 1e-5, 1e-6, false)
+        );
+        halves.push(loss.total.double_value(&[]));
+    }
+    let mean = (halves[0] + halves[1]) / 2.0;
+    assert!((mean - whole.total.double_value(&[])).abs() < 1e-5);
 }

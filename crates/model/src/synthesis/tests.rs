@@ -75,21 +75,31 @@ fn sampled_parameters_stay_in_their_ranges() {
                 Degradation::Noise { sigma } => {
                     sigmas.insert(sigma as u32);
                 }
-                Degradation::Haze { beta, airlight } => {
+                Degradation::Haze {
+                    beta,
+                    airlight,
+                    flatness,
+                } => {
                     assert!((0.5..1.5).contains(&beta) && (0.75..0.95).contains(&airlight));
+                    assert_eq!(flatness, 0.0);
                 }
                 Degradation::Rain {
                     angle_deg,
                     length,
                     density,
                     intensity,
+                    width,
                 } => {
+                    assert_eq!(width, 0.5);
                     assert!(angle_deg.abs() <= 25.0 && (10.0..30.0).contains(&length));
                     assert!((0.001..0.004).contains(&density) && (0.5..0.9).contains(&intensity));
                 }
                 Degradation::Blur(BlurKernel::Defocus { radius }) => {
                     blur_shapes[0] = true;
                     assert!((1.0..3.0).contains(&radius));
+                }
+                Degradation::Blur(BlurKernel::Gaussian { .. }) => {
+                    panic!("the evaluation's ranges draw no Gaussian blur")
                 }
                 Degradation::Blur(BlurKernel::Motion { length, angle_deg }) => {
                     blur_shapes[1] = true;
@@ -139,6 +149,7 @@ fn haze_raises_the_dark_channel_most_at_the_top() {
     let hazy = Degradation::Haze {
         beta: 1.2,
         airlight: 0.85,
+        flatness: 0.0,
     }
     .apply(&clean, &mut rng(1))
     .unwrap();
@@ -250,6 +261,7 @@ fn rain_adds_bright_streaks_only() {
         length: 16.0,
         density: 0.003,
         intensity: 0.8,
+        width: 0.5,
     }
     .apply(&clean, &mut rng(4))
     .unwrap();
@@ -277,6 +289,7 @@ fn mixtures_are_applied_in_physical_order() {
     let haze = Degradation::Haze {
         beta: 1.0,
         airlight: 0.8,
+        flatness: 0.0,
     };
     let mixed = Degradation::apply_all(&[noise, haze], &clean, &mut rng(9)).unwrap();
     let mut stream = rng(9);
@@ -314,4 +327,71 @@ fn cuda_tensors_get_the_same_bits_as_cpu_tensors() {
             "{kind} differs on CUDA"
         );
     }
+}
+
+#[test]
+fn training_ranges_cover_the_evaluation_ranges_and_the_new_shapes() {
+    let mut rng = rng(11);
+    let (mut sigmas, mut flat_haze, mut hairlines, mut gaussian) = (Vec::new(), 0, 0, 0);
+    for _ in 0..400 {
+        for kind in DegradationKind::ALL {
+            let degradation = Degradation::sample_training(kind, &mut rng);
+            assert_eq!(degradation.kind(), kind);
+            match degradation {
+                Degradation::Noise { sigma } => sigmas.push(sigma),
+                Degradation::Haze { beta, flatness, .. } => {
+                    assert!((0.3..2.0).contains(&beta) && (0.0..1.0).contains(&flatness));
+                    flat_haze += usize::from(flatness > 0.5);
+                }
+                Degradation::Rain { width, .. } => hairlines += usize::from(width < 0.2),
+                Degradation::Blur(BlurKernel::Gaussian { sigma }) => {
+                    assert!((0.5..3.0).contains(&sigma));
+                    gaussian += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(sigmas.iter().any(|&s| s < 10.0) && sigmas.iter().any(|&s| s > 45.0));
+    assert!(NOISE_SIGMAS.iter().all(|level| sigmas.contains(level)));
+    assert!(flat_haze > 40 && hairlines > 40 && gaussian > 80);
+}
+
+#[test]
+fn hairline_rain_is_thinner_than_the_default_streaks() {
+    let clean = scene(64, 64) * 0.5;
+    let streak_pixels = |width: f32| {
+        let rainy = Degradation::Rain {
+            angle_deg: 0.0,
+            length: 20.0,
+            density: 0.003,
+            intensity: 0.9,
+            width,
+        }
+        .apply(&clean, &mut rng(5))
+        .unwrap();
+        (&rainy - &clean)
+            .gt(0.05)
+            .to_kind(Kind::Float)
+            .mean(Kind::Double)
+            .double_value(&[])
+    };
+    let (hairline, broad) = (streak_pixels(0.0), streak_pixels(0.5));
+    assert!(
+        hairline > 0.0 && hairline < 0.75 * broad,
+        "{hairline} vs {broad}"
+    );
+}
+
+#[test]
+fn gaussian_kernels_are_normalised_and_widen_with_sigma() {
+    let narrow = gaussian_kernel(0.8);
+    let wide = gaussian_kernel(2.5);
+    for kernel in [&narrow, &wide] {
+        assert!((kernel.weights.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert_eq!(kernel.size % 2, 1);
+    }
+    assert!(wide.size > narrow.size);
+    let centre = |k: &BlurFilter| k.weights[k.weights.len() / 2];
+    assert!(centre(&narrow) > centre(&wide));
 }

@@ -14,7 +14,13 @@ const DEPTH_GRID: usize = 4;
 /// scenes recede towards the top of the frame: ground near, horizon and sky far) plus a
 /// smooth random field for variety. A luminance-based proxy was rejected because it calls
 /// every bright nearby object "far" and every dark sky "near".
-pub(super) fn add_haze(image: &mut Planes, beta: f32, airlight: f32, rng: &mut ChaCha8Rng) {
+pub(super) fn add_haze(
+    image: &mut Planes,
+    beta: f32,
+    airlight: f32,
+    flatness: f32,
+    rng: &mut ChaCha8Rng,
+) {
     let grid: Vec<f32> = (0..(DEPTH_GRID + 1) * (DEPTH_GRID + 1))
         .map(|_| rng.r#gen::<f32>())
         .collect();
@@ -36,7 +42,9 @@ pub(super) fn add_haze(image: &mut Planes, beta: f32, airlight: f32, rng: &mut C
                 u * DEPTH_GRID as f32,
                 v * DEPTH_GRID as f32,
             );
-            let depth = 0.1 + 0.6 * (1.0 - v) + 0.3 * field;
+            let proxy = 0.1 + 0.6 * (1.0 - v) + 0.3 * field;
+            // The proxy's mean over the frame is 0.55; flattening pulls every depth there.
+            let depth = proxy + flatness * (0.55 - proxy);
             let transmission = (-beta * depth).exp();
             for c in 0..3 {
                 let i = image.index(c, y, x);
@@ -59,33 +67,47 @@ fn bilinear(grid: &[f32], side: usize, x: f32, y: f32) -> f32 {
     top * (1.0 - fy) + bottom * fy
 }
 
+/// Rain streaks: straight, parallel, of one length, each with its own brightness.
+pub(super) struct Streaks {
+    /// Direction, degrees from vertical.
+    pub(super) angle_deg: f32,
+    /// Length in pixels.
+    pub(super) length: f32,
+    /// Streaks per pixel.
+    pub(super) density: f32,
+    /// Peak brightness in [0, 1].
+    pub(super) intensity: f32,
+    /// Half-width of the fully bright core in pixels (0.5: about two pixels wide).
+    pub(super) core: f32,
+}
+
 /// Rain: `density·H·W` straight streaks of `length` pixels at `angle_deg` from vertical,
-/// each of brightness `intensity`·U(0.6, 1), drawn about two pixels wide with anti-aliased
-/// edges and screen-blended, 1 − (1 − J)(1 − R), so they only brighten.
-pub(super) fn add_rain(
-    image: &mut Planes,
-    angle_deg: f32,
-    length: f32,
-    density: f32,
-    intensity: f32,
-    rng: &mut ChaCha8Rng,
-) {
+/// each of brightness `intensity`·U(0.6, 1), with a bright core of half-width `core` that
+/// fades to zero over one more pixel, screen-blended, 1 − (1 − J)(1 − R), so they only
+/// brighten.
+pub(super) fn add_rain(image: &mut Planes, streaks: &Streaks, rng: &mut ChaCha8Rng) {
+    let Streaks {
+        angle_deg,
+        length,
+        density,
+        intensity,
+        core,
+    } = *streaks;
     let (height, width) = (image.height, image.width);
-    let streaks = (density * (height * width) as f32).round() as usize;
+    let count = (density * (height * width) as f32).round() as usize;
     let (dx, dy) = angle_deg.to_radians().sin_cos();
     let plane = height * width;
     let mut layer = vec![0.0f32; plane];
-    for _ in 0..streaks {
+    for _ in 0..count {
         // Start up to one streak length outside the frame so streaks enter across the edges.
         let x0 = rng.gen_range(-length * dx.abs()..width as f32 + length * dx.abs());
         let y0 = rng.gen_range(-length * dy.abs()..height as f32);
         let brightness = intensity * rng.gen_range(0.6..1.0);
         draw_streak(
             &mut layer,
-            width,
-            height,
-            (x0, y0),
-            (x0 + length * dx, y0 + length * dy),
+            (width, height),
+            ((x0, y0), (x0 + length * dx, y0 + length * dy)),
+            core,
             brightness,
         );
     }
@@ -95,14 +117,13 @@ pub(super) fn add_rain(
 }
 
 /// Draws a line from `start` to `end` into a `width`×`height` plane, stepping one pixel at a
-/// time along its major axis; across it, pixels within half a pixel of the centre line get
-/// full `brightness`, fading to zero at 1.5 px. Overlaps keep the brighter value.
+/// time along its major axis; across it, pixels within `core` pixels of the centre line get
+/// full `brightness`, fading to zero one pixel further out. Overlaps keep the brighter value.
 fn draw_streak(
     plane: &mut [f32],
-    width: usize,
-    height: usize,
-    start: (f32, f32),
-    end: (f32, f32),
+    (width, height): (usize, usize),
+    (start, end): ((f32, f32), (f32, f32)),
+    core: f32,
     brightness: f32,
 ) {
     let (run_x, run_y) = (end.0 - start.0, end.1 - start.1);
@@ -131,8 +152,9 @@ fn draw_streak(
     };
     for major in major_start.ceil() as i64..=major_end.floor() as i64 {
         let centre = minor_at_start + (major as f32 - major_start) * slope;
-        for minor in (centre - 1.5).floor() as i64..=(centre + 1.5).ceil() as i64 {
-            let coverage = (1.5 - (minor as f32 - centre).abs()).clamp(0.0, 1.0);
+        let reach = core + 1.0;
+        for minor in (centre - reach).floor() as i64..=(centre + reach).ceil() as i64 {
+            let coverage = (reach - (minor as f32 - centre).abs()).clamp(0.0, 1.0);
             if coverage > 0.0 {
                 put(major, minor, brightness * coverage);
             }

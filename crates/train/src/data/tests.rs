@@ -1,154 +1,186 @@
 use super::*;
 use crate::priors::neutral_quality;
-use crate::test_support::{cpu_priors, small_encoder, synthetic_photos};
-use tch::nn;
+use crate::test_support::{synthetic_photos, window_cache, window_maker, window_settings};
+use crate::windows::{PoolSchedule, WindowMaker};
+
+const POOL: PoolSchedule = PoolSchedule {
+    size: 6,
+    per_step: 0.5,
+};
+
+fn maker(seed: u64) -> Arc<WindowMaker> {
+    Arc::new(window_maker(
+        synthetic_photos(3, 56),
+        window_settings(40, 48),
+        seed,
+    ))
+}
 
 fn sampling(prior_dropout: f64) -> RestorerSampling {
     RestorerSampling {
-        crop: 24,
-        context: 40,
-        mix: DegradationMix::default(),
+        crops: CropSchedule::fixed(24, 3),
         prior_dropout,
+        all_neutral: 0.0,
     }
+}
+
+fn sampler(maker: &Arc<WindowMaker>, settings: RestorerSampling, seed: u64) -> RestorerSampler {
+    let cache = window_cache(maker, POOL);
+    cache.advance(0);
+    RestorerSampler::new(cache, 40, settings, seed).unwrap()
 }
 
 #[test]
 fn same_seed_and_iteration_give_the_same_batch() {
-    let photos = synthetic_photos(3, 48);
-    let sampler = RestorerSampler::new(photos.clone(), cpu_priors(), sampling(0.1), 11).unwrap();
-    let first = sampler.batch(5, 3).unwrap();
-    assert_eq!(first, sampler.batch(5, 3).unwrap());
-    // A separately built sampler with the same seed agrees; another seed or iteration does not.
-    let twin = RestorerSampler::new(photos.clone(), cpu_priors(), sampling(0.1), 11).unwrap();
-    assert_eq!(first, twin.batch(5, 3).unwrap());
-    assert_ne!(first, sampler.batch(6, 3).unwrap());
-    let other = RestorerSampler::new(photos, cpu_priors(), sampling(0.1), 12).unwrap();
-    assert_ne!(first, other.batch(5, 3).unwrap());
-    // Samples within a batch differ from each other.
+    let maker = maker(11);
+    let first_sampler = sampler(&maker, sampling(0.1), 11);
+    let first = first_sampler.batch(5).unwrap();
+    assert_eq!(first.len(), 3);
+    assert_eq!(first, first_sampler.batch(5).unwrap());
+    // A separately built sampler (its own cache) with the same seed agrees; another seed or
+    // iteration does not.
+    assert_eq!(first, sampler(&maker, sampling(0.1), 11).batch(5).unwrap());
+    assert_ne!(first, first_sampler.batch(6).unwrap());
+    assert_ne!(first, sampler(&maker, sampling(0.1), 12).batch(5).unwrap());
     assert_ne!(first[0].clean, first[1].clean);
 }
 
 #[test]
-fn samples_have_the_documented_shapes() {
-    let sampler =
-        RestorerSampler::new(synthetic_photos(2, 48), cpu_priors(), sampling(0.0), 3).unwrap();
+fn samples_are_flipped_crops_of_their_window_with_the_matching_masks() {
+    let maker = maker(3);
+    let sampler = sampler(&maker, sampling(0.0), 3);
     for index in 0..6 {
-        let sample = sampler.sample(0, index).unwrap();
-        assert_eq!(sample.clean.len(), 3 * 24 * 24);
-        assert_eq!(sample.degraded.len(), 3 * 24 * 24);
-        assert_eq!(sample.encoder_side, 40);
-        assert_eq!(sample.encoder_input.len(), 3 * 40 * 40);
-        assert_eq!(sample.quality.len(), 36);
-        assert!(sample.mask_count >= 1 && sample.mask_count <= 16);
-        assert_eq!(sample.masks.len(), sample.mask_count as usize * 24 * 24);
-        // The graph segmenter's regions cover every pixel of the window exactly once.
+        let sample = sampler.sample(1, index).unwrap();
+        assert!(POOL.pool(1).contains(&sample.window));
+        let window = maker.make(sample.window).unwrap();
+        assert_eq!(sample.crop, 24);
+        assert_eq!((sample.quality.len(), sample.content.len()), (36, 512));
+        assert_eq!(sample.quality, window.quality, "F_q of the whole window");
+        assert_eq!(sample.content, window.content);
+        assert_eq!(sample.kinds, window.kinds);
+        // Find where the crop came from and how it was turned.
+        let side = window.clean.width();
+        let found = (0..=side - 24)
+            .flat_map(|y| (0..=side - 24).map(move |x| (x, y)))
+            .flat_map(|(x, y)| {
+                (0..8u8).map(move |k| {
+                    (
+                        x,
+                        y,
+                        PixelSymmetry {
+                            flip: k >= 4,
+                            quarter_turns: k % 4,
+                        },
+                    )
+                })
+            })
+            .find(|&(x, y, symmetry)| {
+                symmetry
+                    .apply(&window.clean.crop(x, y, 24, 24).unwrap())
+                    .to_planar_f32()
+                    == sample.clean
+            });
+        let (x, y, symmetry) = found.expect("the clean crop is a turned piece of the window");
+        let degraded = symmetry.apply(&window.degraded.crop(x, y, 24, 24).unwrap());
+        if degraded.to_planar_f32() != sample.degraded {
+            // A flat region can match under several symmetries; the masks then decide.
+            continue;
+        }
+        let masks = symmetry.apply_planes(&window.masks.window_planes(x, y, 24, 24), 24, 24);
+        assert_eq!(sample.masks, masks);
+        assert_eq!(sample.mask_count, window.masks.count());
+        // The graph segmenter's regions cover every pixel exactly once.
         for pixel in 0..24 * 24 {
             let covering: f32 = (0..sample.mask_count as usize)
                 .map(|m| sample.masks[m * 24 * 24 + pixel])
                 .sum();
             assert_eq!(covering, 1.0);
         }
-        // Pixels are 8-bit values (what the services receive).
         assert!(
             sample
                 .degraded
                 .iter()
-                .all(|v| ((v * 255.0).round() - v * 255.0).abs() < 1e-3)
+                .all(|v| ((v * 255.0).round() - v * 255.0).abs() < 1e-3),
+            "8-bit pixels, as the services receive"
         );
-        if sample.kinds.iter().all(|&k| k == 0.0) {
-            assert_eq!(sample.degraded, sample.clean, "clean samples are untouched");
-        } else {
-            assert_ne!(sample.degraded, sample.clean);
-        }
     }
 }
 
 #[test]
 fn prior_dropout_gives_exactly_the_neutral_priors() {
-    let sampler =
-        RestorerSampler::new(synthetic_photos(2, 48), cpu_priors(), sampling(1.0), 9).unwrap();
-    let samples = sampler.batch(0, 2).unwrap();
+    let maker = maker(9);
+    let samples = sampler(&maker, sampling(1.0), 9).batch(0).unwrap();
     for sample in &samples {
-        assert_eq!(
-            sample.dropout,
-            crate::priors::PriorDropout {
-                quality: true,
-                masks: true,
-                embeddings: true
-            }
-        );
+        assert_eq!(sample.dropout, crate::priors::PriorDropout::ALL);
         assert_eq!(sample.quality, neutral_quality(36));
         assert_eq!(sample.mask_count, 1);
         assert!(sample.masks.iter().all(|&v| v == 1.0));
+        assert!(
+            sample
+                .content
+                .iter()
+                .chain(&sample.degradation)
+                .all(|&v| v == 0.0)
+        );
     }
-    let store = nn::VarStore::new(Device::Cpu);
-    let encoder = clearair_model::DegradationEncoder::new(&store.root(), &small_encoder());
-    let batch = RestorerBatch::assemble(&samples, &encoder, Device::Cpu).unwrap();
-    assert_eq!(batch.priors.content.size(), [2, 512]);
-    assert_eq!(
-        batch
-            .priors
-            .content
-            .abs()
-            .sum(Kind::Float)
-            .double_value(&[]),
-        0.0
-    );
-    assert_eq!(
-        batch
-            .priors
-            .degradation
-            .abs()
-            .sum(Kind::Float)
-            .double_value(&[]),
-        0.0
-    );
-    assert_eq!(
-        batch
-            .priors
-            .quality
-            .abs()
-            .sum(Kind::Float)
-            .double_value(&[]),
-        0.0
-    );
-    assert_eq!(batch.priors.masks.size(), [2, 1, 24, 24]);
+    let batch = RestorerBatch::assemble(&samples, Device::Cpu).unwrap();
+    assert_eq!(batch.priors.content.size(), [3, 512]);
+    assert_eq!(batch.priors.quality.size(), [3, 36]);
+    assert_eq!(batch.priors.masks.size(), [3, 1, 24, 24]);
     assert_eq!(batch.priors.masks.min().double_value(&[]), 1.0);
+    let halves = batch.rows(1, 2);
+    assert_eq!(halves.degraded.size(), [2, 3, 24, 24]);
+    assert!(halves.clean.equal(&batch.clean.narrow(0, 1, 2)));
 
-    // Without dropout the embeddings are the encoder's (unit norm).
-    let kept =
-        RestorerSampler::new(synthetic_photos(2, 48), cpu_priors(), sampling(0.0), 9).unwrap();
-    let batch = RestorerBatch::assemble(&kept.batch(0, 2).unwrap(), &encoder, Device::Cpu).unwrap();
+    // All-neutral alone (no per-prior dropout) also gives the full fallback.
+    let all = RestorerSampling {
+        all_neutral: 1.0,
+        ..sampling(0.0)
+    };
+    for sample in sampler(&maker, all, 9).batch(2).unwrap() {
+        assert_eq!(sample.dropout, crate::priors::PriorDropout::ALL);
+    }
+    // And without dropout the embeddings are the encoder's (unit norm).
+    let kept = sampler(&maker, sampling(0.0), 9).batch(0).unwrap();
+    let batch = RestorerBatch::assemble(&kept, Device::Cpu).unwrap();
     let norms = batch.priors.degradation.norm_scalaropt_dim(2.0, [1], false);
     assert!((norms.min().double_value(&[]) - 1.0).abs() < 1e-4);
 }
 
 #[test]
-fn the_context_is_what_the_priors_see() {
-    // With dropout off, F_q must be BRISQUE of the whole degraded window, not of the crop.
-    let priors = cpu_priors();
-    let sampler =
-        RestorerSampler::new(synthetic_photos(1, 48), priors.clone(), sampling(0.0), 4).unwrap();
-    let sample = sampler.sample(2, 0).unwrap();
-    let window = Rgb8Image::from_planar_f32(40, 40, &sample.encoder_input).unwrap();
-    assert_eq!(priors.compute(&window).unwrap().quality, sample.quality);
-}
+fn crops_follow_the_schedule_and_must_fit_the_windows() {
+    let maker = maker(5);
+    let schedule = CropSchedule::parse("0:16x4, 3:32x2").unwrap();
+    assert_eq!(schedule.at(2).crop, 16);
+    assert_eq!((schedule.at(3).crop, schedule.at(99).batch), (32, 2));
+    let staged = RestorerSampling {
+        crops: schedule,
+        ..sampling(0.0)
+    };
+    let sampler = sampler(&maker, staged, 5);
+    let early = sampler.batch(1).unwrap();
+    let late = sampler.batch(4).unwrap();
+    assert_eq!((early.len(), early[0].crop), (4, 16));
+    assert_eq!((late.len(), late[0].crop), (2, 32));
+    assert_eq!(late[0].clean.len(), 3 * 32 * 32);
 
-#[test]
-fn sampler_rejects_crops_that_do_not_fit() {
-    let photos = synthetic_photos(1, 48);
-    let bad = RestorerSampling {
-        crop: 48,
-        context: 40,
-        ..sampling(0.0)
-    };
-    assert!(RestorerSampler::new(photos.clone(), cpu_priors(), bad, 0).is_err());
+    for bad in [
+        "",
+        "1:16x4",
+        "0:16x4,0:32x2",
+        "0:16x0",
+        "0:8x4",
+        "0:16",
+        "a:16x4",
+    ] {
+        assert!(CropSchedule::parse(bad).is_err(), "{bad:?}");
+    }
+    let cache = window_cache(&maker, POOL);
     let too_big = RestorerSampling {
-        crop: 24,
-        context: 64,
+        crops: CropSchedule::fixed(48, 2),
         ..sampling(0.0)
     };
-    assert!(RestorerSampler::new(photos, cpu_priors(), too_big, 0).is_err());
+    assert!(RestorerSampler::new(cache, 40, too_big, 0).is_err());
 }
 
 #[test]

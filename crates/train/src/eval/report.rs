@@ -7,9 +7,24 @@ use serde_json::{Value, json};
 
 use crate::encoder_eval::{accuracy_metrics, accuracy_table};
 use crate::eval::{EvalReport, Score};
+use crate::protocol::RowPriors;
 
 fn cell(score: Score) -> String {
-    format!("{:.2} / {:.4}", score.0, score.1)
+    if score.0.is_infinite() {
+        // The clean row's input is the reference itself.
+        format!("identical / {:.4}", score.1)
+    } else {
+        format!("{:.2} / {:.4}", score.0, score.1)
+    }
+}
+
+fn gain(row: &crate::eval::RowResult) -> String {
+    let gain = row.gain();
+    if gain.is_finite() {
+        format!("{gain:+.2}")
+    } else {
+        "–".to_owned()
+    }
 }
 
 /// The results as markdown: one row per degradation with PSNR (dB) / SSIM of the degraded
@@ -35,12 +50,33 @@ pub fn markdown_table(report: &EvalReport, model: &str) -> String {
             _ => "–".to_owned(),
         };
         text.push_str(&format!(
-            "| {} | {} | {} | {} | {:+.2} |\n",
+            "| {} | {} | {} | {} | {} |\n",
             row.row.label,
             cell(row.input()),
             cell(row.restored()),
             reference,
-            row.gain()
+            gain(row)
+        ));
+    }
+    let fallbacks: Vec<&crate::eval::RowResult> = report
+        .rows
+        .iter()
+        .filter(|row| row.row.priors == RowPriors::Neutral)
+        .collect();
+    if let Some(worst) = fallbacks
+        .iter()
+        .min_by(|a, b| a.gain().total_cmp(&b.gain()))
+    {
+        text.push_str(&format!(
+            "\nFallback rows (every prior neutral, as when every prior service is down): {}; \
+             the smallest gain is {:+.2} dB ({}).\n",
+            if worst.gain() >= 0.0 {
+                "never below the input"
+            } else {
+                "BELOW the input"
+            },
+            worst.gain(),
+            worst.row.label
         ));
     }
     if !report.encoder.is_empty() {
@@ -61,7 +97,10 @@ pub fn metrics(report: &EvalReport) -> BTreeMap<String, f64> {
         let (input_psnr, input_ssim) = row.input();
         metrics.insert(format!("psnr_{key}"), psnr);
         metrics.insert(format!("ssim_{key}"), ssim);
-        metrics.insert(format!("input_psnr_{key}"), input_psnr);
+        // The clean row's input PSNR is infinite: JSON has no number for it.
+        if input_psnr.is_finite() {
+            metrics.insert(format!("input_psnr_{key}"), input_psnr);
+        }
         metrics.insert(format!("input_ssim_{key}"), input_ssim);
         if let Some((psnr, ssim)) = row.reference() {
             metrics.insert(format!("ffdnet_psnr_{key}"), psnr);
@@ -91,7 +130,7 @@ pub fn to_json(report: &EvalReport, model: &str) -> Value {
                 "input": pair(row.input()),
                 "restored": pair(row.restored()),
                 "ffdnet": row.reference().map(pair),
-                "gain_db": row.gain(),
+                "gain_db": row.gain().is_finite().then(|| row.gain()),
                 "images": row.images.iter().map(|image| json!({
                     "photo": image.photo,
                     "input": pair(image.input),

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::eval::RowResult;
 use crate::mix::{apply_recipe, describe};
 use crate::photos::{image_to_tensor, tensor_to_image};
-use crate::protocol::{EVALUATION_SEED, ROWS, degrade_for_row};
+use crate::protocol::{EVALUATION_SEED, ROWS, RowPriors, degrade_for_row};
 use crate::seeding::{Purpose, keyed_rng};
 
 /// Panels in a sheet are shrunk to at most this side.
@@ -72,7 +72,12 @@ pub fn synthesis_sheet(photo: &Rgb8Image, photo_index: usize) -> Result<Rgb8Imag
     let mut sheet = sheet(5);
     sheet.add_panel(photo.clone(), "clean");
     for (row_index, row) in ROWS.iter().enumerate() {
-        let (degradation, degraded) = degrade_for_row(row_index, photo_index, photo)?;
+        let (Some(degradation), degraded) = degrade_for_row(row_index, photo_index, photo)? else {
+            continue;
+        };
+        if row.priors != RowPriors::Served {
+            continue;
+        }
         sheet.add_panel(
             degraded,
             ascii(&format!("{} ({})", row.label, parameters(&degradation))),
@@ -99,12 +104,15 @@ pub fn synthesis_sheet(photo: &Rgb8Image, photo_index: usize) -> Result<Rgb8Imag
 fn parameters(degradation: &Degradation) -> String {
     match *degradation {
         Degradation::Noise { sigma } => format!("σ {sigma}"),
-        Degradation::Haze { beta, airlight } => format!("β {beta:.2} A {airlight:.2}"),
+        Degradation::Haze { beta, airlight, .. } => format!("β {beta:.2} A {airlight:.2}"),
         Degradation::Rain {
             angle_deg, length, ..
         } => format!("{angle_deg:.0}° {length:.0}px"),
         Degradation::Blur(clearair_model::BlurKernel::Defocus { radius }) => {
             format!("defocus r {radius:.1}")
+        }
+        Degradation::Blur(clearair_model::BlurKernel::Gaussian { sigma }) => {
+            format!("gaussian σ {sigma:.1}")
         }
         Degradation::Blur(clearair_model::BlurKernel::Motion { length, angle_deg }) => {
             format!("motion {length:.0}px {angle_deg:.0}°")

@@ -1,49 +1,63 @@
 use super::*;
-use crate::data::RestorerSampling;
+use crate::data::{CropSchedule, RestorerSampling};
 use crate::mix::DegradationMix;
 use crate::test_support::{
-    cpu_priors, exclusive_torch, scratch_dir, small_encoder, synthetic_photos, tiny_restorer,
+    cpu_priors, exclusive_torch, scratch_dir, synthetic_photos, tiny_restorer, window_cache,
+    window_maker,
 };
 use clearair_model::{DegradationKind, load_weights};
+use tch::Tensor;
 
 fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTraining {
     let priors = cpu_priors();
-    let sampling = RestorerSampling {
-        crop: 32,
-        context: 32,
+    let settings = crate::windows::WindowSettings {
+        min_side: 32,
+        max_side: 40,
         mix: DegradationMix {
             clean: 0.0,
             mixture: 0.0,
             kinds: vec![DegradationKind::LowLight, DegradationKind::Haze],
+            ..DegradationMix::default()
         },
-        prior_dropout: 0.1,
     };
     tch::manual_seed(0);
-    let encoder_store = nn::VarStore::new(Device::Cpu);
-    let encoder = DegradationEncoder::new(&encoder_store.root(), &small_encoder());
+    let maker = Arc::new(window_maker(synthetic_photos(3, 48), settings, 21));
+    let cache = window_cache(
+        &maker,
+        crate::windows::PoolSchedule {
+            size: 4,
+            per_step: 0.5,
+        },
+    );
+    let sampling = RestorerSampling {
+        crops: CropSchedule::fixed(32, 2),
+        prior_dropout: 0.1,
+        all_neutral: 0.05,
+    };
     RestorerTraining {
         name: name.to_owned(),
         config: tiny_restorer(36),
-        sampler: RestorerSampler::new(synthetic_photos(3, 48), priors.clone(), sampling, 21)
-            .unwrap(),
-        encoder,
+        sampler: RestorerSampler::new(cache, 32, sampling, 21).unwrap(),
         backends: priors.backends(),
+        starting_point: StartingPoint::Random,
         init: None,
-        batch: 2,
+        pixel_loss: PixelLoss::L1,
         icrm: IcrmConfig {
             crop: Some(16),
             ..IcrmConfig::default()
         },
+        icrm_every: 1,
         schedule: LearningRateSchedule {
             peak: 2e-3,
             floor: 1e-4,
             warmup_steps: 2,
+            range_test: None,
         },
         adamw: AdamWConfig::default(),
         clip_grad_norm: Some(1.0),
         seed: 21,
         device: Device::Cpu,
-        workers: 2,
+        shards: 1,
         prefetch: 2,
         limits: RunLimits {
             iterations,
@@ -56,6 +70,7 @@ fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTrainin
         output: folder.join(format!("{name}.safetensors")),
         data_description: "synthetic test photos".into(),
         command: "test".into(),
+        progress_eval: None,
     }
 }
 
@@ -142,7 +157,7 @@ fn resuming_with_other_settings_is_refused() {
     let folder = scratch_dir("mismatch");
     train_restorer(&job("model", 2, folder.path())).unwrap();
     let mut other = job("model", 4, folder.path());
-    other.batch = 3;
+    other.pixel_loss = PixelLoss::Psnr;
     other.limits.resume = true;
     let error = train_restorer(&other).unwrap_err().to_string();
     assert!(error.contains("other settings"), "{error}");
@@ -178,5 +193,70 @@ fn init_starts_from_the_given_weights() {
     let trained = trained.variables();
     for (name, tensor) in copied.variables() {
         assert!(tensor.equal(&trained[&name]), "{name}");
+    }
+}
+
+#[test]
+fn an_identity_start_returns_its_input_before_training() {
+    let _torch = exclusive_torch();
+    let folder = scratch_dir("identity");
+    let mut start = job("identity", 0, folder.path());
+    start.starting_point = StartingPoint::IdentityOutput;
+    let (_, network, outcome) = train_restorer(&start).unwrap();
+    assert_eq!(outcome.steps, 0);
+    let batch = RestorerBatch::assemble(&start.sampler.batch(0).unwrap(), Device::Cpu).unwrap();
+    let restored = tch::no_grad(|| network.forward_t(&batch.degraded, &batch.priors, false));
+    assert!(restored.equal(&batch.degraded));
+}
+
+#[test]
+fn splitting_the_batch_across_threads_gives_the_same_gradient() {
+    let _torch = exclusive_torch();
+    let folder = scratch_dir("shards");
+    let job = job("shards", 0, folder.path());
+    let store = nn::VarStore::new(Device::Cpu);
+    let network = ClearAir::new(&store.root(), &job.config);
+    let samples: Vec<_> = [0, 1]
+        .iter()
+        .flat_map(|&i| job.sampler.batch(i).unwrap())
+        .collect();
+    let batch = RestorerBatch::assemble(&samples, Device::Cpu).unwrap();
+    let gradients = |shards: usize| {
+        tch::manual_seed(5);
+        let mut rng = keyed_rng(1, Purpose::RestorerStep, 0, 0);
+        let draws = LossDraws::draw(
+            &network,
+            &batch.degraded,
+            &batch.priors,
+            &job.icrm,
+            &mut rng,
+        );
+        for mut variable in store.trainable_variables() {
+            variable.zero_grad();
+        }
+        let loss = crate::step::accumulate_gradients(
+            &network,
+            &batch,
+            &draws,
+            &job.icrm,
+            PixelLoss::L1,
+            shards,
+        )
+        .unwrap();
+        let grads: Vec<Tensor> = store
+            .trainable_variables()
+            .iter()
+            .map(|v| v.grad().copy())
+            .collect();
+        (loss, grads)
+    };
+    let (whole, whole_grads) = gradients(1);
+    let (split, split_grads) = gradients(2);
+    assert!(
+        (whole.total - split.total).abs() < 1e-5,
+        "{whole:?} vs {split:?}"
+    );
+    for (a, b) in whole_grads.iter().zip(&split_grads) {
+        assert!(a.allclose(b, 1e-4, 1e-6, false));
     }
 }

@@ -1,0 +1,401 @@
+//! The priors cache: degraded windows of the training photos with their priors computed once,
+//! exactly as the mesh computes them, and reused by many training steps.
+//!
+//! A *window* is what the mesh would receive as an upload: a square piece of a photo, of a
+//! random side, flipped or turned, degraded, rounded to 8 bits. Its priors are those the
+//! services compute for that whole image — BRISQUE's F_q, the graph segmenter's masks, and
+//! F_c/F_d from the degradation encoder on the service's shrink to a long side of 256 — so
+//! the restorer trains on what it will be served. Computing them costs far more than a
+//! training crop (BRISQUE, segmentation and the encoder on up to 512² pixels), so each window
+//! is made once and reused: training steps cut random crops from a pool of recent windows,
+//! with random flips and turns, while one producer thread keeps replacing the oldest.
+//!
+//! Reproducible: window `w` is a pure function of (photos, settings, seed, w), and which
+//! windows step `s` may use is a function of `s` alone ([`PoolSchedule`]), so a resumed run
+//! draws exactly the batches an uninterrupted one would have.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use clearair_imaging::{PackedMasks, Rgb8Image};
+use clearair_model::DegradationEncoder;
+use rand::Rng;
+use tch::{Device, Tensor};
+
+use crate::error::{Result, TrainError};
+use crate::mix::{DegradationMix, apply_recipe, multi_hot};
+use crate::photos::{Photo, PixelSymmetry, fit_long_side, image_to_tensor, tensor_to_image};
+use crate::priors::{CpuPriorBackends, ENCODER_MAX_SIDE, embed};
+use crate::seeding::{Purpose, keyed_rng};
+
+/// What windows look like.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowSettings {
+    /// Smallest window side (at least the training crop).
+    pub min_side: u32,
+    /// Largest window side; photos smaller than this give windows of their own short side.
+    /// Windows larger than the degradation service's 256 are shrunk before its encoder, as
+    /// uploads are, so the restorer learns the priors of images of many sizes.
+    pub max_side: u32,
+    /// Which degradations windows get.
+    pub mix: DegradationMix,
+}
+
+/// One degraded window and its priors, on the CPU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedWindow {
+    /// The clean window.
+    pub clean: Rgb8Image,
+    /// The degraded window, 8-bit as the orchestrator sends it.
+    pub degraded: Rgb8Image,
+    /// F_q of the degraded window (the neutral zeros when BRISQUE refused it, as the
+    /// orchestrator would substitute them).
+    pub quality: Vec<f32>,
+    /// Region masks of the degraded window, at its size.
+    pub masks: PackedMasks,
+    /// F_c.
+    pub content: Vec<f32>,
+    /// F_d.
+    pub degradation: Vec<f32>,
+    /// Multi-hot degradation kinds.
+    pub kinds: [f32; 5],
+}
+
+/// The degradation encoder, on its device, behind a lock (tensors are not `Sync`).
+struct Embedder {
+    encoder: DegradationEncoder,
+    device: Device,
+}
+
+/// Makes windows: photo, window, symmetry, degradation, priors.
+pub struct WindowMaker {
+    photos: Arc<Vec<Photo>>,
+    priors: Arc<CpuPriorBackends>,
+    embedder: Mutex<Embedder>,
+    settings: WindowSettings,
+    seed: u64,
+}
+
+impl std::fmt::Debug for WindowMaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WindowMaker")
+            .field("photos", &self.photos.len())
+            .field("settings", &self.settings)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WindowMaker {
+    /// A maker over `photos` with the mesh's CPU priors and `encoder` (on `device`) for
+    /// F_c/F_d. Every photo must hold a window of `settings.min_side`.
+    pub fn new(
+        photos: Arc<Vec<Photo>>,
+        priors: Arc<CpuPriorBackends>,
+        encoder: DegradationEncoder,
+        device: Device,
+        settings: WindowSettings,
+        seed: u64,
+    ) -> Result<Self> {
+        let smallest = photos
+            .iter()
+            .map(|p| p.image.width().min(p.image.height()))
+            .min()
+            .unwrap_or(0);
+        if settings.min_side < 16 || settings.min_side > settings.max_side {
+            return Err(TrainError::Setting(format!(
+                "window sides must satisfy 16 ≤ min ({}) ≤ max ({})",
+                settings.min_side, settings.max_side
+            )));
+        }
+        if settings.min_side > smallest {
+            return Err(TrainError::Setting(format!(
+                "the smallest photo side ({smallest}) cannot hold a {}² window",
+                settings.min_side
+            )));
+        }
+        Ok(Self {
+            photos,
+            priors,
+            embedder: Mutex::new(Embedder { encoder, device }),
+            settings,
+            seed,
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &WindowSettings {
+        &self.settings
+    }
+
+    /// Window `index`.
+    pub fn make(&self, index: u64) -> Result<PreparedWindow> {
+        let WindowSettings {
+            min_side,
+            max_side,
+            ref mix,
+        } = self.settings;
+        let mut rng = keyed_rng(self.seed, Purpose::Window, index, 0);
+        let photo = &self.photos[rng.gen_range(0..self.photos.len())];
+        let short = photo.image.width().min(photo.image.height());
+        let side = rng.gen_range(min_side..=max_side).min(short);
+        let x = rng.gen_range(0..=photo.image.width() - side);
+        let y = rng.gen_range(0..=photo.image.height() - side);
+        let symmetry = PixelSymmetry {
+            flip: rng.gen_bool(0.5),
+            quarter_turns: rng.gen_range(0..4),
+        };
+        let clean = symmetry.apply(&photo.image.crop(x, y, side, side)?);
+        let recipe = mix.sample(&mut rng);
+        let degraded =
+            tensor_to_image(&apply_recipe(&recipe, &image_to_tensor(&clean), &mut rng)?)?;
+        let priors = self.priors.compute(&degraded)?;
+        let (content, degradation) = self.embed(&degraded)?;
+        Ok(PreparedWindow {
+            clean,
+            degraded,
+            quality: priors.quality,
+            masks: priors.masks,
+            content,
+            degradation,
+            kinds: multi_hot(&recipe),
+        })
+    }
+
+    /// F_c and F_d of `image` as the degradation service computes them.
+    fn embed(&self, image: &Rgb8Image) -> Result<(Vec<f32>, Vec<f32>)> {
+        let view = fit_long_side(image, ENCODER_MAX_SIDE)?;
+        let embedder = self.embedder.lock().expect("encoder lock poisoned");
+        let input = image_to_tensor(&view)
+            .unsqueeze(0)
+            .to_device(embedder.device);
+        let (content, degradation) = embed(&embedder.encoder, &input, None);
+        let to_vec = |t: Tensor| Vec::<f32>::try_from(t.to_device(Device::Cpu).view([-1]));
+        Ok((to_vec(content)?, to_vec(degradation)?))
+    }
+}
+
+/// Which windows each step may draw from: a sliding pool of `size` consecutive windows whose
+/// start advances by `per_step` windows a step. A window thus serves `size / per_step` steps
+/// and is drawn about `batch / per_step` times in all.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PoolSchedule {
+    /// Windows in the pool.
+    pub size: u64,
+    /// New windows per step (may be fractional).
+    pub per_step: f64,
+}
+
+impl PoolSchedule {
+    /// First window of step `step`'s pool.
+    pub fn base(&self, step: u64) -> u64 {
+        (step as f64 * self.per_step).floor() as u64
+    }
+
+    /// The windows step `step` may use.
+    pub fn pool(&self, step: u64) -> std::ops::Range<u64> {
+        let base = self.base(step);
+        base..base + self.size.max(1)
+    }
+
+    /// Checks the schedule is usable.
+    pub fn validate(&self) -> Result<()> {
+        if self.size == 0 || !(self.per_step > 0.0 && self.per_step.is_finite()) {
+            return Err(TrainError::Setting(format!(
+                "the window pool needs at least one window and a positive refresh rate, got {} \
+                 and {}",
+                self.size, self.per_step
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    windows: BTreeMap<u64, Arc<PreparedWindow>>,
+    /// Next window the producer makes.
+    next: u64,
+    /// Windows below this were released (no step will draw them again).
+    released_below: u64,
+    /// The producer makes windows below this and then waits.
+    horizon: u64,
+    /// Why the producer stopped, if it failed.
+    failure: Option<String>,
+    stop: bool,
+}
+
+struct Shared {
+    state: Mutex<CacheState>,
+    changed: Condvar,
+}
+
+/// Windows made ahead by one producer thread and kept while a step may still draw them.
+pub struct WindowCache {
+    shared: Arc<Shared>,
+    settings: WindowSettings,
+    schedule: PoolSchedule,
+    /// Windows made beyond the current pool, so the next pools are ready in time.
+    lookahead: u64,
+    producer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for WindowCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WindowCache")
+            .field("schedule", &self.schedule)
+            .field("lookahead", &self.lookahead)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WindowCache {
+    /// Starts the producer; it makes nothing until [`WindowCache::advance`] names the first
+    /// step (so a resumed run starts at its own pool).
+    pub fn start(maker: Arc<WindowMaker>, schedule: PoolSchedule) -> Result<Self> {
+        schedule.validate()?;
+        let lookahead = (schedule.per_step * 16.0).ceil() as u64 + 2;
+        let settings = maker.settings().clone();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(CacheState::default()),
+            changed: Condvar::new(),
+        });
+        let producer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("clearair-windows".into())
+                .spawn(move || produce(&shared, &maker))
+                .map_err(|e| TrainError::Worker(format!("starting the window producer: {e}")))?
+        };
+        Ok(Self {
+            shared,
+            settings,
+            schedule,
+            lookahead,
+            producer: Some(producer),
+        })
+    }
+
+    /// The schedule.
+    pub fn schedule(&self) -> PoolSchedule {
+        self.schedule
+    }
+
+    /// The window settings.
+    pub fn settings(&self) -> &WindowSettings {
+        &self.settings
+    }
+
+    /// The window settings in words, for checkpoints (which refuse to resume on a change).
+    pub fn describe(&self) -> String {
+        format!("{:?}", self.settings)
+    }
+
+    /// Window `index`, waiting for the producer if it is not made yet.
+    pub fn get(&self, index: u64) -> Result<Arc<PreparedWindow>> {
+        let mut state = self
+            .shared
+            .state
+            .lock()
+            .expect("window cache lock poisoned");
+        if index >= state.horizon {
+            state.horizon = index + 1;
+            self.shared.changed.notify_all();
+        }
+        loop {
+            if let Some(window) = state.windows.get(&index) {
+                return Ok(window.clone());
+            }
+            if let Some(failure) = &state.failure {
+                return Err(TrainError::Worker(failure.clone()));
+            }
+            if index < state.released_below {
+                return Err(TrainError::Worker(format!(
+                    "window {index} was released before a step drew it"
+                )));
+            }
+            state = self
+                .shared
+                .changed
+                .wait(state)
+                .expect("window cache lock poisoned");
+        }
+    }
+
+    /// Step `step` is being trained: windows before its pool are no longer needed, and the
+    /// producer may work up to its pool plus the lookahead.
+    pub fn advance(&self, step: u64) {
+        let pool = self.schedule.pool(step);
+        let mut state = self
+            .shared
+            .state
+            .lock()
+            .expect("window cache lock poisoned");
+        state.windows = state.windows.split_off(&pool.start);
+        state.released_below = state.released_below.max(pool.start);
+        state.next = state.next.max(pool.start);
+        state.horizon = state.horizon.max(pool.end + self.lookahead);
+        self.shared.changed.notify_all();
+    }
+
+    /// Windows held now.
+    pub fn held(&self) -> usize {
+        self.shared
+            .state
+            .lock()
+            .expect("window cache lock poisoned")
+            .windows
+            .len()
+    }
+}
+
+impl Drop for WindowCache {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.shared.state.lock() {
+            state.stop = true;
+        }
+        self.shared.changed.notify_all();
+        if let Some(producer) = self.producer.take() {
+            let _ = producer.join();
+        }
+    }
+}
+
+/// The producer: makes windows in order up to the horizon.
+fn produce(shared: &Shared, maker: &WindowMaker) {
+    loop {
+        let index = {
+            let mut state = shared.state.lock().expect("window cache lock poisoned");
+            while !state.stop && state.next >= state.horizon {
+                state = shared
+                    .changed
+                    .wait(state)
+                    .expect("window cache lock poisoned");
+            }
+            if state.stop {
+                return;
+            }
+            state.next += 1;
+            state.next - 1
+        };
+        let made = maker.make(index);
+        let mut state = shared.state.lock().expect("window cache lock poisoned");
+        match made {
+            // A window released while it was being made is not kept.
+            Ok(window) if index >= state.released_below => {
+                state.windows.insert(index, Arc::new(window));
+            }
+            Ok(_) => {}
+            Err(error) => {
+                state.failure = Some(format!("making training window {index}: {error}"));
+                shared.changed.notify_all();
+                return;
+            }
+        }
+        shared.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests;

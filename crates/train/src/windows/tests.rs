@@ -1,0 +1,128 @@
+use super::*;
+use crate::test_support::{synthetic_photos, window_cache, window_maker, window_settings};
+
+fn maker(seed: u64) -> Arc<WindowMaker> {
+    Arc::new(window_maker(
+        synthetic_photos(3, 64),
+        window_settings(40, 56),
+        seed,
+    ))
+}
+
+#[test]
+fn a_window_is_a_pure_function_of_its_index_and_seed() {
+    let first = maker(3);
+    let twin = window_maker(synthetic_photos(3, 64), window_settings(40, 56), 3);
+    let a = first.make(5).unwrap();
+    let b = twin.make(5).unwrap();
+    // Everything but F_c/F_d (each maker has its own random encoder) is the same.
+    assert_eq!(
+        (&a.clean, &a.degraded, &a.quality, &a.masks, a.kinds),
+        (&b.clean, &b.degraded, &b.quality, &b.masks, b.kinds)
+    );
+    assert_eq!(a, first.make(5).unwrap());
+    assert_ne!(a.clean, first.make(6).unwrap().clean);
+    assert_ne!(a.degraded, maker(4).make(5).unwrap().degraded);
+}
+
+#[test]
+fn windows_carry_the_priors_the_services_compute_for_them() {
+    let maker = maker(1);
+    let priors = crate::test_support::cpu_priors();
+    for index in 0..6 {
+        let window = maker.make(index).unwrap();
+        let side = window.clean.width();
+        assert_eq!(window.clean.height(), side);
+        assert!((40..=56).contains(&side), "side {side}");
+        assert_eq!(
+            (window.degraded.width(), window.degraded.height()),
+            (side, side)
+        );
+        let expected = priors.compute(&window.degraded).unwrap();
+        assert_eq!(window.quality, expected.quality);
+        assert_eq!(window.masks, expected.masks);
+        let (content, degradation) = maker.embed(&window.degraded).unwrap();
+        assert_eq!((window.content.len(), window.degradation.len()), (512, 512));
+        assert_eq!(
+            (&window.content, &window.degradation),
+            (&content, &degradation)
+        );
+        if window.kinds.iter().all(|&k| k == 0.0) {
+            assert_eq!(window.degraded, window.clean);
+        }
+    }
+}
+
+#[test]
+fn windows_never_exceed_the_photo() {
+    // Photos of 64×64 … 80×64: a 100-pixel window is clamped to the short side.
+    let maker = window_maker(synthetic_photos(3, 64), window_settings(48, 100), 2);
+    for index in 0..8 {
+        let side = maker.make(index).unwrap().clean.width();
+        assert!((48..=64).contains(&side), "side {side}");
+    }
+    let too_large = WindowMaker::new(
+        synthetic_photos(1, 32),
+        crate::test_support::cpu_priors(),
+        DegradationEncoder::new(
+            &tch::nn::VarStore::new(Device::Cpu).root(),
+            &crate::test_support::small_encoder(),
+        ),
+        Device::Cpu,
+        window_settings(40, 56),
+        0,
+    );
+    assert!(too_large.is_err());
+}
+
+#[test]
+fn pools_slide_with_the_steps() {
+    let schedule = PoolSchedule {
+        size: 8,
+        per_step: 0.5,
+    };
+    assert_eq!(schedule.pool(0), 0..8);
+    assert_eq!(schedule.pool(1), 0..8);
+    assert_eq!(schedule.pool(2), 1..9);
+    assert_eq!(schedule.pool(101), 50..58);
+    assert!(
+        PoolSchedule {
+            size: 0,
+            per_step: 1.0
+        }
+        .validate()
+        .is_err()
+    );
+    assert!(
+        PoolSchedule {
+            size: 4,
+            per_step: 0.0
+        }
+        .validate()
+        .is_err()
+    );
+}
+
+#[test]
+fn the_cache_serves_what_the_maker_makes_and_releases_old_windows() {
+    let maker = maker(7);
+    let schedule = PoolSchedule {
+        size: 4,
+        per_step: 1.0,
+    };
+    let cache = window_cache(&maker, schedule);
+    cache.advance(10);
+    for index in 10..14 {
+        assert_eq!(*cache.get(index).unwrap(), maker.make(index).unwrap());
+    }
+    cache.advance(30);
+    // Step 30's pool starts at window 30: the earlier ones are gone and never made again.
+    let window = cache.get(31).unwrap();
+    assert_eq!(*window, maker.make(31).unwrap());
+    assert!(cache.get(12).is_err(), "a released window is an error");
+    assert!(
+        cache.held() <= (schedule.size + cache.lookahead) as usize,
+        "held {}",
+        cache.held()
+    );
+}
