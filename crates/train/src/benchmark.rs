@@ -168,10 +168,13 @@ fn median_ms(device: Device, runs: usize, mut task: impl FnMut() -> Result<()>) 
     Ok(times[times.len() / 2].as_secs_f64() * 1e3)
 }
 
-/// Priors of the right shapes: random F_q, eight masks partitioning the image, unit F_c/F_d.
+/// Regions of the synthetic masks: as many as the segmenter gives at most.
+const REGIONS: i64 = 16;
+
+/// Priors of the right shapes: random F_q, 16 masks partitioning the image, unit F_c/F_d.
 fn random_priors(config: &ClearAirConfig, batch: i64, size: i64, device: Device) -> Priors {
     let options = (Kind::Float, device);
-    let labels = Tensor::randint(8, [batch, 1, size, size], (Kind::Int64, device));
+    let labels = Tensor::randint(REGIONS, [batch, 1, size, size], (Kind::Int64, device));
     let unit = |width: i64| {
         let x = Tensor::randn([batch, width], options);
         &x / x.norm_scalaropt_dim(2.0, [1], true)
@@ -179,7 +182,7 @@ fn random_priors(config: &ClearAirConfig, batch: i64, size: i64, device: Device)
     Priors {
         quality: Tensor::randn([batch, config.quality_dim], options),
         masks: labels
-            .eq_tensor(&Tensor::arange(8, (Kind::Int64, device)).view([1, 8, 1, 1]))
+            .eq_tensor(&Tensor::arange(REGIONS, (Kind::Int64, device)).view([1, REGIONS, 1, 1]))
             .to_kind(Kind::Float),
         content: unit(config.content_dim),
         degradation: unit(config.degradation_dim),

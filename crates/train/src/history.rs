@@ -235,6 +235,12 @@ pub fn write_range_test(folder: &Path, rates: &[f64], losses: &[f64]) -> Result<
     }
     let path = folder.join("lr-range.csv");
     std::fs::write(&path, csv).map_err(|e| io_error(&path, e))?;
+    // Once the loss has diverged (4× its best, the usual cut) the rest only squashes the
+    // interesting part of the curve.
+    let best = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    if let Some(diverged) = points.iter().position(|p| p.1 > 4.0 * best) {
+        points.truncate(diverged + 1);
+    }
     let plot = LinePlot {
         title: "learning-rate range test: loss (exponential average, 10 steps)".into(),
         x_label: "learning rate".into(),

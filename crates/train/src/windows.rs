@@ -362,8 +362,18 @@ impl Drop for WindowCache {
     }
 }
 
+/// Keeps the producer's libtorch work (the encoder, tensor conversions) on this one thread:
+/// libgomp gives every thread that runs parallel work its own team, and a second team of two
+/// on two cores would preempt the training step's team in the middle of its fork/join
+/// barriers. (Lowering the producer's priority as well starved it whenever another process
+/// kept both cores busy, and the step then waited for its windows.)
+fn keep_to_one_thread() {
+    tch::set_num_threads(1);
+}
+
 /// The producer: makes windows in order up to the horizon.
 fn produce(shared: &Shared, maker: &WindowMaker) {
+    keep_to_one_thread();
     loop {
         let index = {
             let mut state = shared.state.lock().expect("window cache lock poisoned");

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The long CPU training run of the compact restorer: unattended, at low priority, resumable.
+#
+# Runs `clearair train restorer` with the recipe chosen by measurement (models/README.md),
+# niced so the machine stays usable, checkpointing every 250 steps (a few minutes) into
+# $RUN/checkpoint and continuing from there when run again: stop it any time (Ctrl-C, a
+# reboot, the end of a session) and start the same command to go on exactly where the last
+# checkpoint left off. The learning-rate schedule spans --iterations whatever the number of
+# sessions. The history (loss per step, a progress evaluation every 2000 steps) and its
+# plots are in $RUN/checkpoint/history.{csv,png} and eval-history.{csv,png}.
+#
+# Usage: deploy/scripts/cpu_train.sh [--run DIR] [--threads N] [--iterations N] [-- extra
+#        arguments for clearair train restorer]
+#   --run DIR         the run's folder (default out/cpu-run): checkpoint/, the weights and
+#                     manifest it writes when it stops (clearair-compact.{safetensors,json}),
+#                     train.log
+#   --threads N       libtorch threads (default 2; 1 when another job shares the cores)
+#   --iterations N    steps of the whole run (default 40000: about 12 hours on two cores)
+#   --stop-at N       end this invocation after step N (the schedule still spans the run)
+#   --nice N          scheduling niceness (default 10)
+#
+# Needs the release binary (make bench or cargo build --release -p clearair-cli), the photos
+# and BRISQUE parameters (make setup) and models/degradation-encoder.safetensors.
+# Adopt a result with `clearair eval --restorer $RUN/clearair-compact.safetensors` first:
+# weights are promoted into models/ only when every row of the evaluation improves.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+CLEARAIR="${CLEARAIR:-$ROOT/target/release/clearair}"
+run=out/cpu-run
+threads=2
+iterations=40000
+niceness=10
+stop_at=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --run) run="$2"; shift ;;
+        --threads) threads="$2"; shift ;;
+        --iterations) iterations="$2"; shift ;;
+        --stop-at) stop_at=(--stop-at "$2"); shift ;;
+        --nice) niceness="$2"; shift ;;
+        --) shift; break ;;
+        *) echo "cpu_train: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+[[ -x "$CLEARAIR" ]] || { echo "cpu_train: no $CLEARAIR (build it: make bench)" >&2; exit 1; }
+TORCH_LIB="$(ls -d "$ROOT"/.venv/lib/python3*/site-packages/torch/lib 2>/dev/null | head -n 1)"
+export LD_LIBRARY_PATH="${TORCH_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+mkdir -p "$run"
+
+resume=()
+if [[ -f "$run/checkpoint/state.json" ]]; then
+    resume=(--resume)
+    echo "cpu_train: resuming from $run/checkpoint"
+fi
+
+# The recipe (each choice and the measurement behind it: models/README.md).
+nice -n "$niceness" "$CLEARAIR" train restorer \
+    --device cpu --threads "$threads" \
+    --iterations "$iterations" "${stop_at[@]}" \
+    --lr 4e-4 --warmup 300 --min-lr 1e-6 \
+    --batch 4 --crop 128 --window-min 256 --window-max 512 --pool 64 --windows-per-step 0.5 \
+    --start identity-output --pixel-loss l1 --no-icrm \
+    --clean-probability 0.1 --mixture-probability 0.15 \
+    --prior-dropout 0.15 --all-neutral 0.05 \
+    --checkpoint-every 250 --checkpoint-dir "$run/checkpoint" \
+    --eval-every 2000 --eval-crop 128 --quick-eval-photos 0 \
+    --output "$run/clearair-compact.safetensors" \
+    "${resume[@]}" "$@" 2>&1 | tee -a "$run/train.log"
