@@ -16,19 +16,18 @@
 //! - [`deadline`]: `grpc-timeout` → a [`deadline::Deadline`] in request extensions, expiry →
 //!   DEADLINE_EXCEEDED, and propagation of the remaining budget downstream.
 //! - [`admission`]: concurrency limit with a bounded wait queue; overflow → RESOURCE_EXHAUSTED.
-//! - [`metrics`]: request/latency/in-flight/queue/model-time metrics and the `/metrics` endpoint.
+//! - [`metrics`]: request/latency/in-flight/queue/model-time metrics and the `/metrics` endpoint;
+//!   [`metrics::ServiceMetrics`] is what a service's batcher reports to (`clearair-batch`).
 //! - [`server`]: assembles the tower stack and serves on a caller-owned listener.
 //! - [`client`]: channels to peer services with limits, compression, TLS and trace injection.
 //! - [`tls`]: TLS and mutual TLS settings of servers and peer channels (rustls).
 //! - [`auth`]: the optional bearer token on a server's services (UNAUTHENTICATED otherwise).
-//! - [`batch`]: dynamic batching (max batch size, max queue delay) for GPU-backed models.
 //! - [`model`]: background model loading ([`model::ModelSlot`]) and blocking inference.
 //! - [`launch`]: the shared `main` of every service binary.
 //! - [`shutdown`]: SIGTERM / ctrl-c.
 
 pub mod admission;
 pub mod auth;
-pub mod batch;
 mod body;
 pub mod client;
 pub mod config;

@@ -225,6 +225,17 @@ impl ServiceMetrics {
     }
 }
 
+/// A batcher's reports become the service's model-time, batch-size and batch-wait metrics.
+impl clearair_batch::BatchObserver for ServiceMetrics {
+    fn queue_waited(&self, waited: Duration) {
+        self.observe_batch_queue(waited);
+    }
+
+    fn batch_ran(&self, elapsed: Duration, size: usize) {
+        self.observe_model(elapsed, size);
+    }
+}
+
 /// The canonical upper-case name of a status code, as gRPC dashboards show it.
 pub fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
@@ -391,5 +402,26 @@ mod tests {
             "clearair_requests_total{code=\"RESOURCE_EXHAUSTED\",method=\"/x.Y/Z\",service=\"metrics-test\"} 1"
         ), "{page}");
         assert!(page.contains("clearair_model_duration_seconds_count{service=\"metrics-test\"} 1"));
+    }
+
+    #[test]
+    fn a_batchers_reports_land_in_the_batch_families() {
+        let observer: std::sync::Arc<dyn clearair_batch::BatchObserver> =
+            std::sync::Arc::new(global().service("batch-test"));
+        observer.queue_waited(Duration::from_millis(2));
+        observer.batch_ran(Duration::from_millis(9), 3);
+        let page = global().render();
+        for (family, value) in [
+            ("clearair_batch_queue_seconds_count", " 1"),
+            ("clearair_batch_size_count", " 1"),
+            ("clearair_batch_size_sum", " 3"),
+            ("clearair_model_duration_seconds_count", " 1"),
+        ] {
+            let line = page
+                .lines()
+                .find(|l| l.starts_with(family) && l.contains("service=\"batch-test\""))
+                .unwrap_or_else(|| panic!("{family} for batch-test missing"));
+            assert!(line.ends_with(value), "{line}");
+        }
     }
 }

@@ -1,10 +1,8 @@
 //! Configuration of the degradation service.
 
+use clearair_batch::BatchingConfig;
 use clearair_model::TorchScriptConfig;
-use clearair_runtime::{
-    batch::BatchingConfig,
-    config::{ModelConfig, ServerConfig},
-};
+use clearair_runtime::config::{ModelConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
 
 /// Which degradation backend to run.

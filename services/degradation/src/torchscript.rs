@@ -5,12 +5,12 @@
 //! pixels (`S` from the manifest, 224 for ViT-B/32); outputs `(F_c [B, 512], F_d [B, 512],
 //! probabilities [B, 5])`, the kinds in the mesh's order.
 
+use clearair_batch::{BatchError, Batcher, BatchingConfig};
 use clearair_imaging::{ClipPreprocess, Rgb8Image};
 use clearair_model::{
     DegradationKind, ExportManifest, ModelError, ScriptModel, check_shape,
     torchscript::TorchScriptConfig,
 };
-use clearair_runtime::batch::{BatchError, Batcher, BatchingConfig};
 use serde::Deserialize;
 use tch::{Device, Kind, Tensor};
 
@@ -188,7 +188,8 @@ impl TorchScriptBackend {
             max_batch_size = batching.max_batch_size,
             "DA-CLIP module loaded"
         );
-        let metrics = clearair_runtime::metrics::global().service("degradation");
+        let metrics: std::sync::Arc<dyn clearair_batch::BatchObserver> =
+            std::sync::Arc::new(clearair_runtime::metrics::global().service("degradation"));
         let batcher = Batcher::spawn(
             "degradation-batcher",
             batching.clone(),

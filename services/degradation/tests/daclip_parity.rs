@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use clearair_batch::BatchingConfig;
 use clearair_degradation::{
     DegradationBackend, DegradationConfig, DegradationEstimate, config::DegradationBackendKind,
     torchscript::TorchScriptBackend,
@@ -16,7 +17,6 @@ use clearair_degradation::{
 use clearair_imaging::Rgb8Image;
 use clearair_model::TorchScriptConfig;
 use clearair_proto::v1::{EmbedRequest, degradation_service_client::DegradationServiceClient};
-use clearair_runtime::batch::BatchingConfig;
 use clearair_testkit::{
     batched_more_than_one, export_tiny_with_reference, load_image, max_difference, read_f32,
     synthetic_png, workspace,

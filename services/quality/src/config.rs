@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
+use clearair_batch::BatchingConfig;
 use clearair_model::TorchScriptConfig;
-use clearair_runtime::{batch::BatchingConfig, config::ServerConfig};
+use clearair_runtime::config::ServerConfig;
 use serde::{Deserialize, Serialize};
 
 /// Which quality backend to run.

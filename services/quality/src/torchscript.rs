@@ -7,12 +7,12 @@
 //! score in 1..5 from the level-word logits and `W` the manifest's feature width (4096 for
 //! DeQA-Score).
 
+use clearair_batch::{BatchError, Batcher, BatchingConfig};
 use clearair_imaging::{ClipPreprocess, Rgb8Image};
 use clearair_model::{
     ExportManifest, ModelError, ScriptModel, check_shape, torchscript::TorchScriptConfig,
 };
 use clearair_priors::QualityLevel;
-use clearair_runtime::batch::{BatchError, Batcher, BatchingConfig};
 use serde::Deserialize;
 use tch::{Device, Kind, Tensor};
 
@@ -170,7 +170,8 @@ impl TorchScriptBackend {
             features = width,
             "DeQA-Score module loaded"
         );
-        let metrics = clearair_runtime::metrics::global().service("quality");
+        let metrics: std::sync::Arc<dyn clearair_batch::BatchObserver> =
+            std::sync::Arc::new(clearair_runtime::metrics::global().service("quality"));
         let batcher = Batcher::spawn("quality-batcher", batching.clone(), Some(metrics), {
             move |items| run_batch(&model, width, items)
         })

@@ -9,10 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
+use clearair_batch::BatchingConfig;
 use clearair_imaging::Rgb8Image;
 use clearair_model::TorchScriptConfig;
 use clearair_quality::{QualityBackend, torchscript::TorchScriptBackend};
-use clearair_runtime::batch::BatchingConfig;
 use clearair_testkit::{
     export_tiny_with_reference, fresh_folder, load_image, max_difference, read_f32, synthetic_png,
     workspace,

@@ -1,7 +1,8 @@
 //! Configuration of the segmentation service.
 
+use clearair_batch::BatchingConfig;
 use clearair_model::TorchScriptConfig;
-use clearair_runtime::{batch::BatchingConfig, config::ServerConfig};
+use clearair_runtime::config::ServerConfig;
 
 use crate::sam2::AmgConfig;
 use serde::{Deserialize, Serialize};

@@ -18,9 +18,9 @@
 //! libtorch upsampling, f32 box IoU), so on the same weights the masks match
 //! `SAM2AutomaticMaskGenerator`'s (`tests/sam2_parity.rs`).
 
+use clearair_batch::{BatchError, Batcher, BatchingConfig};
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::{ExportManifest, ModelError, ScriptModel, TorchScriptConfig};
-use clearair_runtime::batch::{BatchError, Batcher, BatchingConfig};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -332,7 +332,8 @@ impl Sam2Backend {
             max_batch_size = batching.max_batch_size,
             "SAM2 modules loaded"
         );
-        let metrics = clearair_runtime::metrics::global().service("segmentation");
+        let metrics: std::sync::Arc<dyn clearair_batch::BatchObserver> =
+            std::sync::Arc::new(clearair_runtime::metrics::global().service("segmentation"));
         let batch_outputs = outputs.clone();
         let encoder = Batcher::spawn("segmentation-batcher", batching.clone(), Some(metrics), {
             move |items| encode_batch(&encoder, &batch_outputs, items)

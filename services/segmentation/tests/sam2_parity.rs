@@ -12,9 +12,9 @@
 
 use std::path::{Path, PathBuf};
 
+use clearair_batch::BatchingConfig;
 use clearair_imaging::Rgb8Image;
 use clearair_model::TorchScriptConfig;
-use clearair_runtime::batch::BatchingConfig;
 use clearair_segmentation::{
     SegmentationBackend,
     sam2::{AmgConfig, Sam2Backend},

@@ -5,11 +5,23 @@
 //! Requests prepare their inputs (decode, resize, normalise) on their own threads, then hand
 //! one item to the batcher's single thread, which owns the model's forward passes. A caller
 //! that gave up (deadline, cancelled RPC) is dropped from its batch before the model runs.
-//! Per batch it records the model time and batch size (`clearair_model_duration_seconds`,
-//! `clearair_batch_size`) and per item the time spent waiting (`clearair_batch_queue_seconds`).
+//! Per batch the batcher tells its [`BatchObserver`], if it has one, the model time and batch
+//! size, and per item the time spent waiting; a service passes its metrics (the runtime's
+//! `ServiceMetrics` records them as `clearair_model_duration_seconds`, `clearair_batch_size`
+//! and `clearair_batch_queue_seconds`), training passes none.
 //!
-//! Admission control in front of the service bounds how many items can wait here; set the
+//! Admission control in front of a service bounds how many items can wait here; set the
 //! service's `max_concurrency` to at least `max_batch_size` or batches never fill.
+//!
+//! The crate is apart from both the prior backends (which batch) and the server runtime
+//! (which measures) so that neither depends on the other: the runtime serves the
+//! orchestrator too, which must build and run without libtorch.
+//!
+//! # Layout
+//! - [`BatchingConfig`]: the two knobs and their validation.
+//! - [`BatchObserver`]: what a batch reports, and to whom.
+//! - [`Batcher`]: the handle callers submit to; the batching thread behind it.
+//! - [`BatchError`]: why a batched call failed.
 
 use std::{
     sync::{Arc, mpsc},
@@ -18,8 +30,6 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
-
-use crate::metrics::ServiceMetrics;
 
 /// How a service batches concurrent requests.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +65,15 @@ impl BatchingConfig {
         }
         Ok(())
     }
+}
+
+/// Where a batcher reports what it did (a service's metrics). Called on the batching
+/// thread, so implementations must be quick.
+pub trait BatchObserver: Send + Sync {
+    /// One item waited `waited` from being queued until its batch started.
+    fn queue_waited(&self, waited: Duration);
+    /// The model ran one batch of `size` items in `elapsed`.
+    fn batch_ran(&self, elapsed: Duration, size: usize);
 }
 
 /// Why a batched call failed.
@@ -111,13 +130,13 @@ where
     O: Send + 'static,
     E: Send + Sync + 'static,
 {
-    /// Starts the thread `name` that runs `process` on batches. `process` gets the items in
-    /// arrival order and must return one result per item, in that order. The thread ends
-    /// when every handle is dropped.
+    /// Starts the thread `name` that runs `process` on batches, reporting to `observer`.
+    /// `process` gets the items in arrival order and must return one result per item, in
+    /// that order. The thread ends when every handle is dropped.
     pub fn spawn<F>(
         name: &str,
         config: BatchingConfig,
-        metrics: Option<ServiceMetrics>,
+        observer: Option<Arc<dyn BatchObserver>>,
         process: F,
     ) -> std::io::Result<Self>
     where
@@ -127,7 +146,7 @@ where
         let worker_config = config.clone();
         std::thread::Builder::new()
             .name(name.to_owned())
-            .spawn(move || run(receiver, worker_config, metrics, process))?;
+            .spawn(move || run(receiver, worker_config, observer, process))?;
         Ok(Self { sender, config })
     }
 
@@ -172,7 +191,7 @@ where
 fn run<I, O, E, F>(
     receiver: mpsc::Receiver<Job<I, O, E>>,
     config: BatchingConfig,
-    metrics: Option<ServiceMetrics>,
+    observer: Option<Arc<dyn BatchObserver>>,
     mut process: F,
 ) where
     F: FnMut(Vec<I>) -> Result<Vec<O>, E>,
@@ -198,16 +217,16 @@ fn run<I, O, E, F>(
         let (items, replies): (Vec<I>, Vec<_>) = jobs
             .into_iter()
             .map(|job| {
-                if let Some(metrics) = &metrics {
-                    metrics.observe_batch_queue(started - job.enqueued);
+                if let Some(observer) = &observer {
+                    observer.queue_waited(started - job.enqueued);
                 }
                 (job.item, job.reply)
             })
             .unzip();
         let count = items.len();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(items)));
-        if let Some(metrics) = &metrics {
-            metrics.observe_model(started.elapsed(), count);
+        if let Some(observer) = &observer {
+            observer.batch_ran(started.elapsed(), count);
         }
         match outcome {
             Ok(Ok(outputs)) if outputs.len() == count => {

@@ -113,31 +113,50 @@ async fn callers_that_gave_up_are_left_out_of_the_batch() {
     assert_eq!(*sizes.lock().unwrap(), vec![1], "only the live caller ran");
 }
 
+/// Everything a test batcher reported: per-item waits and `(elapsed, size)` per batch.
+#[derive(Default)]
+struct Recorder {
+    waits: Mutex<Vec<Duration>>,
+    batches: Mutex<Vec<(Duration, usize)>>,
+}
+
+impl BatchObserver for Recorder {
+    fn queue_waited(&self, waited: Duration) {
+        self.waits.lock().unwrap().push(waited);
+    }
+
+    fn batch_ran(&self, elapsed: Duration, size: usize) {
+        self.batches.lock().unwrap().push((elapsed, size));
+    }
+}
+
 #[test]
-fn batches_and_waits_are_measured() {
-    let metrics = crate::metrics::global().service("batch-test");
+fn batches_and_waits_are_reported_to_the_observer() {
+    let recorder = Arc::new(Recorder::default());
     let batcher: Batcher<u32, u32, String> = Batcher::spawn(
         "measured",
         BatchingConfig {
             max_batch_size: 2,
-            max_queue_delay_ms: 1,
+            max_queue_delay_ms: 20,
         },
-        Some(metrics),
-        Ok,
+        Some(recorder.clone()),
+        |items| {
+            std::thread::sleep(Duration::from_millis(5));
+            Ok(items)
+        },
     )
     .unwrap();
     batcher.submit_blocking(7).unwrap();
-    let text = crate::metrics::global().render();
-    for family in [
-        "clearair_batch_queue_seconds_count",
-        "clearair_batch_size_count",
-    ] {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(family) && l.contains("service=\"batch-test\""))
-            .unwrap_or_else(|| panic!("{family} for batch-test missing"));
-        assert!(line.ends_with(" 1"), "{line}");
-    }
+    let waits = recorder.waits.lock().unwrap().clone();
+    assert_eq!(waits.len(), 1, "one item waited");
+    assert!(
+        waits[0] >= Duration::from_millis(20),
+        "{waits:?}: the delay ran out"
+    );
+    let batches = recorder.batches.lock().unwrap().clone();
+    assert_eq!(batches.len(), 1, "one batch ran");
+    assert_eq!(batches[0].1, 1);
+    assert!(batches[0].0 >= Duration::from_millis(5), "{batches:?}");
 }
 
 #[test]
