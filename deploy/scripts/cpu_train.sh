@@ -63,8 +63,9 @@ nice -n "$niceness" "$CLEARAIR" train restorer \
     --iterations "$iterations" "${stop_at[@]}" \
     --lr 4e-4 --warmup 300 --min-lr 1e-6 \
     --batch 4 --crop 128 --window-min 256 --window-max 512 --pool 64 --windows-per-step 0.5 \
-    --start identity-output --pixel-loss l1 --no-icrm \
-    --clean-probability 0.1 --mixture-probability 0.15 \
+    --start identity-output --pixel-loss psnr --no-icrm \
+    --clean-probability 0.1 --mixture-probability 0.15 --dark-share 0.15 \
+    --kind-weights 1.5,1,1.25,1.25,1 \
     --prior-dropout 0.15 --all-neutral 0.05 \
     --checkpoint-every 250 --checkpoint-dir "$run/checkpoint" \
     --eval-every 2000 --eval-crop 128 --quick-eval-photos 0 \

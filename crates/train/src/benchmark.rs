@@ -310,6 +310,7 @@ fn time_windows(data: &DataBench, device: Device) -> Result<Vec<WindowTiming>> {
                 ranges: ParameterRanges::Training,
                 ..DegradationMix::default()
             },
+            dark_share: 0.0,
         };
         let photos: Vec<Photo> = data
             .photos

@@ -174,8 +174,8 @@ pub struct RestorerArgs {
     /// How a new network starts: `identity-output`, `identity-branches` or `random`.
     #[arg(long, default_value = "identity-output")]
     pub start: String,
-    /// Pixel loss: `l1` or `psnr` (per-image).
-    #[arg(long, default_value = "l1")]
+    /// Pixel loss: `psnr` (per-image) or `l1`.
+    #[arg(long, default_value = "psnr")]
     pub pixel_loss: String,
     /// Turn the ICRM consistency term off (ablation).
     #[arg(long)]
@@ -198,6 +198,10 @@ pub struct RestorerArgs {
     /// Probability of a two-kind mixture.
     #[arg(long, default_value_t = 0.15)]
     pub mixture_probability: f64,
+    /// Share of windows whose clean photo is darkened in its mid-tones first (dark photos
+    /// are targets too, not only under-exposed inputs).
+    #[arg(long, default_value_t = 0.15)]
+    pub dark_share: f64,
     /// Kinds to train on (default: all five).
     #[arg(long, value_delimiter = ',')]
     pub kinds: Vec<String>,

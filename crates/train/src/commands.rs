@@ -252,6 +252,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         min_side: args.window_min.max(crops.largest_crop()),
         max_side: args.window_max.max(args.window_min),
         mix,
+        dark_share: args.dark_share,
     };
     let pool = PoolSchedule {
         size: args.pool,
@@ -575,8 +576,9 @@ fn restorer_data_detail(
         "{start}; crops {crops} of degraded windows of {}–{}² (random flips/rot90; kinds {} with \
          {weights}, {:?} parameter ranges; clean {:.2}, two-kind mixtures {:.2}); priors from the \
          embedded backends on each whole window (BRISQUE, graph segmentation, the degradation \
-         encoder on its 256 shrink), cached in a pool of {} windows refreshed at {} per step; each \
-         prior neutral with probability {:.2}, all three with {:.2}; loss {}{}",
+         encoder on its 256 shrink), cached in a pool of {} windows refreshed at {} per step; \
+         {:.2} of the clean photos darkened in their mid-tones; each prior neutral with \
+         probability {:.2}, all three with {:.2}; loss {}{}",
         windows.min_side,
         windows.max_side,
         kinds.join("/"),
@@ -585,6 +587,7 @@ fn restorer_data_detail(
         windows.mix.mixture,
         pool.size,
         pool.per_step,
+        windows.dark_share,
         args.prior_dropout,
         args.all_neutral,
         args.pixel_loss,

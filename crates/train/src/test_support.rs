@@ -72,6 +72,7 @@ pub(crate) fn window_settings(min: u32, max: u32) -> crate::windows::WindowSetti
             ranges: crate::mix::ParameterRanges::Training,
             ..crate::mix::DegradationMix::default()
         },
+        dark_share: 0.0,
     }
 }
 

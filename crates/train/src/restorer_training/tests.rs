@@ -19,6 +19,7 @@ fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTrainin
             kinds: vec![DegradationKind::LowLight, DegradationKind::Haze],
             ..DegradationMix::default()
         },
+        dark_share: 0.1,
     };
     tch::manual_seed(0);
     let maker = Arc::new(window_maker(synthetic_photos(3, 48), settings, 21));

@@ -126,3 +126,24 @@ fn the_cache_serves_what_the_maker_makes_and_releases_old_windows() {
         cache.held()
     );
 }
+
+#[test]
+fn dark_targets_keep_their_blacks_and_whites() {
+    let image = Rgb8Image::new(3, 1, vec![0, 0, 0, 128, 128, 128, 255, 255, 255]).unwrap();
+    let dark = darken_midtones(&image, 2.0);
+    assert_eq!(dark.as_bytes(), &[0, 0, 0, 64, 64, 64, 255, 255, 255]);
+    let settings = WindowSettings {
+        dark_share: 1.0,
+        ..window_settings(40, 56)
+    };
+    let darkened = window_maker(synthetic_photos(3, 64), settings, 3);
+    let plain = window_maker(synthetic_photos(3, 64), window_settings(40, 56), 3);
+    let (a, b) = (darkened.make(2).unwrap(), plain.make(2).unwrap());
+    assert_eq!(
+        a.clean.width(),
+        b.clean.width(),
+        "same window, only its tones differ"
+    );
+    let mean = |i: &Rgb8Image| i.as_bytes().iter().map(|&v| f64::from(v)).sum::<f64>();
+    assert!(mean(&a.clean) < 0.9 * mean(&b.clean));
+}
