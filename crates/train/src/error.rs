@@ -33,6 +33,9 @@ pub enum TrainError {
     /// libtorch failed.
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    /// A backend shared with the mesh failed (tiled restoration, a prior backend).
+    #[error(transparent)]
+    Backend(#[from] clearair_backends::BackendError),
     /// A prior backend could not be loaded.
     #[error("cannot load the {backend} prior backend: {reason}")]
     PriorBackend {

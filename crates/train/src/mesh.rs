@@ -1,9 +1,10 @@
 //! Restoring an image the way the mesh does, in-process: the quality and segmentation
 //! backends on the 8-bit image, the encoder on its ≤256 scaled copy, then the restorer in
-//! the restoration service's overlapping tiles with the masks cropped per tile.
+//! the restoration service's overlapping tiles ([`restore_in_tiles`], the service's own code).
 
-use clearair_imaging::{PackedMasks, Rgb8Image, TileBlender, TilePlan};
-use clearair_model::{ClearAir, DegradationEncoder, Priors};
+use clearair_backends::restoration::{GlobalPriors, Tiling, restore_in_tiles};
+use clearair_imaging::Rgb8Image;
+use clearair_model::{ClearAir, DegradationEncoder};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::Result;
@@ -13,11 +14,6 @@ use crate::priors::{
     neutral_quality, stack_quality,
 };
 use crate::protocol::RowPriors;
-
-/// The restoration service's default tile side and overlap.
-pub const SERVICE_TILE_SIZE: u32 = 512;
-/// See [`SERVICE_TILE_SIZE`].
-pub const SERVICE_TILE_OVERLAP: u32 = 32;
 
 /// The three prior sources and the restorer, as the embedded mesh runs them.
 #[derive(Debug)]
@@ -83,45 +79,24 @@ impl MeshRestorer<'_> {
                 (cpu, zeros(), zeros(), [0.0; 5])
             }
         };
-        let quality = stack_quality(std::slice::from_ref(&cpu.quality), self.device);
-        let plan = TilePlan::new(
-            image.width(),
-            image.height(),
-            SERVICE_TILE_SIZE,
-            SERVICE_TILE_OVERLAP,
+        let global = GlobalPriors {
+            quality: stack_quality(std::slice::from_ref(&cpu.quality), self.device),
+            content,
+            degradation,
+        };
+        let (restored, _) = restore_in_tiles(
+            image,
+            &cpu.masks,
+            &global,
+            Tiling::default(),
+            self.device,
+            |tile, priors| tch::no_grad(|| self.restorer.forward_checked(tile, priors, false)),
         )?;
-        let mut blender = TileBlender::new(&plan);
-        for (index, tile) in plan.tiles().iter().enumerate() {
-            let pixels = image_to_tensor(&tile.crop_from(image)?)
-                .unsqueeze(0)
-                .to_device(self.device);
-            let masks = tile_masks(&cpu.masks, tile.x, tile.y, tile.width, tile.height)
-                .to_device(self.device);
-            let priors = Priors {
-                quality: quality.shallow_clone(),
-                masks,
-                content: content.shallow_clone(),
-                degradation: degradation.shallow_clone(),
-            };
-            let restored = tch::no_grad(|| self.restorer.forward_checked(&pixels, &priors, false))?;
-            let restored = restored.clamp(0.0, 1.0).to_device(Device::Cpu).view([-1]);
-            blender.add(index, &Vec::<f32>::try_from(restored)?)?;
-        }
         Ok(MeshOutput {
-            restored: blender.finish_rgb8()?,
+            restored,
             probabilities,
             quality_fell_back: cpu.quality_fell_back,
             masks: cpu.masks.count(),
         })
     }
-}
-
-/// The masks of the tile at (x, y) of `width × height`, as 1×M×h×w floats.
-pub fn tile_masks(masks: &PackedMasks, x: u32, y: u32, width: u32, height: u32) -> Tensor {
-    Tensor::from_slice(&masks.window_planes(x, y, width, height)).view([
-        1,
-        i64::from(masks.count()),
-        i64::from(height),
-        i64::from(width),
-    ])
 }

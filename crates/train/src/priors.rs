@@ -1,17 +1,20 @@
 //! The priors a training sample or an evaluation image is steered by, computed exactly as the
-//! mesh computes them: BRISQUE F_q and graph-segmentation masks from the services' own
-//! backends (called as libraries, on 8-bit pixels as the orchestrator sends them), F_c/F_d
+//! mesh computes them: BRISQUE F_q and graph-segmentation masks from the services' backends
+//! (the `clearair-backends` library, on 8-bit pixels as the orchestrator sends them), F_c/F_d
 //! from the degradation encoder on the image scaled to a long side of at most 256 — and the
 //! orchestrator's neutral fallbacks, which training substitutes at random (prior dropout) so
 //! the restorer degrades gracefully when a prior service is down.
 
 use std::path::Path;
 
+use clearair_backends::{
+    degradation,
+    quality::{self, QualityBackendConfig},
+    segmentation::{self, SegmentationBackendConfig},
+};
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::weights::{DegradationBackend, QualityBackend, SegmentationBackend};
 use clearair_model::{DegradationEncoder, PriorBackends};
-use clearair_quality::QualityConfig;
-use clearair_segmentation::SegmentationConfig;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
@@ -21,17 +24,17 @@ use crate::error::{Result, TrainError};
 /// Masks requested from the segmenter, as the orchestrator asks by default.
 pub const MAX_MASKS: u32 = 16;
 /// Long side the degradation service scales images to before its encoder.
-pub const ENCODER_MAX_SIDE: u32 = 256;
+pub const ENCODER_MAX_SIDE: u32 = degradation::ENCODER_MAX_SIDE;
 /// Width of F_c and F_d on the wire.
-pub const EMBEDDING_WIDTH: i64 = 512;
+pub const EMBEDDING_WIDTH: i64 = degradation::EMBEDDING_WIDTH as i64;
 /// Name of the embedded degradation encoder backend, as the degradation service reports it.
-pub const ENCODER_BACKEND_NAME: &str = "clearair-encoder";
+pub const ENCODER_BACKEND_NAME: &str = degradation::ENCODER_BACKEND_NAME;
 
 /// The two CPU prior backends of the embedded mesh, loaded with the services' default
 /// configurations.
 pub struct CpuPriorBackends {
-    quality: Box<dyn clearair_quality::QualityBackend>,
-    segmentation: Box<dyn clearair_segmentation::SegmentationBackend>,
+    quality: Box<dyn quality::QualityBackend>,
+    segmentation: Box<dyn segmentation::SegmentationBackend>,
 }
 
 impl std::fmt::Debug for CpuPriorBackends {
@@ -59,17 +62,16 @@ impl CpuPriorBackends {
     /// Loads BRISQUE from `brisque_params` and the graph segmenter with the services'
     /// defaults.
     pub fn load(brisque_params: &Path) -> Result<Self> {
-        let quality_config = QualityConfig {
+        let quality_config = QualityBackendConfig {
             brisque_params: brisque_params.to_path_buf(),
-            ..QualityConfig::default()
+            ..QualityBackendConfig::default()
         };
-        let quality = clearair_quality::backend::load(&quality_config).map_err(|e| {
-            TrainError::PriorBackend {
+        let quality =
+            quality::load(&quality_config, None).map_err(|e| TrainError::PriorBackend {
                 backend: "quality",
                 reason: e.to_string(),
-            }
-        })?;
-        let segmentation = clearair_segmentation::backend::load(&SegmentationConfig::default())
+            })?;
+        let segmentation = segmentation::load(&SegmentationBackendConfig::default(), None)
             .map_err(|e| TrainError::PriorBackend {
                 backend: "segmentation",
                 reason: e.to_string(),

@@ -1,20 +1,11 @@
 //! Configuration of the degradation service.
 
-use clearair_batch::BatchingConfig;
+use clearair_backends::{batch::BatchingConfig, degradation::DegradationBackendConfig};
 use clearair_model::TorchScriptConfig;
-use clearair_runtime::config::{ModelConfig, ServerConfig};
+use clearair_runtime::config::ServerConfig;
 use serde::{Deserialize, Serialize};
 
-/// Which degradation backend to run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DegradationBackendKind {
-    /// The compact encoder trained here (`models/degradation-encoder.safetensors`).
-    #[default]
-    Encoder,
-    /// DA-CLIP exported by `deploy/export/daclip.py` (`[torchscript]`, batched).
-    Torchscript,
-}
+pub use clearair_backends::{ModelConfig, degradation::DegradationBackendKind};
 
 /// Everything the degradation service reads at start-up.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,18 +30,38 @@ pub struct DegradationConfig {
 
 impl Default for DegradationConfig {
     fn default() -> Self {
+        let DegradationBackendConfig {
+            backend,
+            model,
+            torchscript,
+            batching,
+            max_side,
+        } = DegradationBackendConfig::default();
         Self {
             server: ServerConfig {
                 listen: "0.0.0.0:50054".to_owned(),
                 metrics_listen: "0.0.0.0:9464".to_owned(),
                 ..ServerConfig::default()
             },
-            backend: DegradationBackendKind::Encoder,
-            model: ModelConfig::with_weights("models/degradation-encoder.safetensors"),
-            torchscript: TorchScriptConfig::with_module("models/daclip.pt"),
-            batching: BatchingConfig::default(),
-            max_side: 256,
+            backend,
+            model,
+            torchscript,
+            batching,
+            max_side,
             max_pixels: 40_000_000,
+        }
+    }
+}
+
+impl DegradationConfig {
+    /// The backend this service loads, from its fields.
+    pub fn backend_config(&self) -> DegradationBackendConfig {
+        DegradationBackendConfig {
+            backend: self.backend,
+            model: self.model.clone(),
+            torchscript: self.torchscript.clone(),
+            batching: self.batching.clone(),
+            max_side: self.max_side,
         }
     }
 }
@@ -58,5 +69,23 @@ impl Default for DegradationConfig {
 impl clearair_runtime::launch::ServiceConfig for DegradationConfig {
     fn server(&self) -> &ServerConfig {
         &self.server
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backend_gets_the_services_settings_and_defaults() {
+        assert_eq!(
+            DegradationConfig::default().backend_config(),
+            DegradationBackendConfig::default()
+        );
+        let config = DegradationConfig {
+            max_side: 128,
+            ..DegradationConfig::default()
+        };
+        assert_eq!(config.backend_config().max_side, 128);
     }
 }

@@ -1,7 +1,7 @@
 //! Errors of the degradation service and their gRPC status codes.
 
+use clearair_backends::{BackendError, Fault};
 use clearair_imaging::ImagingError;
-use clearair_model::ModelError;
 use clearair_runtime::RuntimeError;
 use tonic::Status;
 
@@ -11,38 +11,27 @@ pub enum DegradationError {
     /// The server itself (config, transport).
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    /// The model could not be loaded or failed its warm-up.
-    #[error("cannot load {what}: {reason}")]
-    Load {
-        /// The file or backend.
-        what: String,
-        /// Why.
-        reason: String,
-    },
     /// The request's image is invalid.
     #[error("invalid image: {0}")]
     Image(#[from] ImagingError),
     /// The request carried no image.
     #[error("request has no `image`")]
     MissingImage,
-    /// A batched forward pass failed (the whole batch shares the reason).
-    #[error("degradation model failed: {0}")]
-    Inference(String),
-    /// The network failed.
-    #[error("degradation model failed: {0}")]
-    Model(#[from] ModelError),
+    /// The backend failed to load, or refused or failed on the image.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 }
 
 impl From<DegradationError> for Status {
     fn from(error: DegradationError) -> Self {
-        match error {
-            DegradationError::Image(_) | DegradationError::MissingImage => {
-                Status::invalid_argument(error.to_string())
-            }
-            DegradationError::Model(_)
-            | DegradationError::Inference(_)
-            | DegradationError::Load { .. }
-            | DegradationError::Runtime(_) => Status::internal(error.to_string()),
+        let fault = match &error {
+            DegradationError::Image(_) | DegradationError::MissingImage => Fault::Client,
+            DegradationError::Backend(backend) => backend.fault(),
+            DegradationError::Runtime(_) => Fault::Server,
+        };
+        match fault {
+            Fault::Client => Status::invalid_argument(error.to_string()),
+            Fault::Server => Status::internal(error.to_string()),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use clearair_backends::degradation::DegradationBackend;
 use clearair_imaging::{DecodeLimits, Rgb8Image};
 use clearair_model::DegradationKind;
 use clearair_proto::v1::{
@@ -15,7 +16,7 @@ use clearair_runtime::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::{DegradationBackend, DegradationConfig, error::DegradationError};
+use crate::{DegradationConfig, error::DegradationError};
 
 /// Serves Embed with the loaded backend.
 pub(crate) struct DegradationHandler {
@@ -84,7 +85,7 @@ impl DegradationService for DegradationHandler {
             // A batching backend records each batch itself.
             self.metrics.observe_model(elapsed, 1);
         }
-        let estimate = estimate?;
+        let estimate = estimate.map_err(DegradationError::from)?;
         let probabilities = DegradationKind::ALL
             .iter()
             .zip(estimate.probabilities)

@@ -1,32 +1,32 @@
 //! The degradation service: content and degradation embeddings (`F_c`, `F_d`, 512 floats
-//! each) and a probability per degradation kind for one image.
+//! each) and a probability per degradation kind for one image, over gRPC.
 //!
-//! The embedded backend is a compact encoder trained here on synthetic degradations of real
-//! photos; DA-CLIP over TorchScript (`backend = "torchscript"`) implements the same
-//! [`DegradationBackend`] on GPUs.
+//! The backends live in `clearair_backends::degradation`: a compact encoder trained here on
+//! synthetic degradations of real photos by default, DA-CLIP over TorchScript
+//! (`backend = "torchscript"`, batched) on GPUs. This crate is the handler, the config and
+//! `serve`.
 //!
 //! # Layout
 //! - [`config`]: [`DegradationConfig`], layered from defaults, file and
-//!   `CLEARAIR_DEGRADATION__…`.
-//! - [`backend`]: the [`DegradationBackend`] trait and the encoder backend.
-//! - [`torchscript`]: DA-CLIP exported by `deploy/export/daclip.py`, CLIP preprocessing in
-//!   Rust, dynamic batching.
+//!   `CLEARAIR_DEGRADATION__…`; it builds the backend's config.
 //! - `handler`: `clearair.v1.DegradationService/Embed`.
-//! - `error`: the service's errors and their gRPC status codes.
+//! - `error`: the service's errors and their gRPC status codes (a backend error's by its
+//!   fault).
 
-pub mod backend;
 pub mod config;
 mod error;
 mod handler;
-pub mod torchscript;
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
+use clearair_backends::{
+    batch::BatchObserver,
+    degradation::{self, DegradationBackend},
+};
 use clearair_proto::v1::degradation_service_server::DegradationServiceServer;
 use clearair_runtime::{configure_grpc, model::serve_model_service};
 use tokio::net::TcpListener;
 
-pub use backend::{DegradationBackend, DegradationEstimate};
 pub use config::DegradationConfig;
 pub use error::DegradationError;
 
@@ -52,9 +52,11 @@ pub async fn serve(
         shutdown,
         build,
         move || {
-            let backend = backend::load(&model_config)?;
-            backend::warm_up(backend.as_ref())?;
-            Ok::<Box<dyn DegradationBackend>, _>(backend)
+            let metrics: Arc<dyn BatchObserver> =
+                Arc::new(clearair_runtime::metrics::global().service("degradation"));
+            let backend = degradation::load(&model_config.backend_config(), Some(metrics))?;
+            degradation::warm_up(backend.as_ref())?;
+            Ok::<Box<dyn DegradationBackend>, DegradationError>(backend)
         },
     )
     .await

@@ -7,13 +7,16 @@
 //! (Pillow's bicubic resize is reproduced byte for byte), the embeddings and probabilities
 //! within float tolerance. Needs the project's Python environment (`make setup`).
 
-use std::path::{Path, PathBuf};
-
-use clearair_batch::BatchingConfig;
-use clearair_degradation::{
-    DegradationBackend, DegradationConfig, DegradationEstimate, config::DegradationBackendKind,
-    torchscript::TorchScriptBackend,
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
 };
+
+use clearair_backends::{
+    batch::{BatchObserver, BatchingConfig},
+    degradation::{DegradationBackend, DegradationEstimate, torchscript::TorchScriptBackend},
+};
+use clearair_degradation::{DegradationConfig, config::DegradationBackendKind};
 use clearair_imaging::Rgb8Image;
 use clearair_model::TorchScriptConfig;
 use clearair_proto::v1::{EmbedRequest, degradation_service_client::DegradationServiceClient};
@@ -63,8 +66,21 @@ fn export(dir: &Path) -> Export {
     }
 }
 
+/// The service's metrics, where the batch sizes are read back from.
+fn metrics() -> Option<Arc<dyn BatchObserver>> {
+    Some(Arc::new(
+        clearair_runtime::metrics::global().service("degradation"),
+    ))
+}
+
 fn backend(module: &Path, batching: BatchingConfig) -> TorchScriptBackend {
-    TorchScriptBackend::load(&TorchScriptConfig::with_module(module), "cpu", &batching).unwrap()
+    TorchScriptBackend::load(
+        &TorchScriptConfig::with_module(module),
+        "cpu",
+        &batching,
+        metrics(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -186,6 +202,7 @@ fn a_module_of_the_wrong_shape_or_the_wrong_prior_is_refused_by_name() {
             &TorchScriptConfig::with_module(&wrong),
             "cpu",
             &BatchingConfig::default(),
+            None,
         )
         .unwrap_err()
         .to_string()

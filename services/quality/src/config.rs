@@ -2,21 +2,12 @@
 
 use std::path::PathBuf;
 
-use clearair_batch::BatchingConfig;
+use clearair_backends::{batch::BatchingConfig, quality::QualityBackendConfig};
 use clearair_model::TorchScriptConfig;
 use clearair_runtime::config::ServerConfig;
 use serde::{Deserialize, Serialize};
 
-/// Which quality backend to run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QualityBackendKind {
-    /// BRISQUE on the CPU: `F_q` is its 36 scaled features.
-    #[default]
-    Brisque,
-    /// DeQA-Score exported by `deploy/export/deqa_export.py` (`[torchscript]`, batched).
-    Torchscript,
-}
+pub use clearair_backends::quality::QualityBackendKind;
 
 /// Everything the quality service reads at start-up.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,18 +31,38 @@ pub struct QualityConfig {
 
 impl Default for QualityConfig {
     fn default() -> Self {
+        let QualityBackendConfig {
+            backend,
+            brisque_params,
+            torchscript,
+            device,
+            batching,
+        } = QualityBackendConfig::default();
         Self {
             server: ServerConfig {
                 listen: "0.0.0.0:50052".to_owned(),
                 metrics_listen: "0.0.0.0:9462".to_owned(),
                 ..ServerConfig::default()
             },
-            backend: QualityBackendKind::Brisque,
-            brisque_params: PathBuf::from("data/brisque/brisque_svr.json"),
-            torchscript: TorchScriptConfig::with_module("models/deqa.pt"),
-            device: "auto".to_owned(),
-            batching: BatchingConfig::default(),
+            backend,
+            brisque_params,
+            torchscript,
+            device,
+            batching,
             max_pixels: 40_000_000,
+        }
+    }
+}
+
+impl QualityConfig {
+    /// The backend this service loads, from its fields.
+    pub fn backend_config(&self) -> QualityBackendConfig {
+        QualityBackendConfig {
+            backend: self.backend,
+            brisque_params: self.brisque_params.clone(),
+            torchscript: self.torchscript.clone(),
+            device: self.device.clone(),
+            batching: self.batching.clone(),
         }
     }
 }
@@ -59,5 +70,28 @@ impl Default for QualityConfig {
 impl clearair_runtime::launch::ServiceConfig for QualityConfig {
     fn server(&self) -> &clearair_runtime::config::ServerConfig {
         &self.server
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backend_gets_the_services_settings_and_defaults() {
+        assert_eq!(
+            QualityConfig::default().backend_config(),
+            QualityBackendConfig::default()
+        );
+        let config = QualityConfig {
+            backend: QualityBackendKind::Torchscript,
+            device: "cuda:1".to_owned(),
+            ..QualityConfig::default()
+        };
+        let backend = config.backend_config();
+        assert_eq!(
+            (backend.backend, backend.device.as_str()),
+            (QualityBackendKind::Torchscript, "cuda:1")
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Errors of the quality service and their gRPC status codes.
 
+use clearair_backends::{BackendError, Fault};
 use clearair_imaging::ImagingError;
-use clearair_priors::PriorError;
 use clearair_runtime::RuntimeError;
 use tonic::Status;
 
@@ -11,45 +11,27 @@ pub enum QualityError {
     /// The server itself (config, transport).
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    /// The model could not be loaded or failed its warm-up.
-    #[error("cannot load {what}: {reason}")]
-    Load {
-        /// The file or backend.
-        what: String,
-        /// Why.
-        reason: String,
-    },
     /// The request's image is invalid.
     #[error("invalid image: {0}")]
     Image(#[from] ImagingError),
     /// The request carried no image.
     #[error("request has no `image`")]
     MissingImage,
-    /// A batched forward pass failed (the whole batch shares the reason).
-    #[error("quality model failed: {0}")]
-    Inference(String),
-    /// The backend refused or failed on the image.
-    #[error("quality assessment failed: {0}")]
-    Backend(#[from] PriorError),
+    /// The backend failed to load, or refused or failed on the image.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 }
 
 impl From<QualityError> for Status {
     fn from(error: QualityError) -> Self {
-        match error {
-            QualityError::Image(_) | QualityError::MissingImage => {
-                Status::invalid_argument(error.to_string())
-            }
-            QualityError::Backend(
-                PriorError::BufferSize { .. }
-                | PriorError::BadDimensions { .. }
-                | PriorError::ImageTooSmall { .. }
-                | PriorError::Textureless { .. }
-                | PriorError::MaskCount { .. },
-            ) => Status::invalid_argument(error.to_string()),
-            QualityError::Backend(_)
-            | QualityError::Inference(_)
-            | QualityError::Load { .. }
-            | QualityError::Runtime(_) => Status::internal(error.to_string()),
+        let fault = match &error {
+            QualityError::Image(_) | QualityError::MissingImage => Fault::Client,
+            QualityError::Backend(backend) => backend.fault(),
+            QualityError::Runtime(_) => Fault::Server,
+        };
+        match fault {
+            Fault::Client => Status::invalid_argument(error.to_string()),
+            Fault::Server => Status::internal(error.to_string()),
         }
     }
 }

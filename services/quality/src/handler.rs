@@ -2,8 +2,8 @@
 
 use std::time::Instant;
 
+use clearair_backends::quality::{QualityBackend, QualityLevel};
 use clearair_imaging::{DecodeLimits, Rgb8Image};
-use clearair_priors::QualityLevel;
 use clearair_proto::v1::{
     AssessRequest, AssessResponse, QualityLevel as WireLevel, QualityPrior,
     quality_service_server::QualityService,
@@ -15,7 +15,7 @@ use clearair_runtime::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::{QualityBackend, QualityConfig, error::QualityError};
+use crate::{QualityConfig, error::QualityError};
 
 /// Serves Assess with the loaded backend.
 pub(crate) struct QualityHandler {
@@ -84,7 +84,7 @@ impl QualityService for QualityHandler {
             // A batching backend records each batch itself.
             self.metrics.observe_model(elapsed, 1);
         }
-        let estimate = estimate?;
+        let estimate = estimate.map_err(QualityError::from)?;
         Ok(Response::new(AssessResponse {
             quality: Some(QualityPrior {
                 features: estimate.features,

@@ -1,30 +1,32 @@
-//! The quality service: the global quality prior `F_q` and a 1..5 score for one image.
+//! The quality service: the global quality prior `F_q` and a 1..5 score for one image, over
+//! gRPC.
 //!
-//! The embedded backend is BRISQUE (36 natural-scene-statistics features and the published
-//! SVR); DeQA-Score over TorchScript (`backend = "torchscript"`, `F_q` 4096 wide) implements
-//! the same [`QualityBackend`] trait on GPUs.
+//! The backends live in `clearair_backends::quality`: BRISQUE by default (36
+//! natural-scene-statistics features and the published SVR), DeQA-Score over TorchScript
+//! (`backend = "torchscript"`, `F_q` 4096 wide, batched) on GPUs. This crate is the handler,
+//! the config and `serve`.
 //!
 //! # Layout
-//! - [`config`]: [`QualityConfig`], layered from defaults, file and `CLEARAIR_QUALITY__…`.
-//! - [`backend`]: the [`QualityBackend`] trait and the BRISQUE backend.
-//! - [`torchscript`]: DeQA-Score exported by `deploy/export/deqa_export.py`, mPLUG-Owl2's
-//!   preprocessing in Rust, dynamic batching.
+//! - [`config`]: [`QualityConfig`], layered from defaults, file and `CLEARAIR_QUALITY__…`;
+//!   it builds the backend's config.
 //! - `handler`: `clearair.v1.QualityService/Assess`.
-//! - `error`: the service's errors and their gRPC status codes.
+//! - `error`: the service's errors and their gRPC status codes (a backend error's by its
+//!   fault).
 
-pub mod backend;
 pub mod config;
 mod error;
 mod handler;
-pub mod torchscript;
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
+use clearair_backends::{
+    batch::BatchObserver,
+    quality::{self, QualityBackend},
+};
 use clearair_proto::v1::quality_service_server::QualityServiceServer;
 use clearair_runtime::{configure_grpc, model::serve_model_service};
 use tokio::net::TcpListener;
 
-pub use backend::{QualityBackend, QualityEstimate};
 pub use config::QualityConfig;
 pub use error::QualityError;
 
@@ -50,9 +52,11 @@ pub async fn serve(
         shutdown,
         build,
         move || {
-            let backend = backend::load(&model_config)?;
-            backend::warm_up(backend.as_ref())?;
-            Ok::<Box<dyn QualityBackend>, _>(backend)
+            let metrics: Arc<dyn BatchObserver> =
+                Arc::new(clearair_runtime::metrics::global().service("quality"));
+            let backend = quality::load(&model_config.backend_config(), Some(metrics))?;
+            quality::warm_up(backend.as_ref())?;
+            Ok::<Box<dyn QualityBackend>, QualityError>(backend)
         },
     )
     .await

@@ -9,10 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
-use clearair_batch::BatchingConfig;
+use clearair_backends::{
+    batch::BatchingConfig,
+    quality::{QualityBackend, torchscript::TorchScriptBackend},
+};
 use clearair_imaging::Rgb8Image;
 use clearair_model::TorchScriptConfig;
-use clearair_quality::{QualityBackend, torchscript::TorchScriptBackend};
 use clearair_testkit::{
     export_tiny_with_reference, fresh_folder, load_image, max_difference, read_f32, synthetic_png,
     workspace,
@@ -61,7 +63,13 @@ fn export() -> &'static Export {
 }
 
 fn backend(module: &Path, batching: BatchingConfig) -> TorchScriptBackend {
-    TorchScriptBackend::load(&TorchScriptConfig::with_module(module), "cpu", &batching).unwrap()
+    TorchScriptBackend::load(
+        &TorchScriptConfig::with_module(module),
+        "cpu",
+        &batching,
+        None,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -148,6 +156,7 @@ fn a_manifest_promising_another_width_stops_the_load_with_the_shape() {
         &TorchScriptConfig::with_module(&module),
         "cpu",
         &BatchingConfig::default(),
+        None,
     )
     .unwrap_err()
     .to_string();

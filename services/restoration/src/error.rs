@@ -1,5 +1,6 @@
 //! Errors of the restoration service and their gRPC status codes.
 
+use clearair_backends::BackendError;
 use clearair_imaging::ImagingError;
 use clearair_model::ModelError;
 use clearair_runtime::RuntimeError;
@@ -31,6 +32,9 @@ pub enum RestorationError {
     /// The network failed.
     #[error("restoration model failed: {0}")]
     Model(#[from] ModelError),
+    /// Tiled inference refused the input or failed, classified where it happened.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 }
 
 impl From<RestorationError> for Status {
@@ -45,7 +49,11 @@ impl From<RestorationError> for Status {
                 | ModelError::PriorPlacement { .. }
                 | ModelError::ImageShape { .. },
             ) => Status::invalid_argument(error.to_string()),
+            RestorationError::Backend(backend) if backend.is_client_fault() => {
+                Status::invalid_argument(backend.to_string())
+            }
             RestorationError::Model(_)
+            | RestorationError::Backend(_)
             | RestorationError::Load { .. }
             | RestorationError::Runtime(_) => Status::internal(error.to_string()),
         }

@@ -1,13 +1,15 @@
-//! The restorer: the ClearAIR network applied to an image and its priors, in overlapping
-//! tiles above a configurable size so memory stays bounded.
+//! The restorer: the ClearAIR network, loaded and checked against the running priors, applied
+//! to an image and its priors in overlapping tiles ([`restore_in_tiles`], shared with
+//! training's evaluation) so memory stays bounded.
 
 use std::sync::Mutex;
 
-use clearair_imaging::{PackedMasks, Rgb8Image, TileBlender, TilePlan};
+use clearair_backends::restoration::{GlobalPriors, Tiling, restore_in_tiles};
+use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::{
-    ClearAir, ClearAirConfig, ModelManifest, NetworkConfig, Priors, load_weights, parse_device,
+    ClearAir, ClearAirConfig, ModelManifest, NetworkConfig, load_weights, parse_device,
 };
-use tch::{Device, Tensor, nn};
+use tch::{Device, nn};
 
 use crate::{config::RestorationConfig, error::RestorationError};
 
@@ -33,15 +35,14 @@ pub struct Restorer {
     network: Mutex<(nn::VarStore, ClearAir)>,
     config: ClearAirConfig,
     device: Device,
-    tile_size: u32,
-    tile_overlap: u32,
+    tiling: Tiling,
 }
 
 impl std::fmt::Debug for Restorer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Restorer")
             .field("device", &self.device)
-            .field("tile_size", &self.tile_size)
+            .field("tiling", &self.tiling)
             .finish_non_exhaustive()
     }
 }
@@ -95,18 +96,13 @@ impl Restorer {
         if !model.random_init {
             load_weights(&mut store, &model.weights).map_err(|e| load_error(e.to_string()))?;
         }
-        if config.tile_size < 32 || config.tile_overlap * 2 >= config.tile_size {
-            return Err(load_error(format!(
-                "tile_size {} must be at least 32 and more than twice tile_overlap {}",
-                config.tile_size, config.tile_overlap
-            )));
-        }
+        let tiling = Tiling::new(config.tile_size, config.tile_overlap)
+            .map_err(|e| load_error(e.to_string()))?;
         Ok(Self {
             network: Mutex::new((store, network)),
             config: network_config,
             device,
-            tile_size: config.tile_size,
-            tile_overlap: config.tile_overlap,
+            tiling,
         })
     }
 
@@ -116,59 +112,27 @@ impl Restorer {
     }
 
     /// Restores the image, tile by tile when it is large; returns the image and the number of
-    /// tiles.
+    /// tiles. The network is locked per tile, so concurrent requests interleave their tiles.
     pub fn restore(&self, input: &RestorerInput) -> Result<(Rgb8Image, u32), RestorationError> {
-        let image = &input.image;
-        let plan = TilePlan::new(
-            image.width(),
-            image.height(),
-            self.tile_size,
-            self.tile_overlap,
-        )?;
-        let vector = |values: &[f32]| {
-            Tensor::from_slice(values)
-                .view([1, values.len() as i64])
-                .to_device(self.device)
-        };
-        let (quality, content, degradation) = (
-            vector(&input.quality),
-            vector(&input.content),
-            vector(&input.degradation),
+        let priors = GlobalPriors::from_vectors(
+            &input.quality,
+            &input.content,
+            &input.degradation,
+            self.device,
         );
-        let mut blender = TileBlender::new(&plan);
-        for (index, tile) in plan.tiles().iter().enumerate() {
-            let pixels = tile.crop_from(image)?.to_planar_f32();
-            let (height, width) = (i64::from(tile.height), i64::from(tile.width));
-            let tile_image = Tensor::from_slice(&pixels)
-                .view([1, 3, height, width])
-                .to_device(self.device);
-            let masks = input
-                .masks
-                .window_planes(tile.x, tile.y, tile.width, tile.height);
-            let priors = Priors {
-                quality: quality.shallow_clone(),
-                masks: Tensor::from_slice(&masks)
-                    .view([1, i64::from(input.masks.count()), height, width])
-                    .to_device(self.device),
-                content: content.shallow_clone(),
-                degradation: degradation.shallow_clone(),
-            };
-            let guard = self.network.lock().expect("restorer lock poisoned");
-            let restored = tch::no_grad(|| guard.1.forward_checked(&tile_image, &priors, false))?;
-            drop(guard);
-            let restored = restored
-                .clamp(0.0, 1.0)
-                .to_device(Device::Cpu)
-                .flatten(0, -1);
-            let restored = Vec::<f32>::try_from(restored).map_err(torch_error)?;
-            blender.add(index, &restored)?;
-        }
-        Ok((blender.finish_rgb8()?, plan.tiles().len() as u32))
+        let restored = restore_in_tiles(
+            &input.image,
+            &input.masks,
+            &priors,
+            self.tiling,
+            self.device,
+            |tile, priors| {
+                let guard = self.network.lock().expect("restorer lock poisoned");
+                tch::no_grad(|| guard.1.forward_checked(tile, priors, false))
+            },
+        )?;
+        Ok(restored)
     }
-}
-
-fn torch_error(error: tch::TchError) -> RestorationError {
-    RestorationError::Model(clearair_model::ModelError::Torch(error))
 }
 
 /// Restores a synthetic image with neutral priors once, so the first request is not slow and

@@ -1,48 +1,11 @@
 //! Configuration of the segmentation service.
 
-use clearair_batch::BatchingConfig;
+use clearair_backends::{batch::BatchingConfig, segmentation::SegmentationBackendConfig};
 use clearair_model::TorchScriptConfig;
 use clearair_runtime::config::ServerConfig;
-
-use crate::sam2::AmgConfig;
 use serde::{Deserialize, Serialize};
 
-/// Which segmentation backend to run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SegmentationBackendKind {
-    /// Felzenszwalb–Huttenlocher graph segmentation on the CPU.
-    #[default]
-    Graph,
-    /// SAM2 exported by `deploy/export/sam2_export.py` (`[torchscript]`, `[sam2]`).
-    Torchscript,
-}
-
-/// Parameters of the graph backend (Felzenszwalb & Huttenlocher 2004).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GraphConfig {
-    /// Merge threshold scale k (larger: larger regions).
-    pub k: f32,
-    /// Gaussian smoothing before the graph is built, in working-resolution pixels.
-    pub sigma: f32,
-    /// Smallest component, in working-resolution pixels.
-    pub min_size: usize,
-    /// Long side of the working copy (larger images are segmented downscaled).
-    pub max_side: usize,
-}
-
-impl Default for GraphConfig {
-    fn default() -> Self {
-        let defaults = clearair_priors::GraphSegmenterConfig::default();
-        Self {
-            k: defaults.k,
-            sigma: defaults.sigma,
-            min_size: defaults.min_size,
-            max_side: defaults.max_side,
-        }
-    }
-}
+pub use clearair_backends::segmentation::{GraphConfig, SegmentationBackendKind, sam2::AmgConfig};
 
 /// Everything the segmentation service reads at start-up.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,20 +33,42 @@ pub struct SegmentationConfig {
 
 impl Default for SegmentationConfig {
     fn default() -> Self {
+        let SegmentationBackendConfig {
+            backend,
+            graph,
+            torchscript,
+            device,
+            sam2,
+            batching,
+        } = SegmentationBackendConfig::default();
         Self {
             server: ServerConfig {
                 listen: "0.0.0.0:50053".to_owned(),
                 metrics_listen: "0.0.0.0:9463".to_owned(),
                 ..ServerConfig::default()
             },
-            backend: SegmentationBackendKind::Graph,
-            graph: GraphConfig::default(),
-            torchscript: TorchScriptConfig::with_module("models/sam2.pt"),
-            device: "auto".to_owned(),
-            sam2: AmgConfig::default(),
-            batching: BatchingConfig::default(),
+            backend,
+            graph,
+            torchscript,
+            device,
+            sam2,
+            batching,
             default_max_masks: 16,
             max_pixels: 40_000_000,
+        }
+    }
+}
+
+impl SegmentationConfig {
+    /// The backend this service loads, from its fields.
+    pub fn backend_config(&self) -> SegmentationBackendConfig {
+        SegmentationBackendConfig {
+            backend: self.backend,
+            graph: self.graph,
+            torchscript: self.torchscript.clone(),
+            device: self.device.clone(),
+            sam2: self.sam2.clone(),
+            batching: self.batching.clone(),
         }
     }
 }
@@ -91,5 +76,23 @@ impl Default for SegmentationConfig {
 impl clearair_runtime::launch::ServiceConfig for SegmentationConfig {
     fn server(&self) -> &ServerConfig {
         &self.server
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backend_gets_the_services_settings_and_defaults() {
+        assert_eq!(
+            SegmentationConfig::default().backend_config(),
+            SegmentationBackendConfig::default()
+        );
+        let mut config = SegmentationConfig::default();
+        config.graph.k = 123.0;
+        config.sam2.points_per_side = 8;
+        let backend = config.backend_config();
+        assert_eq!((backend.graph.k, backend.sam2.points_per_side), (123.0, 8));
     }
 }

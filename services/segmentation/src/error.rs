@@ -1,7 +1,7 @@
 //! Errors of the segmentation service and their gRPC status codes.
 
+use clearair_backends::{BackendError, Fault};
 use clearair_imaging::ImagingError;
-use clearair_priors::PriorError;
 use clearair_runtime::RuntimeError;
 use tonic::Status;
 
@@ -11,14 +11,6 @@ pub enum SegmentationError {
     /// The server itself (config, transport).
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    /// The backend could not be set up or failed its warm-up.
-    #[error("cannot load {what}: {reason}")]
-    Load {
-        /// The file or backend.
-        what: String,
-        /// Why.
-        reason: String,
-    },
     /// The request's image is invalid.
     #[error("invalid image: {0}")]
     Image(#[from] ImagingError),
@@ -28,31 +20,23 @@ pub enum SegmentationError {
     /// `max_masks` is out of range.
     #[error("max_masks must be between 0 (service default) and 16, got {0}")]
     MaskCount(u32),
-    /// The SAM2 modules failed.
-    #[error("segmentation model failed: {0}")]
-    Model(#[from] clearair_model::ModelError),
-    /// The backend refused or failed on the image.
-    #[error("segmentation failed: {0}")]
-    Backend(#[from] PriorError),
+    /// The backend failed to load, or refused or failed on the image.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 }
 
 impl From<SegmentationError> for Status {
     fn from(error: SegmentationError) -> Self {
-        match error {
+        let fault = match &error {
             SegmentationError::Image(_)
             | SegmentationError::MissingImage
-            | SegmentationError::MaskCount(_)
-            | SegmentationError::Backend(
-                PriorError::BufferSize { .. }
-                | PriorError::BadDimensions { .. }
-                | PriorError::ImageTooSmall { .. }
-                | PriorError::Textureless { .. }
-                | PriorError::MaskCount { .. },
-            ) => Status::invalid_argument(error.to_string()),
-            SegmentationError::Backend(_)
-            | SegmentationError::Model(_)
-            | SegmentationError::Load { .. }
-            | SegmentationError::Runtime(_) => Status::internal(error.to_string()),
+            | SegmentationError::MaskCount(_) => Fault::Client,
+            SegmentationError::Backend(backend) => backend.fault(),
+            SegmentationError::Runtime(_) => Fault::Server,
+        };
+        match fault {
+            Fault::Client => Status::invalid_argument(error.to_string()),
+            Fault::Server => Status::internal(error.to_string()),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use clearair_backends::segmentation::SegmentationBackend;
 use clearair_imaging::{DecodeLimits, MAX_MASKS, Rgb8Image};
 use clearair_proto::v1::{
     SegmentRequest, SegmentResponse, segmentation_service_server::SegmentationService,
@@ -13,7 +14,7 @@ use clearair_runtime::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::{SegmentationBackend, SegmentationConfig, error::SegmentationError};
+use crate::{SegmentationConfig, error::SegmentationError};
 
 /// Serves Segment with the loaded backend.
 pub(crate) struct SegmentationHandler {
@@ -76,7 +77,7 @@ impl SegmentationService for SegmentationHandler {
             // A batching backend records each batch itself.
             self.metrics.observe_model(elapsed, 1);
         }
-        let masks = masks?;
+        let masks = masks.map_err(SegmentationError::from)?;
         span.record("masks", masks.count());
         Ok(Response::new(SegmentResponse {
             masks: Some(masks.into_proto(name)),

@@ -1,30 +1,32 @@
-//! The segmentation service: at most 16 region masks per image, bit-packed, with a score each.
+//! The segmentation service: at most 16 region masks per image, bit-packed, with a score
+//! each, over gRPC.
 //!
-//! The embedded backend is Felzenszwalb–Huttenlocher graph segmentation merged to ≤ 16 regions;
-//! SAM2 (`backend = "torchscript"`) with automatic mask generation written in Rust implements
-//! the same [`SegmentationBackend`] on GPUs.
+//! The backends live in `clearair_backends::segmentation`: Felzenszwalb–Huttenlocher graph
+//! segmentation merged to ≤ 16 regions by default, SAM2 over TorchScript
+//! (`backend = "torchscript"`) with automatic mask generation written in Rust on GPUs. This
+//! crate is the handler, the config and `serve`.
 //!
 //! # Layout
 //! - [`config`]: [`SegmentationConfig`], layered from defaults, file and
-//!   `CLEARAIR_SEGMENTATION__…`.
-//! - [`backend`]: the [`SegmentationBackend`] trait and the graph backend.
-//! - [`sam2`]: SAM2 over TorchScript and automatic mask generation.
+//!   `CLEARAIR_SEGMENTATION__…`; it builds the backend's config.
 //! - `handler`: `clearair.v1.SegmentationService/Segment`.
-//! - `error`: the service's errors and their gRPC status codes.
+//! - `error`: the service's errors and their gRPC status codes (a backend error's by its
+//!   fault).
 
-pub mod backend;
 pub mod config;
 mod error;
 mod handler;
-pub mod sam2;
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
+use clearair_backends::{
+    batch::BatchObserver,
+    segmentation::{self, SegmentationBackend},
+};
 use clearair_proto::v1::segmentation_service_server::SegmentationServiceServer;
 use clearair_runtime::{configure_grpc, model::serve_model_service};
 use tokio::net::TcpListener;
 
-pub use backend::SegmentationBackend;
 pub use config::SegmentationConfig;
 pub use error::SegmentationError;
 
@@ -52,9 +54,11 @@ pub async fn serve(
         shutdown,
         build,
         move || {
-            let backend = backend::load(&model_config)?;
-            backend::warm_up(backend.as_ref())?;
-            Ok::<Box<dyn SegmentationBackend>, _>(backend)
+            let metrics: Arc<dyn BatchObserver> =
+                Arc::new(clearair_runtime::metrics::global().service("segmentation"));
+            let backend = segmentation::load(&model_config.backend_config(), Some(metrics))?;
+            segmentation::warm_up(backend.as_ref())?;
+            Ok::<Box<dyn SegmentationBackend>, SegmentationError>(backend)
         },
     )
     .await

@@ -10,20 +10,32 @@
 //! of masks, in the same order, each with IoU ≥ 0.95 against its upstream twin. Needs the
 //! project's Python environment (`make setup`).
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
-use clearair_batch::BatchingConfig;
+use clearair_backends::{
+    batch::{BatchObserver, BatchingConfig},
+    segmentation::{
+        SegmentationBackend,
+        sam2::{AmgConfig, Sam2Backend},
+    },
+};
 use clearair_imaging::Rgb8Image;
 use clearair_model::TorchScriptConfig;
-use clearair_segmentation::{
-    SegmentationBackend,
-    sam2::{AmgConfig, Sam2Backend},
-};
 use clearair_testkit::{
     batched_more_than_one, export_tiny_with_reference, fresh_folder, load_image, synthetic_png,
     workspace,
 };
 use serde_json::Value;
+
+/// The service's metrics, where the encoder's batch sizes are read back from.
+fn metrics() -> Option<Arc<dyn BatchObserver>> {
+    Some(Arc::new(
+        clearair_runtime::metrics::global().service("segmentation"),
+    ))
+}
 
 /// Smallest IoU accepted between a Rust mask and its upstream twin.
 const MIN_MASK_IOU: f64 = 0.95;
@@ -114,6 +126,7 @@ fn the_rust_mask_generator_matches_sam2s() {
             "cpu",
             &amg,
             &BatchingConfig::default(),
+            metrics(),
         )
         .unwrap();
         for entry in index["images"].as_array().unwrap() {
@@ -178,6 +191,7 @@ fn the_service_backend_returns_at_most_max_masks_at_the_image_size() {
         "cpu",
         &amg,
         &BatchingConfig::default(),
+        metrics(),
     )
     .unwrap();
     assert_eq!(backend.name(), "sam2");
@@ -204,6 +218,7 @@ fn the_service_backend_returns_at_most_max_masks_at_the_image_size() {
             ..AmgConfig::default()
         },
         &BatchingConfig::default(),
+        metrics(),
     )
     .unwrap();
     assert!(strict.generate(&image).unwrap().is_empty());
@@ -234,6 +249,7 @@ fn a_module_of_the_wrong_prior_or_an_unloadable_file_is_named() {
             "cpu",
             &AmgConfig::default(),
             &BatchingConfig::default(),
+            metrics(),
         )
         .unwrap_err()
         .to_string()
@@ -281,6 +297,7 @@ fn concurrent_images_share_encoder_batches_and_get_the_masks_of_single_ones() {
             max_batch_size: 1,
             max_queue_delay_ms: 0,
         },
+        metrics(),
     )
     .unwrap();
     let batched = std::sync::Arc::new(
@@ -292,6 +309,7 @@ fn concurrent_images_share_encoder_batches_and_get_the_masks_of_single_ones() {
                 max_batch_size: 2,
                 max_queue_delay_ms: 1_000,
             },
+            metrics(),
         )
         .unwrap(),
     );

@@ -18,13 +18,26 @@
 //! libtorch upsampling, f32 box IoU), so on the same weights the masks match
 //! `SAM2AutomaticMaskGenerator`'s (`tests/sam2_parity.rs`).
 
-use clearair_batch::{BatchError, Batcher, BatchingConfig};
+use std::sync::Arc;
+
+use clearair_batch::{BatchObserver, Batcher, BatchingConfig};
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::{ExportManifest, ModelError, ScriptModel, TorchScriptConfig};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::{backend::SegmentationBackend, error::SegmentationError};
+use crate::{
+    error::{BackendError, Reason},
+    segmentation::SegmentationBackend,
+};
+
+/// A failure of SAM2's modules.
+fn model_failed(source: ModelError) -> BackendError {
+    BackendError::Model {
+        model: "segmentation",
+        source,
+    }
+}
 
 /// The automatic mask generator's settings; the defaults are SAM2's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -273,45 +286,49 @@ fn encode_batch(
 impl Sam2Backend {
     /// Loads the encoder named by `torchscript` and the decoder its manifest names, on
     /// `device`, runs a full encoder batch and a prompt batch through them and starts the
-    /// encoder's batching thread.
+    /// encoder's batching thread, which reports each batch to `observer`.
     pub fn load(
         torchscript: &TorchScriptConfig,
         device: &str,
         amg: &AmgConfig,
         batching: &BatchingConfig,
-    ) -> Result<Self, SegmentationError> {
+        observer: Option<Arc<dyn BatchObserver>>,
+    ) -> Result<Self, BackendError> {
         let path = &torchscript.module;
-        let load_error = |reason: String| SegmentationError::Load {
-            what: format!("SAM2 module {}", path.display()),
-            reason,
-        };
-        amg.validate().map_err(load_error)?;
-        batching.validate("batching").map_err(load_error)?;
-        let manifest = ExportManifest::read_for(path, "segmentation")
-            .map_err(|e| load_error(e.to_string()))?;
+        let what = format!("SAM2 module {}", path.display());
+        let load_error = |reason: Reason| BackendError::load(&what, reason);
+        amg.validate().map_err(|e| load_error(e.into()))?;
+        batching
+            .validate("batching")
+            .map_err(|e| load_error(e.into()))?;
+        let manifest =
+            ExportManifest::read_for(path, "segmentation").map_err(|e| load_error(e.into()))?;
         let decoder_name: String = manifest
             .section("decoder")
-            .map_err(|e| load_error(e.to_string()))?;
+            .map_err(|e| load_error(e.into()))?;
         let outputs: OutputSection = manifest
             .section("outputs")
-            .map_err(|e| load_error(e.to_string()))?;
+            .map_err(|e| load_error(e.into()))?;
         let input: InputSection = manifest
             .section("input")
-            .map_err(|e| load_error(e.to_string()))?;
+            .map_err(|e| load_error(e.into()))?;
         if input.resize != "bilinear-antialias" || input.size <= 0 {
-            return Err(load_error(format!(
-                "{}: input resize `{}` to {}; this build resizes with `bilinear-antialias` to \
-                 a positive size",
-                manifest.path.display(),
-                input.resize,
-                input.size
-            )));
+            return Err(load_error(
+                format!(
+                    "{}: input resize `{}` to {}; this build resizes with `bilinear-antialias` \
+                     to a positive size",
+                    manifest.path.display(),
+                    input.resize,
+                    input.size
+                )
+                .into(),
+            ));
         }
         let decoder_path = path.with_file_name(&decoder_name);
         let encoder = ScriptModel::load(path, device, torchscript.precision)
-            .map_err(|e| load_error(e.to_string()))?;
+            .map_err(|e| load_error(e.into()))?;
         let decoder = ScriptModel::load(&decoder_path, device, torchscript.precision)
-            .map_err(|e| load_error(e.to_string()))?;
+            .map_err(|e| load_error(e.into()))?;
         if manifest.source.random_init {
             tracing::warn!(module = %path.display(), "SAM2 modules have random weights");
         }
@@ -322,7 +339,7 @@ impl Sam2Backend {
             .map(|_| Tensor::zeros([3, side, side], (Kind::Float, Device::Cpu)))
             .collect();
         let features = encode_batch(&encoder, &outputs, warm)
-            .map_err(|e| load_error(format!("warm-up: {e}")))?;
+            .map_err(|e| load_error(format!("warm-up: {e}").into()))?;
         tracing::info!(
             module = %path.display(),
             architecture = %manifest.architecture,
@@ -332,13 +349,11 @@ impl Sam2Backend {
             max_batch_size = batching.max_batch_size,
             "SAM2 modules loaded"
         );
-        let metrics: std::sync::Arc<dyn clearair_batch::BatchObserver> =
-            std::sync::Arc::new(clearair_runtime::metrics::global().service("segmentation"));
         let batch_outputs = outputs.clone();
-        let encoder = Batcher::spawn("segmentation-batcher", batching.clone(), Some(metrics), {
+        let encoder = Batcher::spawn("segmentation-batcher", batching.clone(), observer, {
             move |items| encode_batch(&encoder, &batch_outputs, items)
         })
-        .map_err(|e| load_error(format!("starting the batching thread: {e}")))?;
+        .map_err(|e| load_error(format!("starting the batching thread: {e}").into()))?;
         let backend = Self {
             encoder,
             decoder,
@@ -355,7 +370,7 @@ impl Sam2Backend {
         );
         let _shapes_checked = backend
             .decode(&features[0], &coords)
-            .map_err(|e| load_error(format!("warm-up: {e}")))?;
+            .map_err(|e| load_error(format!("warm-up: {e}").into()))?;
         Ok(backend)
     }
 
@@ -407,13 +422,21 @@ impl Sam2Backend {
 
     /// Automatic mask generation on `image` at its own resolution: every mask that passes
     /// the filters and NMS, best first (no `max_masks` cut, no resizing).
-    pub fn generate(&self, image: &Rgb8Image) -> Result<Vec<GeneratedMask>, ModelError> {
-        let amg = &self.amg;
-        let (w, h) = (image.width(), image.height());
+    pub fn generate(&self, image: &Rgb8Image) -> Result<Vec<GeneratedMask>, BackendError> {
         let features = self
             .encoder
             .submit_blocking(self.transform(image))
-            .map_err(|e: BatchError<ModelError>| ModelError::Config(e.to_string()))?;
+            .map_err(|source| BackendError::Batch {
+                model: "segmentation",
+                source,
+            })?;
+        self.masks(&features, image.width(), image.height())
+            .map_err(model_failed)
+    }
+
+    /// The generator's masks for a `w × h` image whose encoder outputs are `features`.
+    fn masks(&self, features: &[Tensor], w: u32, h: u32) -> Result<Vec<GeneratedMask>, ModelError> {
+        let amg = &self.amg;
         let resolution = self.input.size as f32;
         let grid = point_grid(amg.points_per_side);
 
@@ -431,7 +454,7 @@ impl Sam2Backend {
                 })
                 .collect();
             let coords = Tensor::from_slice(&coords).view([chunk.len() as i64, 1, 2]);
-            let (low, ious) = self.decode(&features, &coords)?;
+            let (low, ious) = self.decode(features, &coords)?;
             let logits = low
                 .upsample_bilinear2d([i64::from(h), i64::from(w)], false, None, None)
                 .flatten(0, 1);
@@ -498,7 +521,7 @@ impl SegmentationBackend for Sam2Backend {
         true
     }
 
-    fn segment(&self, image: &Rgb8Image, max_masks: u32) -> Result<PackedMasks, SegmentationError> {
+    fn segment(&self, image: &Rgb8Image, max_masks: u32) -> Result<PackedMasks, BackendError> {
         let scaled = image.shrunk_to(self.amg.max_side)?;
         let work = scaled.as_ref().unwrap_or(image);
         let generated = self.generate(work)?;
@@ -513,7 +536,7 @@ impl SegmentationBackend for Sam2Backend {
                 .take(max_masks as usize)
                 .map(|m| Vec::<bool>::try_from(m.mask.flatten(0, -1)))
                 .collect::<Result<_, _>>()
-                .map_err(ModelError::from)?
+                .map_err(|e| model_failed(e.into()))?
         };
         let scores: Vec<f32> = if generated.is_empty() {
             vec![0.0]

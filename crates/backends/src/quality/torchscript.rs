@@ -7,7 +7,9 @@
 //! score in 1..5 from the level-word logits and `W` the manifest's feature width (4096 for
 //! DeQA-Score).
 
-use clearair_batch::{BatchError, Batcher, BatchingConfig};
+use std::sync::Arc;
+
+use clearair_batch::{BatchObserver, Batcher, BatchingConfig};
 use clearair_imaging::{ClipPreprocess, Rgb8Image};
 use clearair_model::{
     ExportManifest, ModelError, ScriptModel, check_shape, torchscript::TorchScriptConfig,
@@ -17,8 +19,8 @@ use serde::Deserialize;
 use tch::{Device, Kind, Tensor};
 
 use crate::{
-    backend::{QualityBackend, QualityEstimate},
-    error::QualityError,
+    error::{BackendError, Reason},
+    quality::{QualityBackend, QualityEstimate},
 };
 
 /// The manifest's `input` section.
@@ -58,7 +60,7 @@ impl std::fmt::Debug for TorchScriptBackend {
 }
 
 /// mPLUG-Owl2's `expand2square`: the image centred on a square of `colour`, offsets floored.
-pub fn expand_to_square(image: &Rgb8Image, colour: [u8; 3]) -> Result<Rgb8Image, QualityError> {
+pub fn expand_to_square(image: &Rgb8Image, colour: [u8; 3]) -> Result<Rgb8Image, BackendError> {
     let (w, h) = (image.width(), image.height());
     if w == h {
         return Ok(image.clone());
@@ -113,45 +115,53 @@ fn run_batch(
 }
 
 impl TorchScriptBackend {
-    /// Loads the module, runs a full warm-up batch and starts the batching thread.
+    /// Loads the module, runs a full warm-up batch and starts the batching thread, which
+    /// reports each batch to `observer`.
     pub fn load(
         torchscript: &TorchScriptConfig,
         device: &str,
         batching: &BatchingConfig,
-    ) -> Result<Self, QualityError> {
+        observer: Option<Arc<dyn BatchObserver>>,
+    ) -> Result<Self, BackendError> {
         let path = &torchscript.module;
-        let load_error = |reason: String| QualityError::Load {
-            what: format!("DeQA-Score module {}", path.display()),
-            reason,
-        };
-        batching.validate("batching").map_err(load_error)?;
+        let what = format!("DeQA-Score module {}", path.display());
+        let load_error = |reason: Reason| BackendError::load(&what, reason);
+        batching
+            .validate("batching")
+            .map_err(|e| load_error(e.into()))?;
         let manifest =
-            ExportManifest::read_for(path, "quality").map_err(|e| load_error(e.to_string()))?;
+            ExportManifest::read_for(path, "quality").map_err(|e| load_error(e.into()))?;
         let input: InputSection = manifest
             .section("input")
-            .map_err(|e| load_error(e.to_string()))?;
+            .map_err(|e| load_error(e.into()))?;
         let outputs: OutputSection = manifest
             .section("outputs")
-            .map_err(|e| load_error(e.to_string()))?;
+            .map_err(|e| load_error(e.into()))?;
         if input.pad != "square-mean-colour" || input.resize != "shorter-side-bicubic-pil" {
-            return Err(load_error(format!(
-                "{}: input pad `{}` / resize `{}`; this build does `square-mean-colour` / \
-                 `shorter-side-bicubic-pil`",
-                manifest.path.display(),
-                input.pad,
-                input.resize
-            )));
+            return Err(load_error(
+                format!(
+                    "{}: input pad `{}` / resize `{}`; this build does `square-mean-colour` / \
+                     `shorter-side-bicubic-pil`",
+                    manifest.path.display(),
+                    input.pad,
+                    input.resize
+                )
+                .into(),
+            ));
         }
         if input.size == 0 || outputs.features == 0 {
-            return Err(load_error(format!(
-                "{}: input size {} and feature width {} must be positive",
-                manifest.path.display(),
-                input.size,
-                outputs.features
-            )));
+            return Err(load_error(
+                format!(
+                    "{}: input size {} and feature width {} must be positive",
+                    manifest.path.display(),
+                    input.size,
+                    outputs.features
+                )
+                .into(),
+            ));
         }
         let model = ScriptModel::load(path, device, torchscript.precision)
-            .map_err(|e| load_error(e.to_string()))?;
+            .map_err(|e| load_error(e.into()))?;
         if manifest.source.random_init {
             tracing::warn!(module = %path.display(), "DeQA-Score module has random weights");
         }
@@ -160,7 +170,8 @@ impl TorchScriptBackend {
         let warm: Vec<Tensor> = (0..batching.max_batch_size)
             .map(|_| Tensor::zeros([3, side, side], (Kind::Float, Device::Cpu)))
             .collect();
-        run_batch(&model, width, warm).map_err(|e| load_error(format!("warm-up batch: {e}")))?;
+        run_batch(&model, width, warm)
+            .map_err(|e| load_error(format!("warm-up batch: {e}").into()))?;
         tracing::info!(
             module = %path.display(),
             architecture = %manifest.architecture,
@@ -170,12 +181,10 @@ impl TorchScriptBackend {
             features = width,
             "DeQA-Score module loaded"
         );
-        let metrics: std::sync::Arc<dyn clearair_batch::BatchObserver> =
-            std::sync::Arc::new(clearair_runtime::metrics::global().service("quality"));
-        let batcher = Batcher::spawn("quality-batcher", batching.clone(), Some(metrics), {
+        let batcher = Batcher::spawn("quality-batcher", batching.clone(), observer, {
             move |items| run_batch(&model, width, items)
         })
-        .map_err(|e| load_error(format!("starting the batching thread: {e}")))?;
+        .map_err(|e| load_error(format!("starting the batching thread: {e}").into()))?;
         Ok(Self {
             batcher,
             preprocess: ClipPreprocess {
@@ -190,7 +199,7 @@ impl TorchScriptBackend {
     }
 
     /// The network input for `image`, `[3, S, S]`.
-    pub fn input(&self, image: &Rgb8Image) -> Result<Tensor, QualityError> {
+    pub fn input(&self, image: &Rgb8Image) -> Result<Tensor, BackendError> {
         let square = expand_to_square(image, self.pad_colour)?;
         let planar = self.preprocess.apply(&square)?;
         let side = i64::from(self.preprocess.size);
@@ -211,12 +220,15 @@ impl QualityBackend for TorchScriptBackend {
         true
     }
 
-    fn assess(&self, image: &Rgb8Image) -> Result<QualityEstimate, QualityError> {
+    fn assess(&self, image: &Rgb8Image) -> Result<QualityEstimate, BackendError> {
         let input = self.input(image)?;
-        let (score, features) = self
-            .batcher
-            .submit_blocking(input)
-            .map_err(|e: BatchError<ModelError>| QualityError::Inference(e.to_string()))?;
+        let (score, features) =
+            self.batcher
+                .submit_blocking(input)
+                .map_err(|source| BackendError::Batch {
+                    model: "quality",
+                    source,
+                })?;
         Ok(QualityEstimate {
             features,
             score,

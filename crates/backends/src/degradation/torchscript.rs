@@ -5,7 +5,9 @@
 //! pixels (`S` from the manifest, 224 for ViT-B/32); outputs `(F_c [B, 512], F_d [B, 512],
 //! probabilities [B, 5])`, the kinds in the mesh's order.
 
-use clearair_batch::{BatchError, Batcher, BatchingConfig};
+use std::sync::Arc;
+
+use clearair_batch::{BatchObserver, Batcher, BatchingConfig};
 use clearair_imaging::{ClipPreprocess, Rgb8Image};
 use clearair_model::{
     DegradationKind, ExportManifest, ModelError, ScriptModel, check_shape,
@@ -15,8 +17,8 @@ use serde::Deserialize;
 use tch::{Device, Kind, Tensor};
 
 use crate::{
-    backend::{DegradationBackend, DegradationEstimate, EMBEDDING_WIDTH},
-    error::DegradationError,
+    degradation::{DegradationBackend, DegradationEstimate, EMBEDDING_WIDTH},
+    error::{BackendError, Reason},
 };
 
 /// The manifest's `input` section.
@@ -153,23 +155,24 @@ fn run_batch(
 
 impl TorchScriptBackend {
     /// Loads the module named by `torchscript` onto `device`, runs a full warm-up batch
-    /// through it and starts the batching thread.
+    /// through it and starts the batching thread, which reports each batch to `observer`.
     pub fn load(
         torchscript: &TorchScriptConfig,
         device: &str,
         batching: &BatchingConfig,
-    ) -> Result<Self, DegradationError> {
+        observer: Option<Arc<dyn BatchObserver>>,
+    ) -> Result<Self, BackendError> {
         let path = &torchscript.module;
-        let load_error = |reason: String| DegradationError::Load {
-            what: format!("DA-CLIP module {}", path.display()),
-            reason,
-        };
-        batching.validate("batching").map_err(load_error)?;
+        let what = format!("DA-CLIP module {}", path.display());
+        let load_error = |reason: Reason| BackendError::load(&what, reason);
+        batching
+            .validate("batching")
+            .map_err(|e| load_error(e.into()))?;
         let manifest =
-            ExportManifest::read_for(path, "degradation").map_err(|e| load_error(e.to_string()))?;
-        let preprocess = contract(&manifest).map_err(|e| load_error(e.to_string()))?;
+            ExportManifest::read_for(path, "degradation").map_err(|e| load_error(e.into()))?;
+        let preprocess = contract(&manifest).map_err(|e| load_error(e.into()))?;
         let model = ScriptModel::load(path, device, torchscript.precision)
-            .map_err(|e| load_error(e.to_string()))?;
+            .map_err(|e| load_error(e.into()))?;
         if manifest.source.random_init {
             tracing::warn!(module = %path.display(), "DA-CLIP module has random weights");
         }
@@ -178,7 +181,7 @@ impl TorchScriptBackend {
         let warm: Vec<Tensor> = (0..batching.max_batch_size)
             .map(|_| Tensor::zeros([3, side, side], (Kind::Float, Device::Cpu)))
             .collect();
-        run_batch(&model, warm).map_err(|e| load_error(format!("warm-up batch: {e}")))?;
+        run_batch(&model, warm).map_err(|e| load_error(format!("warm-up batch: {e}").into()))?;
         tracing::info!(
             module = %path.display(),
             architecture = %manifest.architecture,
@@ -188,15 +191,13 @@ impl TorchScriptBackend {
             max_batch_size = batching.max_batch_size,
             "DA-CLIP module loaded"
         );
-        let metrics: std::sync::Arc<dyn clearair_batch::BatchObserver> =
-            std::sync::Arc::new(clearair_runtime::metrics::global().service("degradation"));
         let batcher = Batcher::spawn(
             "degradation-batcher",
             batching.clone(),
-            Some(metrics),
+            observer,
             move |items| run_batch(&model, items),
         )
-        .map_err(|e| load_error(format!("starting the batching thread: {e}")))?;
+        .map_err(|e| load_error(format!("starting the batching thread: {e}").into()))?;
         Ok(Self {
             batcher,
             preprocess,
@@ -205,7 +206,7 @@ impl TorchScriptBackend {
     }
 
     /// The network input for `image` (CLIP's preprocessing), `[3, S, S]`.
-    pub fn input(&self, image: &Rgb8Image) -> Result<Tensor, DegradationError> {
+    pub fn input(&self, image: &Rgb8Image) -> Result<Tensor, BackendError> {
         let planar = self.preprocess.apply(image)?;
         let side = i64::from(self.preprocess.size);
         Ok(Tensor::from_slice(&planar).view([3, side, side]))
@@ -221,10 +222,13 @@ impl DegradationBackend for TorchScriptBackend {
         true
     }
 
-    fn embed(&self, image: &Rgb8Image) -> Result<DegradationEstimate, DegradationError> {
+    fn embed(&self, image: &Rgb8Image) -> Result<DegradationEstimate, BackendError> {
         let input = self.input(image)?;
         self.batcher
             .submit_blocking(input)
-            .map_err(|e: BatchError<ModelError>| DegradationError::Inference(e.to_string()))
+            .map_err(|source| BackendError::Batch {
+                model: "degradation",
+                source,
+            })
     }
 }

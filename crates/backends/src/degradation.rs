@@ -1,0 +1,332 @@
+//! Degradation backends: the [`DegradationBackend`] trait, the compact encoder trained here
+//! and the loader that picks it or DA-CLIP over TorchScript ([`torchscript`]).
+//!
+//! Training holds its encoder in memory and computes `F_c`/`F_d` through the same code as
+//! the service: [`EncoderBackend::from_network`] wraps a network it owns, [`encode`] one it
+//! only borrows; both shrink the image to the same long side first.
+
+pub mod torchscript;
+
+use std::sync::{Arc, Mutex};
+
+use clearair_batch::{BatchObserver, BatchingConfig};
+use clearair_imaging::Rgb8Image;
+use clearair_model::{
+    DegradationEncoder, DegradationKind, EncoderConfig, EncoderOutput, ModelError, ModelManifest,
+    NetworkConfig, TorchScriptConfig, load_weights, parse_device,
+};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Tensor, nn};
+
+use crate::{ModelConfig, error::BackendError};
+use torchscript::TorchScriptBackend;
+
+/// Width of F_c and F_d on the wire, as DA-CLIP produces them.
+pub const EMBEDDING_WIDTH: usize = 512;
+
+/// Name of the encoder backend, reported with every prior it computes.
+pub const ENCODER_BACKEND_NAME: &str = "clearair-encoder";
+
+/// Long side images are shrunk to before the encoder (the scale it was trained at).
+pub const ENCODER_MAX_SIDE: u32 = 256;
+
+/// Which degradation backend to run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DegradationBackendKind {
+    /// The compact encoder trained here (`models/degradation-encoder.safetensors`).
+    #[default]
+    Encoder,
+    /// DA-CLIP exported by `deploy/export/daclip.py` (`torchscript`, batched).
+    Torchscript,
+}
+
+/// Which degradation backend to load, and its settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DegradationBackendConfig {
+    /// The backend.
+    pub backend: DegradationBackendKind,
+    /// The encoder's weights, and the device of either backend.
+    pub model: ModelConfig,
+    /// The exported module (backend = "torchscript").
+    pub torchscript: TorchScriptConfig,
+    /// Dynamic batching of the TorchScript backend.
+    pub batching: BatchingConfig,
+    /// Images are shrunk so their long side is at most this before the encoder.
+    pub max_side: u32,
+}
+
+impl Default for DegradationBackendConfig {
+    fn default() -> Self {
+        Self {
+            backend: DegradationBackendKind::Encoder,
+            model: ModelConfig::with_weights("models/degradation-encoder.safetensors"),
+            torchscript: TorchScriptConfig::with_module("models/daclip.pt"),
+            batching: BatchingConfig::default(),
+            max_side: ENCODER_MAX_SIDE,
+        }
+    }
+}
+
+/// One image's degradation prior, whatever the backend.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DegradationEstimate {
+    /// Content embedding F_c.
+    pub content: Vec<f32>,
+    /// Degradation embedding F_d.
+    pub degradation: Vec<f32>,
+    /// Probability of each kind, in [`DegradationKind::ALL`] order.
+    pub probabilities: [f32; 5],
+}
+
+/// A degradation/content embedding model.
+pub trait DegradationBackend: Send + Sync + 'static {
+    /// Name reported in every prior and checked against the restorer's manifest.
+    fn name(&self) -> &str;
+    /// Whether the backend batches requests itself (and reports each batch to its observer).
+    fn is_batched(&self) -> bool {
+        false
+    }
+    /// Embeds one image.
+    fn embed(&self, image: &Rgb8Image) -> Result<DegradationEstimate, BackendError>;
+}
+
+/// The compact encoder trained on synthetic degradations of real photos.
+pub struct EncoderBackend {
+    // Tensors are `Send` but not `Sync`; one forward pass at a time also suits the CPU, where
+    // libtorch already spreads each pass over every core.
+    network: Mutex<DegradationEncoder>,
+    // The store the weights were loaded into, when this backend loaded them.
+    _store: Option<nn::VarStore>,
+    device: Device,
+    max_side: u32,
+}
+
+impl std::fmt::Debug for EncoderBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncoderBackend")
+            .field("device", &self.device)
+            .field("max_side", &self.max_side)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EncoderBackend {
+    /// Loads the encoder named by `config.model` (or initialises it, for tests).
+    pub fn load(config: &DegradationBackendConfig) -> Result<Self, BackendError> {
+        let model = &config.model;
+        let what = format!("degradation encoder {}", model.weights.display());
+        let device = parse_device(&model.device).map_err(|e| BackendError::load(&what, e))?;
+        let encoder_config = if model.random_init {
+            tracing::warn!("degradation encoder uses random weights (random_init = true)");
+            EncoderConfig::default()
+        } else {
+            let manifest_path = ModelManifest::path_for_weights(&model.weights);
+            let manifest =
+                ModelManifest::read(&manifest_path).map_err(|e| BackendError::load(&what, e))?;
+            match manifest.network {
+                NetworkConfig::Encoder(encoder) => encoder,
+                NetworkConfig::ClearAir(_) => {
+                    return Err(BackendError::load(
+                        &what,
+                        format!(
+                            "{} describes a restorer, not an encoder",
+                            manifest_path.display()
+                        ),
+                    ));
+                }
+            }
+        };
+        if encoder_config.content_dim != EMBEDDING_WIDTH as i64
+            || encoder_config.degradation_dim != EMBEDDING_WIDTH as i64
+        {
+            return Err(BackendError::load(
+                &what,
+                format!(
+                    "embeddings are {}/{} wide; the mesh carries {EMBEDDING_WIDTH}",
+                    encoder_config.content_dim, encoder_config.degradation_dim
+                ),
+            ));
+        }
+        let mut store = nn::VarStore::new(device);
+        let network = DegradationEncoder::new(&store.root(), &encoder_config);
+        if !model.random_init {
+            load_weights(&mut store, &model.weights).map_err(|e| BackendError::load(&what, e))?;
+        }
+        Ok(Self {
+            network: Mutex::new(network),
+            _store: Some(store),
+            device,
+            max_side: config.max_side,
+        })
+    }
+
+    /// Wraps an encoder already built on `device` (training's, in memory), shrinking images
+    /// to a long side of at most `max_side` as the service does.
+    pub fn from_network(network: DegradationEncoder, device: Device, max_side: u32) -> Self {
+        Self {
+            network: Mutex::new(network),
+            _store: None,
+            device,
+            max_side,
+        }
+    }
+}
+
+/// The encoder backend's computation for an encoder the caller holds (training's): `image`
+/// shrunk to a long side of at most `max_side`, one forward pass on `device`, F_c, F_d and
+/// the kind probabilities read back.
+pub fn encode(
+    network: &DegradationEncoder,
+    device: Device,
+    max_side: u32,
+    image: &Rgb8Image,
+) -> Result<DegradationEstimate, BackendError> {
+    encode_with(image, device, max_side, |input| {
+        tch::no_grad(|| network.forward(input))
+    })
+}
+
+/// Prepares the encoder's input for `image`, runs `forward` on it and reads the outputs: the
+/// one path of the encoder backend, whoever holds the network.
+fn encode_with(
+    image: &Rgb8Image,
+    device: Device,
+    max_side: u32,
+    forward: impl FnOnce(&Tensor) -> EncoderOutput,
+) -> Result<DegradationEstimate, BackendError> {
+    let scaled = image.shrunk_to(max_side)?;
+    let image = scaled.as_ref().unwrap_or(image);
+    let planar = image.to_planar_f32();
+    let input = Tensor::from_slice(&planar)
+        .view([1, 3, i64::from(image.height()), i64::from(image.width())])
+        .to_device(device);
+    let output = forward(&input);
+    let probabilities = to_vec(&output.probabilities())?;
+    let probabilities: [f32; 5] = probabilities.try_into().map_err(|p: Vec<f32>| {
+        model_failed(ModelError::Config(format!(
+            "the encoder returned {} probabilities; expected {}",
+            p.len(),
+            DegradationKind::ALL.len()
+        )))
+    })?;
+    Ok(DegradationEstimate {
+        content: to_vec(&output.content)?,
+        degradation: to_vec(&output.degradation)?,
+        probabilities,
+    })
+}
+
+/// A failure of the encoder.
+fn model_failed(source: ModelError) -> BackendError {
+    BackendError::Model {
+        model: "degradation",
+        source,
+    }
+}
+
+fn to_vec(tensor: &Tensor) -> Result<Vec<f32>, BackendError> {
+    Vec::<f32>::try_from(tensor.to_device(Device::Cpu).flatten(0, -1)).map_err(|e| {
+        model_failed(ModelError::Config(format!(
+            "reading the encoder's output: {e}"
+        )))
+    })
+}
+
+impl DegradationBackend for EncoderBackend {
+    fn name(&self) -> &str {
+        ENCODER_BACKEND_NAME
+    }
+
+    fn embed(&self, image: &Rgb8Image) -> Result<DegradationEstimate, BackendError> {
+        encode_with(image, self.device, self.max_side, |input| {
+            let network = self.network.lock().expect("encoder lock poisoned");
+            tch::no_grad(|| network.forward(input))
+        })
+    }
+}
+
+/// Loads the configured backend; a batching backend reports its batches to `observer`.
+pub fn load(
+    config: &DegradationBackendConfig,
+    observer: Option<Arc<dyn BatchObserver>>,
+) -> Result<Box<dyn DegradationBackend>, BackendError> {
+    match config.backend {
+        DegradationBackendKind::Encoder => Ok(Box::new(EncoderBackend::load(config)?)),
+        DegradationBackendKind::Torchscript => Ok(Box::new(TorchScriptBackend::load(
+            &config.torchscript,
+            &config.model.device,
+            &config.batching,
+            observer,
+        )?)),
+    }
+}
+
+/// Embeds a synthetic image once and checks the output's shape and values.
+pub fn warm_up(backend: &dyn DegradationBackend) -> Result<(), BackendError> {
+    let (width, height) = (80u32, 60u32);
+    let data = (0..width * height)
+        .flat_map(|i| {
+            let v = (i * 37 % 256) as u8;
+            [v, 255 - v, v / 2]
+        })
+        .collect();
+    let image = Rgb8Image::new(width, height, data).expect("consistent warm-up image");
+    let estimate = backend.embed(&image)?;
+    let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+    if estimate.content.len() != EMBEDDING_WIDTH
+        || estimate.degradation.len() != EMBEDDING_WIDTH
+        || !finite(&estimate.content)
+        || !finite(&estimate.degradation)
+        || !finite(&estimate.probabilities)
+    {
+        return Err(BackendError::load(
+            format!("{} backend", backend.name()),
+            format!(
+                "warm-up produced F_c of {} and F_d of {} values (want {EMBEDDING_WIDTH} finite each)",
+                estimate.content.len(),
+                estimate.degradation.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn photo(width: u32, height: u32) -> Rgb8Image {
+        let data = (0..width * height)
+            .flat_map(|i| {
+                let v = (i * 29 % 251) as u8;
+                [v, v / 3, 255 - v]
+            })
+            .collect();
+        Rgb8Image::new(width, height, data).unwrap()
+    }
+
+    #[test]
+    fn a_network_in_memory_embeds_as_the_loaded_backend_does() {
+        tch::manual_seed(7);
+        let config = DegradationBackendConfig {
+            model: ModelConfig {
+                random_init: true,
+                ..DegradationBackendConfig::default().model
+            },
+            ..DegradationBackendConfig::default()
+        };
+        let loaded = EncoderBackend::load(&config).unwrap();
+        // A large image: both paths shrink it to 256 on the long side first.
+        let image = photo(600, 300);
+        let served = loaded.embed(&image).unwrap();
+        assert_eq!(served.content.len(), EMBEDDING_WIDTH);
+
+        let network = loaded.network.into_inner().unwrap();
+        let borrowed = encode(&network, Device::Cpu, ENCODER_MAX_SIDE, &image).unwrap();
+        assert_eq!(borrowed, served);
+        let wrapped = EncoderBackend::from_network(network, Device::Cpu, ENCODER_MAX_SIDE);
+        assert_eq!(wrapped.embed(&image).unwrap(), served);
+        warm_up(&wrapped).unwrap();
+    }
+}

@@ -1,0 +1,278 @@
+//! Tiled inference of the restorer: the one implementation the restoration service and
+//! training's evaluation share, so what evaluation measures is what the mesh serves.
+//!
+//! Above the tile side an image is cut into overlapping tiles ([`TilePlan`]); each tile goes
+//! through the network with the global priors (F_q, F_c, F_d) and its own window of the region
+//! masks, and the tiles are blended back with feathered overlaps ([`TileBlender`]). Memory
+//! stays bounded by the tile whatever the image size.
+
+use clearair_imaging::{ImagingError, PackedMasks, Rgb8Image, TileBlender, TilePlan};
+use clearair_model::{ModelError, Priors};
+use tch::{Device, Tensor};
+
+use crate::error::BackendError;
+
+/// The restoration service's default tile side.
+pub const DEFAULT_TILE_SIZE: u32 = 512;
+/// The restoration service's default overlap between neighbouring tiles.
+pub const DEFAULT_TILE_OVERLAP: u32 = 32;
+/// The smallest tile side accepted.
+pub const MIN_TILE_SIZE: u32 = 32;
+
+/// How an image is cut into tiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tiling {
+    size: u32,
+    overlap: u32,
+}
+
+impl Default for Tiling {
+    fn default() -> Self {
+        Self {
+            size: DEFAULT_TILE_SIZE,
+            overlap: DEFAULT_TILE_OVERLAP,
+        }
+    }
+}
+
+impl Tiling {
+    /// Tiles of `size` pixels a side overlapping by `overlap`; the side must be at least
+    /// [`MIN_TILE_SIZE`] and more than twice the overlap.
+    pub fn new(size: u32, overlap: u32) -> Result<Self, BackendError> {
+        if size < MIN_TILE_SIZE || overlap.saturating_mul(2) >= size {
+            return Err(BackendError::load(
+                "restorer tiling",
+                format!(
+                    "tile_size {size} must be at least {MIN_TILE_SIZE} and more than twice \
+                     tile_overlap {overlap}"
+                ),
+            ));
+        }
+        Ok(Self { size, overlap })
+    }
+
+    /// The tile side.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// The overlap between neighbouring tiles.
+    pub fn overlap(&self) -> u32 {
+        self.overlap
+    }
+}
+
+/// The priors that hold for the whole image: F_q, F_c and F_d as 1×width rows on the device
+/// the network runs on.
+#[derive(Debug)]
+pub struct GlobalPriors {
+    /// F_q, 1×Q.
+    pub quality: Tensor,
+    /// F_c, 1×512.
+    pub content: Tensor,
+    /// F_d, 1×512.
+    pub degradation: Tensor,
+}
+
+impl GlobalPriors {
+    /// The three vectors as 1×width rows on `device`.
+    pub fn from_vectors(
+        quality: &[f32],
+        content: &[f32],
+        degradation: &[f32],
+        device: Device,
+    ) -> Self {
+        let row = |values: &[f32]| {
+            Tensor::from_slice(values)
+                .view([1, values.len() as i64])
+                .to_device(device)
+        };
+        Self {
+            quality: row(quality),
+            content: row(content),
+            degradation: row(degradation),
+        }
+    }
+}
+
+/// The masks of the window at (x, y) of `width × height`, as 1×M×h×w floats on the CPU.
+pub fn window_masks(masks: &PackedMasks, x: u32, y: u32, width: u32, height: u32) -> Tensor {
+    Tensor::from_slice(&masks.window_planes(x, y, width, height)).view([
+        1,
+        i64::from(masks.count()),
+        i64::from(height),
+        i64::from(width),
+    ])
+}
+
+/// Restores `image` tile by tile: `forward` runs the network on one 1×3×h×w tile with its
+/// priors (the caller decides how the network is shared and whether gradients are off).
+/// Returns the restored image, rounded to 8 bits, and the number of tiles.
+///
+/// An image the plan refuses (empty) is the caller's fault; a tile that cannot be cut or
+/// blended after planning, or an output of the wrong size, is ours
+/// ([`BackendError::Assembly`]).
+pub fn restore_in_tiles<F>(
+    image: &Rgb8Image,
+    masks: &PackedMasks,
+    priors: &GlobalPriors,
+    tiling: Tiling,
+    device: Device,
+    mut forward: F,
+) -> Result<(Rgb8Image, u32), BackendError>
+where
+    F: FnMut(&Tensor, &Priors) -> Result<Tensor, ModelError>,
+{
+    for (field, expected, actual) in [
+        ("width", image.width(), masks.width()),
+        ("height", image.height(), masks.height()),
+    ] {
+        if expected != actual {
+            return Err(BackendError::Image(ImagingError::InvalidMasks {
+                field: field.to_owned(),
+                expected: u64::from(expected),
+                actual: u64::from(actual),
+            }));
+        }
+    }
+    let plan = TilePlan::new(image.width(), image.height(), tiling.size, tiling.overlap)?;
+    let mut blender = TileBlender::new(&plan);
+    for (index, tile) in plan.tiles().iter().enumerate() {
+        let pixels = tile
+            .crop_from(image)
+            .map_err(BackendError::Assembly)?
+            .to_planar_f32();
+        let tile_image = Tensor::from_slice(&pixels)
+            .view([1, 3, i64::from(tile.height), i64::from(tile.width)])
+            .to_device(device);
+        let tile_priors = Priors {
+            quality: priors.quality.shallow_clone(),
+            masks: window_masks(masks, tile.x, tile.y, tile.width, tile.height).to_device(device),
+            content: priors.content.shallow_clone(),
+            degradation: priors.degradation.shallow_clone(),
+        };
+        let restored =
+            forward(&tile_image, &tile_priors).map_err(|source| BackendError::Model {
+                model: "restoration",
+                source,
+            })?;
+        let restored = restored
+            .clamp(0.0, 1.0)
+            .to_device(Device::Cpu)
+            .flatten(0, -1);
+        let restored = Vec::<f32>::try_from(restored).map_err(|error| BackendError::Model {
+            model: "restoration",
+            source: ModelError::Torch(error),
+        })?;
+        blender
+            .add(index, &restored)
+            .map_err(BackendError::Assembly)?;
+    }
+    let restored = blender.finish_rgb8().map_err(BackendError::Assembly)?;
+    Ok((restored, plan.tiles().len() as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(width: u32, height: u32) -> Rgb8Image {
+        let data = (0..width * height)
+            .flat_map(|i| {
+                let (x, y) = (i % width, i / width);
+                [
+                    (x * 3 % 256) as u8,
+                    (y * 5 % 256) as u8,
+                    ((x + y) % 256) as u8,
+                ]
+            })
+            .collect();
+        Rgb8Image::new(width, height, data).expect("consistent image")
+    }
+
+    fn neutral(width: u32, height: u32) -> (PackedMasks, GlobalPriors) {
+        let labels = vec![0u8; (width * height) as usize];
+        let masks = PackedMasks::from_label_map(width, height, &labels, 1, &[1.0]).unwrap();
+        let priors = GlobalPriors::from_vectors(&[0.0; 4], &[0.0; 8], &[0.0; 8], Device::Cpu);
+        (masks, priors)
+    }
+
+    #[test]
+    fn identity_tiles_give_back_the_image_and_count_the_tiles() {
+        let image = gradient(150, 97);
+        let (masks, priors) = neutral(150, 97);
+        let tiling = Tiling::new(64, 8).unwrap();
+        let mut shapes = Vec::new();
+        let (restored, tiles) = restore_in_tiles(
+            &image,
+            &masks,
+            &priors,
+            tiling,
+            Device::Cpu,
+            |tile, priors| {
+                shapes.push((tile.size(), priors.masks.size()));
+                Ok(tile.shallow_clone())
+            },
+        )
+        .unwrap();
+        assert_eq!(restored, image);
+        assert_eq!(tiles as usize, shapes.len());
+        assert!(tiles > 1, "a 150×97 image in 64-pixel tiles is tiled");
+        for (tile, masks) in shapes {
+            assert_eq!(tile[2..], masks[2..], "each tile gets its own mask window");
+            assert_eq!(masks[1], 1);
+        }
+    }
+
+    #[test]
+    fn a_network_failure_is_the_servers_fault_and_masks_of_another_size_the_clients() {
+        let image = gradient(40, 30);
+        let (masks, priors) = neutral(40, 30);
+        let failed = restore_in_tiles(
+            &image,
+            &masks,
+            &priors,
+            Tiling::default(),
+            Device::Cpu,
+            |_, _| Err(ModelError::Config("broken".into())),
+        )
+        .unwrap_err();
+        assert!(!failed.is_client_fault(), "{failed}");
+        let (small, _) = neutral(20, 30);
+        let refused = restore_in_tiles(
+            &image,
+            &small,
+            &priors,
+            Tiling::default(),
+            Device::Cpu,
+            |tile, _| Ok(tile.shallow_clone()),
+        )
+        .unwrap_err();
+        assert!(refused.is_client_fault(), "{refused}");
+    }
+
+    #[test]
+    fn a_wrong_output_size_is_the_servers_fault() {
+        let image = gradient(40, 30);
+        let (masks, priors) = neutral(40, 30);
+        let error = restore_in_tiles(
+            &image,
+            &masks,
+            &priors,
+            Tiling::default(),
+            Device::Cpu,
+            |tile, _| Ok(tile.narrow(3, 0, 20)),
+        )
+        .unwrap_err();
+        assert!(matches!(error, BackendError::Assembly(_)), "{error}");
+        assert!(!error.is_client_fault());
+    }
+
+    #[test]
+    fn tilings_too_small_or_all_overlap_are_refused() {
+        assert!(Tiling::new(16, 0).is_err());
+        assert!(Tiling::new(64, 32).is_err());
+        let tiling = Tiling::new(64, 31).unwrap();
+        assert_eq!((tiling.size(), tiling.overlap()), (64, 31));
+    }
+}
