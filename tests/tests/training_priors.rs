@@ -1,0 +1,160 @@
+//! Train as we serve: the priors a training window carries are the priors the mesh's services
+//! compute for the same 8-bit window — F_q from the quality service, the masks from the
+//! segmentation service at the orchestrator's mask count, F_c/F_d from the degradation
+//! service (which shrinks to a long side of 256 before its encoder) — within float
+//! tolerance. Windows on both sides of 256 are checked, so the shrink is covered.
+
+use std::sync::Arc;
+
+use clearair_cli::mesh::Service;
+use clearair_e2e::{channel, fixture, start_mesh, test_config, workspace};
+use clearair_imaging::{PackedMasks, Rgb8Image};
+use clearair_orchestrator::OrchestratorConfig;
+use clearair_proto::v1::{
+    AssessRequest, EmbedRequest, SegmentRequest,
+    degradation_service_client::DegradationServiceClient,
+    quality_service_client::QualityServiceClient,
+    segmentation_service_client::SegmentationServiceClient,
+};
+use clearair_train::mix::{DegradationMix, ParameterRanges};
+use clearair_train::networks::load_encoder;
+use clearair_train::photos::Photo;
+use clearair_train::priors::{CpuPriorBackends, ENCODER_MAX_SIDE, MAX_MASKS};
+use clearair_train::windows::{WindowMaker, WindowSettings};
+use tch::Device;
+
+/// `image` mirrored into a `side × side` square (edges reflected), so windows larger than the
+/// encoder's 256 can be cut from a 256² fixture.
+fn mirrored(image: &Rgb8Image, side: u32) -> Rgb8Image {
+    let reflect = |i: u32, n: u32| {
+        let period = 2 * n;
+        let i = i % period;
+        if i < n { i } else { period - 1 - i }
+    };
+    let mut bytes = Vec::with_capacity((side * side * 3) as usize);
+    for y in 0..side {
+        for x in 0..side {
+            let (sx, sy) = (reflect(x, image.width()), reflect(y, image.height()));
+            let at = ((sy * image.width() + sx) * 3) as usize;
+            bytes.extend_from_slice(&image.as_bytes()[at..at + 3]);
+        }
+    }
+    Rgb8Image::new(side, side, bytes).expect("consistent image")
+}
+
+fn assert_close(what: &str, window: u64, training: &[f32], served: &[f32], tolerance: f32) {
+    assert_eq!(
+        training.len(),
+        served.len(),
+        "window {window}: {what} widths"
+    );
+    let worst = training
+        .iter()
+        .zip(served)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= tolerance,
+        "window {window}: {what} differs by up to {worst:e} (tolerance {tolerance:e})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_windows_carry_the_priors_the_services_compute() {
+    assert_eq!(
+        OrchestratorConfig::default().max_masks,
+        MAX_MASKS,
+        "training asks the segmenter for as many masks as the orchestrator"
+    );
+    let encoder_weights = workspace().join("models/degradation-encoder.safetensors");
+    let mesh = start_mesh(|config| {
+        config.degradation.model.random_init = false;
+        config.degradation.model.weights = encoder_weights.clone();
+    })
+    .await;
+
+    let coffee = clearair_imaging::decode(
+        &fixture("samples/reference/coffee.png"),
+        &Default::default(),
+    )
+    .expect("decodes")
+    .image;
+    let photos = Arc::new(vec![Photo {
+        name: "coffee".to_owned(),
+        image: mirrored(&coffee, 448),
+    }]);
+    let cpu_priors =
+        Arc::new(CpuPriorBackends::load(&test_config().quality.brisque_params).expect("BRISQUE"));
+    let encoder = load_encoder(&encoder_weights, Device::Cpu)
+        .expect("the committed encoder loads")
+        .network;
+    let settings = WindowSettings {
+        min_side: 96,
+        max_side: 448,
+        mix: DegradationMix {
+            ranges: ParameterRanges::Training,
+            ..DegradationMix::default()
+        },
+        dark_share: 0.25,
+    };
+    let maker = WindowMaker::new(photos, cpu_priors, encoder, Device::Cpu, settings, 17)
+        .expect("window maker");
+    let windows: Vec<_> = (0..6)
+        .map(|index| (index, maker.make(index).expect("window")))
+        .collect();
+    let sides: Vec<u32> = windows.iter().map(|(_, w)| w.degraded.width()).collect();
+    assert!(
+        sides.iter().any(|&s| s > ENCODER_MAX_SIDE) && sides.iter().any(|&s| s <= ENCODER_MAX_SIDE),
+        "windows on both sides of the encoder's {ENCODER_MAX_SIDE}: {sides:?}"
+    );
+
+    let mut quality = QualityServiceClient::new(channel(&mesh, Service::Quality).await);
+    let mut segmentation =
+        SegmentationServiceClient::new(channel(&mesh, Service::Segmentation).await);
+    let mut degradation = DegradationServiceClient::new(channel(&mesh, Service::Degradation).await);
+    for (index, window) in &windows {
+        let (index, image) = (*index, &window.degraded);
+        let wire = image.to_proto();
+
+        match quality
+            .assess(AssessRequest {
+                image: Some(wire.clone()),
+            })
+            .await
+        {
+            Ok(response) => {
+                let served = response.into_inner().quality.expect("F_q").features;
+                assert_close("F_q", index, &window.quality, &served, 1e-5);
+            }
+            // A refusal becomes the orchestrator's neutral zeros; training uses the same.
+            Err(status) => assert!(
+                window.quality.iter().all(|&v| v == 0.0),
+                "window {index}: the service refused ({status}) but training kept an F_q"
+            ),
+        }
+
+        let served = segmentation
+            .segment(SegmentRequest {
+                image: Some(wire.clone()),
+                max_masks: MAX_MASKS,
+            })
+            .await
+            .expect("segments")
+            .into_inner()
+            .masks
+            .expect("masks");
+        let served = PackedMasks::from_proto(&served, image.width(), image.height())
+            .expect("masks fit the window");
+        assert_eq!(served, window.masks, "window {index}: masks");
+
+        let served = degradation
+            .embed(EmbedRequest { image: Some(wire) })
+            .await
+            .expect("embeds")
+            .into_inner()
+            .degradation
+            .expect("F_c and F_d");
+        assert_close("F_c", index, &window.content, &served.content, 1e-4);
+        assert_close("F_d", index, &window.degradation, &served.degradation, 1e-4);
+    }
+}
