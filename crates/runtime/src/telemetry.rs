@@ -77,8 +77,14 @@ pub fn init(service_name: &str) -> Result<TelemetryGuard, RuntimeError> {
             )
             .try_init()
     } else {
+        // Colours only for a terminal: logs sent to a file or a collector stay plain text.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
         registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     };
     if let Some(endpoint) = &endpoint {

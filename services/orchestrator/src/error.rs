@@ -42,7 +42,10 @@ pub enum OrchestratorError {
     /// The request's deadline passed.
     #[error("deadline exceeded while waiting for {0}")]
     DeadlineExceeded(&'static str),
-    /// A response from a peer made no sense.
+    /// The client went away, or its upload stream broke, before the answer was ready.
+    #[error("the client left: {0}")]
+    ClientGone(String),
+    /// A response from a peer made no sense, or a step of ours failed.
     #[error("{0}")]
     Internal(String),
 }
@@ -72,9 +75,89 @@ impl From<OrchestratorError> for Status {
                 }
             }
             OrchestratorError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
+            OrchestratorError::ClientGone(_) => Status::cancelled(message),
             OrchestratorError::Runtime(_) | OrchestratorError::Internal(_) => {
+                // A fault of ours: the whole chain goes to the log, the client gets the
+                // top-level message.
+                tracing::error!(error = %source_chain(&error), "internal error");
                 Status::internal(message)
             }
         }
+    }
+}
+
+/// `error` and its sources, outermost first, joined by ": ".
+pub(crate) fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_fault_gets_its_code() {
+        let cases = [
+            (OrchestratorError::MissingImage, Code::InvalidArgument),
+            (
+                OrchestratorError::Image(ImagingError::Empty),
+                Code::InvalidArgument,
+            ),
+            (
+                OrchestratorError::Stream("a second `header`".into()),
+                Code::InvalidArgument,
+            ),
+            (
+                OrchestratorError::UploadTooLarge { limit: 10 },
+                Code::InvalidArgument,
+            ),
+            (
+                OrchestratorError::ClientGone("upload stream reset".into()),
+                Code::Cancelled,
+            ),
+            (
+                OrchestratorError::Internal("encoding the result: disk full".into()),
+                Code::Internal,
+            ),
+            (
+                OrchestratorError::DeadlineExceeded("the priors"),
+                Code::DeadlineExceeded,
+            ),
+            (
+                OrchestratorError::Restoration(Status::internal("tile blend failed")),
+                Code::Unavailable,
+            ),
+            (
+                OrchestratorError::Restoration(Status::invalid_argument("bad prior")),
+                Code::InvalidArgument,
+            ),
+            (
+                OrchestratorError::Prior {
+                    kind: PriorKind::Quality,
+                    status: Status::invalid_argument("image too small"),
+                },
+                Code::InvalidArgument,
+            ),
+        ];
+        for (error, code) in cases {
+            let text = error.to_string();
+            assert_eq!(Status::from(error).code(), code, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_source_chain_names_every_cause() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("restoring")]
+        struct Outer(#[source] std::io::Error);
+        let error = Outer(std::io::Error::other("no space left"));
+        assert_eq!(source_chain(&error), "restoring: no space left");
     }
 }

@@ -172,10 +172,13 @@ impl Pipeline {
     ) -> Result<EncodedImage, OrchestratorError> {
         let started = Instant::now();
         let format = OutputFormat::from_proto(format)?;
+        // The format and quality were checked before any model work: an encoder failure
+        // here is ours, not the request's.
         let (data, media_type) =
             blocking(move || clearair_imaging::encode(&image, format, jpeg_quality))
                 .await
-                .map_err(|s| OrchestratorError::Internal(s.message().to_owned()))??;
+                .map_err(|s| OrchestratorError::Internal(s.message().to_owned()))?
+                .map_err(|e| OrchestratorError::Internal(format!("encoding the result: {e}")))?;
         timings.record("encode", started.elapsed());
         Ok(EncodedImage {
             data,

@@ -11,7 +11,7 @@ use clearair_runtime::deadline::Deadline;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Status, Streaming};
+use tonic::{Code, Status, Streaming};
 use tracing::Instrument;
 
 use crate::{error::OrchestratorError, handler::restore_encoded, pipeline::Pipeline};
@@ -31,8 +31,15 @@ pub(crate) fn start(
     let span = tracing::Span::current();
     tokio::spawn(
         async move {
-            if let Err(error) = run(&pipeline, uploads, deadline, &sender).await {
-                let _ = sender.send(Err(error.into())).await;
+            match run(&pipeline, uploads, deadline, &sender).await {
+                Ok(()) => {}
+                // Nobody is listening: nothing to send, and not a fault of ours.
+                Err(OrchestratorError::ClientGone(why)) => {
+                    tracing::info!(%why, "RestoreStream stopped: the client left");
+                }
+                Err(error) => {
+                    let _ = sender.send(Err(error.into())).await;
+                }
             }
         }
         .instrument(span),
@@ -50,6 +57,36 @@ fn progress(stage: &str, fraction: f32, message: String) -> RestoreStreamRespons
     }
 }
 
+/// What a transport error on the upload stream means: a message that does not decode is the
+/// client's fault; anything else (reset, closed connection) means the client left.
+fn upload_broke(status: Status) -> OrchestratorError {
+    match status.code() {
+        Code::InvalidArgument | Code::Internal | Code::OutOfRange => OrchestratorError::Stream(
+            format!("the upload stream is malformed: {}", status.message()),
+        ),
+        _ => OrchestratorError::ClientGone(format!(
+            "its upload stream ended with {:?}: {}",
+            status.code(),
+            status.message()
+        )),
+    }
+}
+
+/// Runs `work` until it finishes or the client stops listening (the response stream is
+/// dropped), whichever comes first; in the second case `work` is dropped, which cancels its
+/// calls to the prior and restoration services.
+async fn until_client_leaves<T>(
+    sender: &Sender,
+    work: impl Future<Output = Result<T, OrchestratorError>>,
+) -> Result<T, OrchestratorError> {
+    tokio::select! {
+        result = work => result,
+        () = sender.closed() => Err(OrchestratorError::ClientGone(
+            "it stopped reading the response stream".to_owned(),
+        )),
+    }
+}
+
 async fn receive_upload(
     uploads: &mut Streaming<RestoreStreamRequest>,
     limit: u64,
@@ -64,7 +101,7 @@ async fn receive_upload(
                 "the first RestoreStream message must be a `header`".to_owned(),
             ));
         }
-        Some(Err(status)) => return Err(OrchestratorError::Stream(status.message().to_owned())),
+        Some(Err(status)) => return Err(upload_broke(status)),
         None => {
             return Err(OrchestratorError::Stream(
                 "empty RestoreStream call".to_owned(),
@@ -77,10 +114,7 @@ async fn receive_upload(
     let mut data = Vec::with_capacity(header.total_bytes as usize);
     let mut reported = 0.0f32;
     while let Some(message) = uploads.next().await {
-        match message
-            .map_err(|s| OrchestratorError::Stream(s.message().to_owned()))?
-            .part
-        {
+        match message.map_err(upload_broke)?.part {
             Some(Part::Chunk(chunk)) => {
                 if data.len() as u64 + chunk.len() as u64 > limit {
                     return Err(OrchestratorError::UploadTooLarge { limit });
@@ -122,7 +156,8 @@ async fn run(
     sender: &Sender,
 ) -> Result<(), OrchestratorError> {
     let limit = pipeline.limits().max_encoded_bytes;
-    let (header, data) = receive_upload(&mut uploads, limit, sender).await?;
+    let (header, data) =
+        until_client_leaves(sender, receive_upload(&mut uploads, limit, sender)).await?;
     let _ = sender
         .send(Ok(progress(
             "upload",
@@ -132,17 +167,18 @@ async fn run(
         .await;
     // Progress is best effort: if the client reads slowly, an event is dropped rather than
     // holding up the restoration.
-    let mut response = restore_encoded(
+    let mut report = |stage: &str, fraction| {
+        let _ = sender.try_send(Ok(progress(stage, fraction, format!("{stage} done"))));
+    };
+    let work = restore_encoded(
         pipeline,
         data,
         header.output_format,
         header.jpeg_quality,
         deadline,
-        &mut |stage, fraction| {
-            let _ = sender.try_send(Ok(progress(stage, fraction, format!("{stage} done"))));
-        },
-    )
-    .await?;
+        &mut report,
+    );
+    let mut response = until_client_leaves(sender, work).await?;
     let image = response.image.take().unwrap_or_default();
     let total_bytes = image.data.len() as u64;
     response.image = Some(clearair_proto::v1::EncodedImage {
@@ -171,4 +207,61 @@ async fn run(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// Sets its flag when dropped: shows that work was abandoned, not left running.
+    struct DropFlag(Arc<AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn work_stops_when_the_client_stops_listening() {
+        let (sender, receiver) = mpsc::channel(1);
+        let dropped = Arc::new(AtomicBool::new(false));
+        let guard = DropFlag(dropped.clone());
+        let work = async move {
+            let _guard = guard;
+            std::future::pending::<Result<(), OrchestratorError>>().await
+        };
+        let waiting = tokio::spawn(async move { until_client_leaves(&sender, work).await });
+        drop(receiver);
+        let result = waiting.await.expect("joins");
+        assert!(
+            matches!(result, Err(OrchestratorError::ClientGone(_))),
+            "{result:?}"
+        );
+        assert!(dropped.load(Ordering::SeqCst), "the work was dropped");
+        assert_eq!(Status::from(result.unwrap_err()).code(), Code::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn finished_work_is_returned_while_the_client_listens() {
+        let (sender, _receiver) = mpsc::channel(1);
+        let result = until_client_leaves(&sender, async { Ok(7) }).await;
+        assert_eq!(result.unwrap(), 7);
+    }
+
+    #[test]
+    fn a_broken_upload_means_the_client_left_and_a_malformed_one_is_its_fault() {
+        for status in [
+            Status::cancelled("operation was canceled"),
+            Status::unknown("h2 protocol error: stream reset"),
+            Status::unavailable("connection closed"),
+        ] {
+            let error = upload_broke(status);
+            assert!(matches!(error, OrchestratorError::ClientGone(_)), "{error}");
+        }
+        let error = upload_broke(Status::internal("failed to decode Protobuf message"));
+        assert_eq!(Status::from(error).code(), Code::InvalidArgument);
+    }
 }
