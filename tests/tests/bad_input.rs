@@ -107,6 +107,58 @@ fn valid_restore_request(width: u32, height: u32) -> RestoreRequest {
     }
 }
 
+/// The restorer owns what "neutral" means: an absent prior is its neutral value (zeros, one
+/// mask over the image), the same result as sending those values, and not the same as a real
+/// prior (the test mesh's restorer has random weights, so every prior changes its output).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_priors_are_the_restorers_neutral_ones() {
+    let mesh = start_mesh(|_| {}).await;
+    let mut restorer = RestorationServiceClient::new(channel(&mesh, Service::Restoration).await);
+    async fn restore(
+        restorer: &mut RestorationServiceClient<tonic::transport::Channel>,
+        request: RestoreRequest,
+    ) -> RgbImage {
+        restorer
+            .restore(request)
+            .await
+            .expect("served")
+            .into_inner()
+            .image
+            .expect("an image")
+    }
+    let steer = |request: &mut RestoreRequest| {
+        request.quality.as_mut().unwrap().features = vec![2.0; 36];
+        let degradation = request.degradation.as_mut().unwrap();
+        degradation.content = vec![1.0; 512];
+        degradation.degradation = vec![-1.0; 512];
+    };
+
+    let mut image_alone = valid_restore_request(24, 20);
+    image_alone.quality = None;
+    image_alone.masks = None;
+    image_alone.degradation = None;
+    let alone = restore(&mut restorer, image_alone).await;
+    assert_eq!((alone.width, alone.height), (24, 20));
+
+    let mut explicit = valid_restore_request(24, 20);
+    explicit.quality.as_mut().unwrap().features = vec![0.0; 36];
+    let explicit = restore(&mut restorer, explicit).await;
+    assert!(alone == explicit, "absent priors = zeros and one full mask");
+
+    let mut steered = valid_restore_request(24, 20);
+    steer(&mut steered);
+    let steered = restore(&mut restorer, steered).await;
+    assert!(alone != steered, "real priors change the output");
+
+    let mut masks_only_absent = valid_restore_request(24, 20);
+    steer(&mut masks_only_absent);
+    masks_only_absent.masks = None;
+    assert!(
+        restore(&mut restorer, masks_only_absent).await == steered,
+        "absent masks = one full mask, the other priors still steer"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_priors_are_refused_by_the_restorer_by_name() {
     let mesh = start_mesh(|_| {}).await;
@@ -154,10 +206,6 @@ async fn wrong_priors_are_refused_by_the_restorer_by_name() {
     let mut foreign = valid_restore_request(24, 20);
     foreign.quality.as_mut().unwrap().backend = "deqa".to_owned();
     assert_invalid(restorer.restore(foreign).await, &["deqa", "brisque"]);
-
-    let mut missing = valid_restore_request(24, 20);
-    missing.masks = None;
-    assert_invalid(restorer.restore(missing).await, &["masks"]);
 
     let mut short_pixels = valid_restore_request(24, 20);
     short_pixels.image.as_mut().unwrap().rgb.pop();

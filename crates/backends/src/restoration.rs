@@ -95,6 +95,25 @@ impl GlobalPriors {
     }
 }
 
+/// The restorer's neutral value of each prior: what it is steered by when a prior is absent
+/// (its service failed and the orchestrator left it out, or a caller sends the image alone).
+/// Training substitutes the same values at random (prior dropout), so the weights know them.
+pub mod neutral {
+    use clearair_imaging::PackedMasks;
+
+    /// F_q, F_c or F_d of `width` values: all zeros.
+    pub fn vector(width: usize) -> Vec<f32> {
+        vec![0.0; width]
+    }
+
+    /// The masks: one mask covering the whole image.
+    pub fn masks(width: u32, height: u32) -> PackedMasks {
+        let labels = vec![0u8; width as usize * height as usize];
+        PackedMasks::from_label_map(width, height, &labels, 1, &[1.0])
+            .expect("one full mask is always valid")
+    }
+}
+
 /// The masks of the window at (x, y) of `width × height`, as 1×M×h×w floats on the CPU.
 pub fn window_masks(masks: &PackedMasks, x: u32, y: u32, width: u32, height: u32) -> Tensor {
     Tensor::from_slice(&masks.window_planes(x, y, width, height)).view([
@@ -191,8 +210,7 @@ mod tests {
     }
 
     fn neutral(width: u32, height: u32) -> (PackedMasks, GlobalPriors) {
-        let labels = vec![0u8; (width * height) as usize];
-        let masks = PackedMasks::from_label_map(width, height, &labels, 1, &[1.0]).unwrap();
+        let masks = super::neutral::masks(width, height);
         let priors = GlobalPriors::from_vectors(&[0.0; 4], &[0.0; 8], &[0.0; 8], Device::Cpu);
         (masks, priors)
     }

@@ -130,16 +130,14 @@ impl CpuPriorBackends {
     }
 }
 
-/// The orchestrator's neutral F_q: all zeros.
+/// The restorer's neutral F_q (all zeros), which it uses when F_q is absent.
 pub fn neutral_quality(width: usize) -> Vec<f32> {
-    vec![0.0; width]
+    clearair_backends::restoration::neutral::vector(width)
 }
 
-/// The orchestrator's neutral masks: one mask covering the whole image.
+/// The restorer's neutral masks (one mask covering the whole image).
 pub fn neutral_masks(width: u32, height: u32) -> PackedMasks {
-    let labels = vec![0u8; width as usize * height as usize];
-    PackedMasks::from_label_map(width, height, &labels, 1, &[1.0])
-        .expect("one full mask is always valid")
+    clearair_backends::restoration::neutral::masks(width, height)
 }
 
 /// Which priors of one sample are replaced by their neutral values. F_c and F_d come from

@@ -6,7 +6,7 @@ use std::{
 };
 
 use clearair_imaging::{DecodeLimits, OutputFormat, Rgb8Image};
-use clearair_proto::v1::{EncodedImage, RestoreRequest, StageTiming};
+use clearair_proto::v1::{EncodedImage, PriorKind, RestoreRequest, StageTiming};
 use clearair_runtime::{deadline::Deadline, model::blocking};
 use tonic::Request;
 
@@ -122,11 +122,13 @@ impl Pipeline {
             return Err(OrchestratorError::DeadlineExceeded("restoration"));
         }
         let started = Instant::now();
+        // A prior that fell back is left out: the restorer owns what "neutral" means.
+        let served = |kind| !priors.fallbacks.contains(&kind);
         let mut request = Request::new(RestoreRequest {
             image: Some(image.to_proto()),
-            quality: Some(priors.quality.clone()),
-            masks: Some(priors.masks.clone()),
-            degradation: Some(priors.degradation.clone()),
+            quality: served(PriorKind::Quality).then(|| priors.quality.clone()),
+            masks: served(PriorKind::Segmentation).then(|| priors.masks.clone()),
+            degradation: served(PriorKind::Degradation).then(|| priors.degradation.clone()),
         });
         Deadline::propagate(deadline, &mut request);
         let response = self

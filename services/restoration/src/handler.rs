@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Instant};
 
+use clearair_backends::restoration::neutral;
 use clearair_imaging::{DecodeLimits, PackedMasks, Rgb8Image};
 use clearair_model::PriorBackends;
 use clearair_proto::v1::{
@@ -21,7 +22,9 @@ use crate::{
     restorer::{Restorer, RestorerInput},
 };
 
-/// Backend name of the orchestrator's neutral fallback priors.
+/// Backend name under which orchestrators before 0.2 sent their own neutral fallback priors;
+/// still accepted. Today an orchestrator leaves a failed prior out and the restorer fills in
+/// its own neutral value.
 const NEUTRAL_BACKEND: &str = "neutral";
 
 /// Serves Restore with the loaded network.
@@ -87,39 +90,46 @@ fn validate(
     let network = restorer.network_config();
     let image = request.image.ok_or(RestorationError::Missing("image"))?;
     let image = Rgb8Image::from_proto_owned(image, limits)?;
-    let quality = request
-        .quality
-        .ok_or(RestorationError::Missing("quality"))?;
-    check_backend("quality", &quality.backend, &backends.quality.name)?;
-    check_vector("quality.features", &quality.features, network.quality_dim)?;
-    let masks = request.masks.ok_or(RestorationError::Missing("masks"))?;
-    check_backend("masks", &masks.backend, &backends.segmentation.name)?;
-    let masks = PackedMasks::from_proto(&masks, image.width(), image.height())
-        .map_err(|e| RestorationError::Prior(e.to_string()))?;
-    let degradation = request
-        .degradation
-        .ok_or(RestorationError::Missing("degradation"))?;
-    check_backend(
-        "degradation",
-        &degradation.backend,
-        &backends.degradation.name,
-    )?;
-    check_vector(
-        "degradation.content",
-        &degradation.content,
-        network.content_dim,
-    )?;
-    check_vector(
-        "degradation.degradation",
-        &degradation.degradation,
-        network.degradation_dim,
-    )?;
+    // An absent prior is steered by the restorer's own neutral value (what training's prior
+    // dropout substitutes), so a request with the image alone is served.
+    let quality = match request.quality {
+        Some(quality) => {
+            check_backend("quality", &quality.backend, &backends.quality.name)?;
+            check_vector("quality.features", &quality.features, network.quality_dim)?;
+            quality.features
+        }
+        None => neutral::vector(network.quality_dim as usize),
+    };
+    let masks = match request.masks {
+        Some(masks) => {
+            check_backend("masks", &masks.backend, &backends.segmentation.name)?;
+            PackedMasks::from_proto(&masks, image.width(), image.height())
+                .map_err(|e| RestorationError::Prior(e.to_string()))?
+        }
+        None => neutral::masks(image.width(), image.height()),
+    };
+    let (content, degradation) = match request.degradation {
+        Some(prior) => {
+            check_backend("degradation", &prior.backend, &backends.degradation.name)?;
+            check_vector("degradation.content", &prior.content, network.content_dim)?;
+            check_vector(
+                "degradation.degradation",
+                &prior.degradation,
+                network.degradation_dim,
+            )?;
+            (prior.content, prior.degradation)
+        }
+        None => (
+            neutral::vector(network.content_dim as usize),
+            neutral::vector(network.degradation_dim as usize),
+        ),
+    };
     Ok(RestorerInput {
         image,
-        quality: quality.features,
+        quality,
         masks,
-        content: degradation.content,
-        degradation: degradation.degradation,
+        content,
+        degradation,
     })
 }
 

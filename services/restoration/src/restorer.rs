@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use clearair_backends::restoration::{GlobalPriors, Tiling, restore_in_tiles};
+use clearair_backends::restoration::{GlobalPriors, Tiling, neutral, restore_in_tiles};
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::{
     ClearAir, ClearAirConfig, ModelManifest, NetworkConfig, load_weights, parse_device,
@@ -146,13 +146,12 @@ pub fn warm_up(restorer: &Restorer) -> Result<(), RestorationError> {
         })
         .collect();
     let image = Rgb8Image::new(width, height, data).expect("consistent warm-up image");
-    let labels = vec![0u8; (width * height) as usize];
     let input = RestorerInput {
         image,
-        quality: vec![0.0; restorer.config.quality_dim as usize],
-        masks: PackedMasks::from_label_map(width, height, &labels, 1, &[1.0])?,
-        content: vec![0.0; restorer.config.content_dim as usize],
-        degradation: vec![0.0; restorer.config.degradation_dim as usize],
+        quality: neutral::vector(restorer.config.quality_dim as usize),
+        masks: neutral::masks(width, height),
+        content: neutral::vector(restorer.config.content_dim as usize),
+        degradation: neutral::vector(restorer.config.degradation_dim as usize),
     };
     let (restored, _) = restorer.restore(&input)?;
     if (restored.width(), restored.height()) != (width, height) {
