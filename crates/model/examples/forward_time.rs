@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use clearair_model::{
-    ClearAir, ClearAirConfig, DegradationEncoder, EncoderConfig, IcrmConfig, Priors,
+    ClearAirConfig, ClearAirNet, DegradationEncoder, EncoderConfig, IcrmConfig, Priors,
     parameter_count, parse_device, restoration_loss,
 };
 use rand::SeedableRng;
@@ -47,7 +47,7 @@ fn random_priors(config: &ClearAirConfig, batch: i64, size: i64, device: Device)
 
 fn time_restorer(name: &str, config: &ClearAirConfig, size: i64, device: Device) {
     let store = nn::VarStore::new(device);
-    let network = ClearAir::new(&store.root(), config);
+    let network = ClearAirNet::new(&store.root(), config);
     let image = Tensor::rand([1, 3, size, size], (Kind::Float, device));
     let priors = random_priors(config, 1, size, device);
     let time = median_time(|| {
@@ -67,7 +67,7 @@ fn time_training_step(
     device: Device,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let store = nn::VarStore::new(device);
-    let network = ClearAir::new(&store.root(), config);
+    let network = ClearAirNet::new(&store.root(), config);
     let mut optimiser = nn::AdamW::default().build(&store, 2e-4)?;
     let clean = Tensor::rand([4, 3, 64, 64], (Kind::Float, device));
     let degraded = (&clean + clean.randn_like() * 0.1).clamp(0.0, 1.0);

@@ -106,7 +106,7 @@ impl StartingPoint {
 
 /// ClearAIR. Inference callers wrap calls in `tch::no_grad` and pass `train = false`.
 #[derive(Debug)]
-pub struct ClearAir {
+pub struct ClearAirNet {
     config: ClearAirConfig,
     patch_embed: OverlapPatchEmbed,
     encoder_level1: TransformerStack,
@@ -140,7 +140,7 @@ pub struct ClearAir {
     output: nn::Conv2D,
 }
 
-impl ClearAir {
+impl ClearAirNet {
     /// Builds the network under `path`.
     ///
     /// # Panics
@@ -250,14 +250,14 @@ impl ClearAir {
 
     /// Restores `image` (N×3×H×W in [0, 1], any H, W ≥ 1) and returns N×3×H×W, unclamped.
     ///
-    /// `priors` must have passed [`check_priors`] (or use [`ClearAir::forward_checked`]); with
+    /// `priors` must have passed [`check_priors`] (or use [`ClearAirNet::forward_checked`]); with
     /// `train` the segmentation masks are randomly dropped into the background.
     pub fn forward_t(&self, image: &Tensor, priors: &Priors, train: bool) -> Tensor {
         let region_masks = self.prepare_masks(&priors.masks, train);
         self.forward_with_region_masks(image, priors, &region_masks)
     }
 
-    /// [`check_priors`] followed by [`ClearAir::forward_t`].
+    /// [`check_priors`] followed by [`ClearAirNet::forward_t`].
     pub fn forward_checked(&self, image: &Tensor, priors: &Priors, train: bool) -> Result<Tensor> {
         check_priors(&self.config, image, priors)?;
         Ok(self.forward_t(image, priors, train))
@@ -269,7 +269,7 @@ impl ClearAir {
         prepare_region_masks(masks, self.config.mask_dropout, train)
     }
 
-    /// The forward pass with region masks already prepared by [`ClearAir::prepare_masks`]
+    /// The forward pass with region masks already prepared by [`ClearAirNet::prepare_masks`]
     /// (N×M'×H×W at the image's size; `priors.masks` is ignored). The consistency loss uses
     /// this to feed identically dropped, geometrically transformed masks to several passes.
     /// Mask dropout is the network's only train-time randomness (Restormer has no dropout or

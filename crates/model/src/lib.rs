@@ -42,7 +42,7 @@ pub mod torchscript;
 pub mod transformer;
 pub mod weights;
 
-pub use clearair::{ClearAir, StartingPoint};
+pub use clearair::{ClearAirNet, StartingPoint};
 pub use config::{ClearAirConfig, EncoderConfig, LayerNormKind, PromptConfig};
 pub use device::parse_device;
 pub use encoder::{

@@ -11,7 +11,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Reduction, Tensor};
 
-use crate::clearair::ClearAir;
+use crate::clearair::ClearAirNet;
 use crate::priors::Priors;
 
 /// Mean absolute error.
@@ -127,7 +127,7 @@ pub struct IcrmDraw {
 /// does not depend on which thread drew first.
 #[derive(Debug)]
 pub struct LossDraws {
-    /// The region masks after mask dropout (N×M'×H×W, see [`ClearAir::prepare_masks`]).
+    /// The region masks after mask dropout (N×M'×H×W, see [`ClearAirNet::prepare_masks`]).
     pub region_masks: Tensor,
     /// The ICRM draw, when the term is on this step.
     pub icrm: Option<IcrmDraw>,
@@ -137,7 +137,7 @@ impl LossDraws {
     /// Draws for a batch of `degraded` (N×3×H×W) images with `priors`: mask dropout and the
     /// ICRM noise from libtorch's generator, the rest from `rng`.
     pub fn draw(
-        model: &ClearAir,
+        model: &ClearAirNet,
         degraded: &Tensor,
         priors: &Priors,
         config: &IcrmConfig,
@@ -201,7 +201,7 @@ impl LossDraws {
 /// gradient, and twice more on a sub-crop for ICRM. Every random choice comes from `rng` and
 /// libtorch's generator (see [`LossDraws::draw`]).
 pub fn restoration_loss(
-    model: &ClearAir,
+    model: &ClearAirNet,
     degraded: &Tensor,
     clean: &Tensor,
     priors: &Priors,
@@ -226,7 +226,7 @@ pub fn restoration_loss(
 /// response to the augmented inputs, and backpropagating into the first pass as well would
 /// double the memory of a step for a term the paper weights at α·γ = 0.0125.
 pub fn restoration_loss_with(
-    model: &ClearAir,
+    model: &ClearAirNet,
     degraded: &Tensor,
     clean: &Tensor,
     priors: &Priors,

@@ -129,7 +129,7 @@ fn describe_mismatch(
 
 /// The quality backend a restorer was trained with.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct QualityBackend {
+pub struct QualityBackendSpec {
     /// Backend name, e.g. `brisque` or `deqa`.
     pub name: String,
     /// Width of F_q.
@@ -138,7 +138,7 @@ pub struct QualityBackend {
 
 /// The segmentation backend a restorer was trained with.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct SegmentationBackend {
+pub struct SegmentationBackendSpec {
     /// Backend name, e.g. `felzenszwalb` or `sam2`.
     pub name: String,
     /// Most masks per image it produces.
@@ -147,7 +147,7 @@ pub struct SegmentationBackend {
 
 /// The degradation-embedding backend a restorer was trained with.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct DegradationBackend {
+pub struct DegradationBackendSpec {
     /// Backend name, e.g. `clearair-encoder` or `daclip`.
     pub name: String,
     /// Width of F_c.
@@ -160,11 +160,11 @@ pub struct DegradationBackend {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct PriorBackends {
     /// Global quality prior.
-    pub quality: QualityBackend,
+    pub quality: QualityBackendSpec,
     /// Region masks.
-    pub segmentation: SegmentationBackend,
+    pub segmentation: SegmentationBackendSpec,
     /// Content and degradation embeddings.
-    pub degradation: DegradationBackend,
+    pub degradation: DegradationBackendSpec,
 }
 
 impl PriorBackends {

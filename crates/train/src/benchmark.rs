@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clearair_model::{
-    ClearAir, ClearAirConfig, DegradationEncoder, EncoderConfig, IcrmConfig, LossDraws, PixelLoss,
-    Priors, StartingPoint, parameter_count,
+    ClearAirConfig, ClearAirNet, DegradationEncoder, EncoderConfig, IcrmConfig, LossDraws,
+    PixelLoss, Priors, StartingPoint, parameter_count,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -202,7 +202,7 @@ fn random_batch(config: &ClearAirConfig, batch: i64, size: i64, device: Device) 
 
 /// One full training step as training runs it: draws, sharded forward and backward, AdamW.
 fn training_step(
-    network: &ClearAir,
+    network: &ClearAirNet,
     optimizer: &mut AdamW,
     batch: &RestorerBatch,
     icrm: &IcrmConfig,
@@ -224,7 +224,7 @@ fn time_restorer(
 ) -> Result<RestorerTimings> {
     let device = settings.device;
     let store = nn::VarStore::new(device);
-    let network = ClearAir::new(&store.root(), config);
+    let network = ClearAirNet::new(&store.root(), config);
     let batch = random_batch(config, settings.batch, settings.size, device);
     let forward_ms = median_ms(device, settings.runs, || {
         let _ = tch::no_grad(|| network.forward_checked(&batch.degraded, &batch.priors, false))?;
@@ -256,7 +256,7 @@ fn time_settings(settings: &BenchmarkSettings) -> Result<Vec<StepTiming>> {
     let device = settings.device;
     let config = ClearAirConfig::compact(36);
     let store = nn::VarStore::new(device);
-    let network = ClearAir::new(&store.root(), &config);
+    let network = ClearAirNet::new(&store.root(), &config);
     StartingPoint::IdentityOutput.apply(&store);
     let mut optimizer = AdamW::new(&store, AdamWConfig::default());
     let mut rng = ChaCha8Rng::seed_from_u64(1);

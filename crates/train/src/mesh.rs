@@ -4,7 +4,7 @@
 
 use clearair_backends::restoration::{GlobalPriors, Tiling, restore_in_tiles};
 use clearair_imaging::Rgb8Image;
-use clearair_model::{ClearAir, DegradationEncoder};
+use clearair_model::{ClearAirNet, DegradationEncoder};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::Result;
@@ -19,7 +19,7 @@ use crate::protocol::RowPriors;
 #[derive(Debug)]
 pub struct MeshRestorer<'a> {
     /// The restorer.
-    pub restorer: &'a ClearAir,
+    pub restorer: &'a ClearAirNet,
     /// The degradation encoder.
     pub encoder: &'a DegradationEncoder,
     /// BRISQUE and the graph segmenter.

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use clearair_model::{
-    ClearAir, ClearAirConfig, DegradationEncoder, EncoderConfig, ModelManifest, NetworkConfig,
+    ClearAirConfig, ClearAirNet, DegradationEncoder, EncoderConfig, ModelManifest, NetworkConfig,
     load_weights,
 };
 use tch::{Device, nn};
@@ -52,7 +52,7 @@ pub fn load_encoder(weights: &Path, device: Device) -> Result<Loaded<Degradation
 }
 
 /// Loads the restorer whose weights are at `weights` (manifest beside it).
-pub fn load_restorer(weights: &Path, device: Device) -> Result<Loaded<ClearAir>> {
+pub fn load_restorer(weights: &Path, device: Device) -> Result<Loaded<ClearAirNet>> {
     let manifest = ModelManifest::read(&ModelManifest::path_for_weights(weights))?;
     let NetworkConfig::ClearAir(config) = &manifest.network else {
         return Err(TrainError::Setting(format!(
@@ -61,7 +61,7 @@ pub fn load_restorer(weights: &Path, device: Device) -> Result<Loaded<ClearAir>>
         )));
     };
     let mut store = nn::VarStore::new(device);
-    let network = ClearAir::new(&store.root(), config);
+    let network = ClearAirNet::new(&store.root(), config);
     load_weights(&mut store, weights)?;
     Ok(Loaded {
         store,

@@ -13,7 +13,9 @@ use clearair_backends::{
     segmentation::{self, SegmentationBackendConfig},
 };
 use clearair_imaging::{PackedMasks, Rgb8Image};
-use clearair_model::weights::{DegradationBackend, QualityBackend, SegmentationBackend};
+use clearair_model::weights::{
+    DegradationBackendSpec, QualityBackendSpec, SegmentationBackendSpec,
+};
 use clearair_model::{DegradationEncoder, PriorBackends};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -91,15 +93,15 @@ impl CpuPriorBackends {
     /// `backends`).
     pub fn backends(&self) -> PriorBackends {
         PriorBackends {
-            quality: QualityBackend {
+            quality: QualityBackendSpec {
                 name: self.quality.name().to_owned(),
                 width: self.quality.feature_width() as i64,
             },
-            segmentation: SegmentationBackend {
+            segmentation: SegmentationBackendSpec {
                 name: self.segmentation.name().to_owned(),
                 max_masks: i64::from(MAX_MASKS),
             },
-            degradation: DegradationBackend {
+            degradation: DegradationBackendSpec {
                 name: ENCODER_BACKEND_NAME.to_owned(),
                 content_dim: EMBEDDING_WIDTH,
                 degradation_dim: EMBEDDING_WIDTH,

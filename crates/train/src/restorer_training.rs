@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clearair_model::{
-    ClearAir, ClearAirConfig, DegradationEncoder, IcrmConfig, LossDraws, ModelManifest,
+    ClearAirConfig, ClearAirNet, DegradationEncoder, IcrmConfig, LossDraws, ModelManifest,
     NetworkConfig, PixelLoss, StartingPoint, parameter_count, save_weights,
 };
 use serde_json::json;
@@ -165,7 +165,7 @@ pub struct ProgressEval {
 }
 
 impl ProgressEval {
-    fn run(&self, network: &ClearAir, device: Device, step: u64) -> Result<EvalRecord> {
+    fn run(&self, network: &ClearAirNet, device: Device, step: u64) -> Result<EvalRecord> {
         let mesh = MeshRestorer {
             restorer: network,
             encoder: &self.encoder,
@@ -223,10 +223,12 @@ pub struct TrainingOutcome {
 
 /// Trains the restorer, writes its weights and manifest, and returns the store, the network
 /// and the outcome (the caller adds evaluation figures to the manifest).
-pub fn train_restorer(job: &RestorerTraining) -> Result<(nn::VarStore, ClearAir, TrainingOutcome)> {
+pub fn train_restorer(
+    job: &RestorerTraining,
+) -> Result<(nn::VarStore, ClearAirNet, TrainingOutcome)> {
     tch::manual_seed(torch_seed(job.seed, Purpose::RestorerStep, u64::MAX));
     let mut store = nn::VarStore::new(job.device);
-    let network = ClearAir::new(&store.root(), &job.config);
+    let network = ClearAirNet::new(&store.root(), &job.config);
     job.starting_point.apply(&store);
     let mut optimizer = AdamW::new(&store, job.adamw);
     let settings = checkpoint_settings(job);

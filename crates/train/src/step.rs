@@ -7,7 +7,7 @@
 //! its own rows with one intra-op thread, and autograd adds every thread's gradient into the
 //! shared parameters — keeps both cores busy with whole passes.
 
-use clearair_model::{ClearAir, IcrmConfig, LossDraws, PixelLoss, restoration_loss_with};
+use clearair_model::{ClearAirNet, IcrmConfig, LossDraws, PixelLoss, restoration_loss_with};
 
 use crate::data::RestorerBatch;
 use crate::error::{Result, TrainError};
@@ -25,7 +25,7 @@ pub struct StepLosses {
 
 /// What every shard reads.
 struct StepInputs<'a> {
-    network: &'a ClearAir,
+    network: &'a ClearAirNet,
     batch: &'a RestorerBatch,
     draws: &'a LossDraws,
     icrm: &'a IcrmConfig,
@@ -89,7 +89,7 @@ pub fn shard_ranges(rows: i64, shards: usize) -> Vec<(i64, i64)> {
 /// Shards sum their gradients in whichever order they finish, so two runs may differ in the
 /// last bits of a float; everything random is in `draws`, drawn once beforehand.
 pub fn accumulate_gradients(
-    network: &ClearAir,
+    network: &ClearAirNet,
     batch: &RestorerBatch,
     draws: &LossDraws,
     icrm: &IcrmConfig,

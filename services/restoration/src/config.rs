@@ -2,7 +2,7 @@
 
 use clearair_model::{
     ClearAirConfig, PriorBackends,
-    weights::{DegradationBackend, QualityBackend, SegmentationBackend},
+    weights::{DegradationBackendSpec, QualityBackendSpec, SegmentationBackendSpec},
 };
 use clearair_runtime::config::{ModelConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
@@ -31,15 +31,15 @@ pub struct RestorationConfig {
 /// The embedded defaults' backends: BRISQUE, graph segmentation, the compact encoder.
 pub fn embedded_priors() -> PriorBackends {
     PriorBackends {
-        quality: QualityBackend {
+        quality: QualityBackendSpec {
             name: "brisque".to_owned(),
             width: 36,
         },
-        segmentation: SegmentationBackend {
+        segmentation: SegmentationBackendSpec {
             name: "graph".to_owned(),
             max_masks: 16,
         },
-        degradation: DegradationBackend {
+        degradation: DegradationBackendSpec {
             name: "clearair-encoder".to_owned(),
             content_dim: 512,
             degradation_dim: 512,

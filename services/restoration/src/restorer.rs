@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use clearair_backends::restoration::{GlobalPriors, Tiling, neutral, restore_in_tiles};
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::{
-    ClearAir, ClearAirConfig, ModelManifest, NetworkConfig, load_weights, parse_device,
+    ClearAirConfig, ClearAirNet, ModelManifest, NetworkConfig, load_weights, parse_device,
 };
 use tch::{Device, nn};
 
@@ -32,7 +32,7 @@ pub struct RestorerInput {
 pub struct Restorer {
     // Tensors are `Send` but not `Sync`: one pass at a time, which on a CPU is also the fast
     // way (libtorch spreads each pass over every core).
-    network: Mutex<(nn::VarStore, ClearAir)>,
+    network: Mutex<(nn::VarStore, ClearAirNet)>,
     config: ClearAirConfig,
     device: Device,
     tiling: Tiling,
@@ -92,7 +92,7 @@ impl Restorer {
             )));
         }
         let mut store = nn::VarStore::new(device);
-        let network = ClearAir::new(&store.root(), &network_config);
+        let network = ClearAirNet::new(&store.root(), &network_config);
         if !model.random_init {
             load_weights(&mut store, &model.weights).map_err(|e| load_error(e.to_string()))?;
         }

@@ -4,9 +4,9 @@ use crate::test_support::{random_priors, tiny_config};
 use crate::weights::parameter_count;
 use tch::{Device, Kind};
 
-fn network(config: &ClearAirConfig) -> (nn::VarStore, ClearAir) {
+fn network(config: &ClearAirConfig) -> (nn::VarStore, ClearAirNet) {
     let store = nn::VarStore::new(Device::Cpu);
-    let network = ClearAir::new(&store.root(), config);
+    let network = ClearAirNet::new(&store.root(), config);
     (store, network)
 }
 
@@ -282,7 +282,7 @@ fn cuda_matches_cpu_and_trains() {
     tch::manual_seed(4);
     let (cpu_store, cpu_network) = network(&config);
     let mut gpu_store = nn::VarStore::new(device);
-    let gpu_network = ClearAir::new(&gpu_store.root(), &config);
+    let gpu_network = ClearAirNet::new(&gpu_store.root(), &config);
     gpu_store.copy(&cpu_store).unwrap();
 
     let image = Tensor::rand([2, 3, 61, 47], (Kind::Float, Device::Cpu));

@@ -41,10 +41,10 @@ fn every_symmetry_inverts_exactly() {
     assert_eq!(seen.len(), 8, "the eight symmetries must be distinct");
 }
 
-fn setup(config: &ClearAirConfig) -> (nn::VarStore, ClearAir, Tensor, Tensor, Priors) {
+fn setup(config: &ClearAirConfig) -> (nn::VarStore, ClearAirNet, Tensor, Tensor, Priors) {
     tch::manual_seed(0);
     let store = nn::VarStore::new(Device::Cpu);
-    let model = ClearAir::new(&store.root(), config);
+    let model = ClearAirNet::new(&store.root(), config);
     let clean = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu));
     let degraded =
         (&clean + Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu)) * 0.1).clamp(0.0, 1.0);

@@ -1,19 +1,19 @@
 use super::*;
-use crate::clearair::ClearAir;
+use crate::clearair::ClearAirNet;
 use crate::test_support::{random_priors, scratch_dir, tiny_config};
 use tch::{Device, Kind};
 
 fn backends() -> PriorBackends {
     PriorBackends {
-        quality: QualityBackend {
+        quality: QualityBackendSpec {
             name: "brisque".into(),
             width: 36,
         },
-        segmentation: SegmentationBackend {
+        segmentation: SegmentationBackendSpec {
             name: "felzenszwalb".into(),
             max_masks: 16,
         },
-        degradation: DegradationBackend {
+        degradation: DegradationBackendSpec {
             name: "clearair-encoder".into(),
             content_dim: 512,
             degradation_dim: 512,
@@ -28,12 +28,12 @@ fn save_then_load_reproduces_the_outputs() {
     let config = tiny_config(36);
     tch::manual_seed(1);
     let original_store = nn::VarStore::new(Device::Cpu);
-    let original = ClearAir::new(&original_store.root(), &config);
+    let original = ClearAirNet::new(&original_store.root(), &config);
     save_weights(&original_store, &path).unwrap();
 
     tch::manual_seed(2);
     let mut loaded_store = nn::VarStore::new(Device::Cpu);
-    let loaded = ClearAir::new(&loaded_store.root(), &config);
+    let loaded = ClearAirNet::new(&loaded_store.root(), &config);
     let image = Tensor::rand([1, 3, 20, 12], (Kind::Float, Device::Cpu));
     let priors = random_priors(&config, 1, 20, 12, 3);
     let before = tch::no_grad(|| loaded.forward_t(&image, &priors, false));
@@ -56,11 +56,11 @@ fn loading_another_configuration_names_the_differing_tensors() {
     let dir = scratch_dir("mismatch");
     let path = dir.path().join("brisque.safetensors");
     let store = nn::VarStore::new(Device::Cpu);
-    let _network = ClearAir::new(&store.root(), &tiny_config(36));
+    let _network = ClearAirNet::new(&store.root(), &tiny_config(36));
     save_weights(&store, &path).unwrap();
 
     let mut other = nn::VarStore::new(Device::Cpu);
-    let _network = ClearAir::new(&other.root(), &tiny_config(4096));
+    let _network = ClearAirNet::new(&other.root(), &tiny_config(4096));
     let error = load_weights(&mut other, &path).unwrap_err();
     let ModelError::WeightsMismatch { detail, .. } = &error else {
         panic!("expected WeightsMismatch, got {error:?}")
@@ -117,7 +117,7 @@ fn matching_backends_pass_and_each_difference_is_explained() {
     );
 
     let mut running = backends();
-    running.quality = QualityBackend {
+    running.quality = QualityBackendSpec {
         name: "deqa".into(),
         width: 4096,
     };

@@ -3,7 +3,7 @@ use crate::eval::report::{markdown_table, metrics, to_json};
 use crate::test_support::{
     cpu_priors, exclusive_torch, scratch_dir, small_encoder, synthetic_photos, tiny_restorer,
 };
-use clearair_model::{ClearAir, DegradationEncoder};
+use clearair_model::{ClearAirNet, DegradationEncoder};
 use tch::{Device, nn};
 
 fn eval_photos() -> Vec<Photo> {
@@ -15,7 +15,7 @@ fn evaluation_scores_each_row_and_photo_with_the_protocol() {
     let _torch = exclusive_torch();
     tch::manual_seed(3);
     let store = nn::VarStore::new(Device::Cpu);
-    let restorer = ClearAir::new(&store.root(), &tiny_restorer(36));
+    let restorer = ClearAirNet::new(&store.root(), &tiny_restorer(36));
     let encoder_store = nn::VarStore::new(Device::Cpu);
     let encoder = DegradationEncoder::new(&encoder_store.root(), &small_encoder());
     let priors = cpu_priors();

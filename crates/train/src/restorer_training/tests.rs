@@ -140,7 +140,7 @@ fn resuming_continues_at_the_saved_step_and_matches_an_uninterrupted_run() {
 
     // The written weights are the final ones.
     let mut reloaded = nn::VarStore::new(Device::Cpu);
-    let _ = ClearAir::new(&reloaded.root(), &tiny_restorer(36));
+    let _ = ClearAirNet::new(&reloaded.root(), &tiny_restorer(36));
     load_weights(
         &mut reloaded,
         &resumed_folder.path().join("model.safetensors"),
@@ -216,7 +216,7 @@ fn splitting_the_batch_across_threads_gives_the_same_gradient() {
     let folder = scratch_dir("shards");
     let job = job("shards", 0, folder.path());
     let store = nn::VarStore::new(Device::Cpu);
-    let network = ClearAir::new(&store.root(), &job.config);
+    let network = ClearAirNet::new(&store.root(), &job.config);
     let samples: Vec<_> = [0, 1]
         .iter()
         .flat_map(|&i| job.sampler.batch(i).unwrap())
