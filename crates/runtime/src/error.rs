@@ -24,6 +24,24 @@ pub enum RuntimeError {
     /// The reflection service could not be built from the descriptor sets.
     #[error("reflection setup failed: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The listen address could not be bound (in use, not local, no permission).
+    #[error("cannot bind {address}: {source}")]
+    Bind {
+        /// The configured address.
+        address: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A task of the server itself panicked or was cancelled (the server task, a model load).
+    #[error("{task} failed: {source}")]
+    Task {
+        /// What the task was doing.
+        task: String,
+        /// The join error (a panic's message is in it).
+        #[source]
+        source: tokio::task::JoinError,
+    },
     /// An I/O error, e.g. binding the metrics listener.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -44,9 +44,13 @@ where
     let _telemetry = crate::telemetry::init(binary)?;
     let config: C = crate::config::load(env_prefix, args.config.as_deref())?;
     let server = config.server();
-    let listener = TcpListener::bind(&server.listen)
-        .await
-        .map_err(|e| RuntimeError::InvalidConfig(format!("cannot bind {}: {e}", server.listen)))?;
+    let listener =
+        TcpListener::bind(&server.listen)
+            .await
+            .map_err(|source| RuntimeError::Bind {
+                address: server.listen.clone(),
+                source,
+            })?;
     if !server.metrics_listen.is_empty() {
         let addr =
             crate::metrics::spawn_metrics_endpoint(&server.metrics_listen, std::future::pending())

@@ -107,7 +107,12 @@ where
             let _stop = stop;
             serving
                 .await
-                .map_err(|e| E::from(RuntimeError::InvalidConfig(format!("server task: {e}"))))?
+                .map_err(|source| {
+                    E::from(RuntimeError::Task {
+                        task: "the server task".to_owned(),
+                        source,
+                    })
+                })?
                 .map_err(E::from)
         }
         Ok(Err(error)) => {
@@ -118,10 +123,10 @@ where
         Err(join) => {
             let _ = stop.send(());
             let _ = serving.await;
-            Err(E::from(RuntimeError::InvalidConfig(format!(
-                "loading the {} model panicked: {join}",
-                slot.name
-            ))))
+            Err(E::from(RuntimeError::Task {
+                task: format!("loading the {} model", slot.name),
+                source: join,
+            }))
         }
     }
 }
