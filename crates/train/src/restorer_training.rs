@@ -401,6 +401,12 @@ pub fn restorer_manifest(
 ) -> ModelManifest {
     metrics.insert("train_final_loss".into(), outcome.smoothed_loss);
     metrics.insert("train_seconds".into(), outcome.elapsed_seconds);
+    // Core-hours allotted: wall time × libtorch threads (the window producer's extra thread
+    // and the niceness of a shared machine not counted).
+    metrics.insert(
+        "train_core_hours".into(),
+        outcome.elapsed_seconds * f64::from(tch::get_num_threads().max(1)) / 3600.0,
+    );
     metrics.insert("parameters".into(), outcome.parameters as f64);
     ModelManifest {
         name: job.name.clone(),

@@ -53,15 +53,21 @@ pub fn row_sheet(row: &RowResult, model: &str) -> Result<Rgb8Image> {
         }
         sheet.add_panel(example.clean.clone(), format!("clean {}", example.photo));
     }
+    // The clean row's input is the reference itself (infinite PSNR): no gain to show.
+    let gain = row.gain();
+    let gain = if gain.is_finite() {
+        format!("  gain {gain:+.2} dB")
+    } else {
+        String::new()
+    };
     sheet.add_line(ascii(&format!(
-        "{}: mean over {} photos  input {:.2} dB / {:.3}  {model} {:.2} dB / {:.3}  gain {:+.2} dB",
+        "{}: mean over {} photos  input {:.2} dB / {:.3}  {model} {:.2} dB / {:.3}{gain}",
         row.row.label,
         row.images.len(),
         row.input().0,
         row.input().1,
         row.restored().0,
         row.restored().1,
-        row.gain()
     )));
     Ok(sheet.render()?)
 }
