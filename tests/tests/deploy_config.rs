@@ -79,11 +79,6 @@ fn every_file_loads_into_its_service_config_and_keeps_the_standard_ports() {
         );
         assert_eq!(peer.tls.cert, PathBuf::from("/etc/clearair/tls/client.pem"));
     }
-    // The neutral fallback prior must have the restorer's F_q width.
-    assert_eq!(
-        orchestrator.quality_width as i64,
-        restoration.priors.quality.width
-    );
     assert!(orchestrator.max_masks as i64 <= restoration.priors.segmentation.max_masks);
     // The files change only what deployment needs; the models stay the embedded defaults.
     assert_eq!(quality.brisque_params, defaults.quality.brisque_params);

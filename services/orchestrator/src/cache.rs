@@ -88,7 +88,13 @@ mod tests {
     use crate::priors::PriorSet;
 
     fn priors(feature_count: usize) -> Arc<PriorSet> {
-        Arc::new(PriorSet::neutral(feature_count, 8, 8))
+        Arc::new(PriorSet {
+            quality: Some(clearair_proto::v1::QualityPrior {
+                features: vec![0.5; feature_count],
+                ..Default::default()
+            }),
+            ..PriorSet::default()
+        })
     }
 
     #[test]

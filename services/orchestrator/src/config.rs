@@ -99,9 +99,6 @@ pub struct OrchestratorConfig {
     pub limits: InputLimits,
     /// Masks asked of the segmentation service (≤ 16).
     pub max_masks: u32,
-    /// Width of the neutral quality prior used on fallback; must equal the restorer's `F_q`
-    /// width (36 for BRISQUE, 4096 for DeQA).
-    pub quality_width: usize,
     /// Bytes of priors kept in the content-addressed cache (0 disables it).
     pub cache_bytes: usize,
 }
@@ -128,7 +125,6 @@ impl Default for OrchestratorConfig {
             fan_out: FanOut::Parallel,
             limits: InputLimits::default(),
             max_masks: 16,
-            quality_width: 36,
             cache_bytes: 64 << 20,
         }
     }

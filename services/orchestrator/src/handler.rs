@@ -115,9 +115,9 @@ impl ClearAir for ClearAirHandler {
             priors: Some(summarize(&priors)),
             timings: timings.finish(),
             fallbacks: priors.fallbacks.iter().map(|k| *k as i32).collect(),
-            quality: full.as_ref().map(|p| p.quality.clone()),
-            masks: full.as_ref().map(|p| p.masks.clone()),
-            degradation: full.map(|p| p.degradation),
+            quality: full.as_ref().and_then(|p| p.quality.clone()),
+            masks: full.as_ref().and_then(|p| p.masks.clone()),
+            degradation: full.and_then(|p| p.degradation),
             width: decoded.width(),
             height: decoded.height(),
         }))

@@ -6,7 +6,7 @@ use std::{
 };
 
 use clearair_imaging::{DecodeLimits, OutputFormat, Rgb8Image};
-use clearair_proto::v1::{EncodedImage, PriorKind, RestoreRequest, StageTiming};
+use clearair_proto::v1::{EncodedImage, RestoreRequest, StageTiming};
 use clearair_runtime::{deadline::Deadline, model::blocking};
 use tonic::Request;
 
@@ -122,13 +122,12 @@ impl Pipeline {
             return Err(OrchestratorError::DeadlineExceeded("restoration"));
         }
         let started = Instant::now();
-        // A prior that fell back is left out: the restorer owns what "neutral" means.
-        let served = |kind| !priors.fallbacks.contains(&kind);
+        // A prior that fell back is absent: the restorer owns what "neutral" means.
         let mut request = Request::new(RestoreRequest {
             image: Some(image.to_proto()),
-            quality: served(PriorKind::Quality).then(|| priors.quality.clone()),
-            masks: served(PriorKind::Segmentation).then(|| priors.masks.clone()),
-            degradation: served(PriorKind::Degradation).then(|| priors.degradation.clone()),
+            quality: priors.quality.clone(),
+            masks: priors.masks.clone(),
+            degradation: priors.degradation.clone(),
         });
         Deadline::propagate(deadline, &mut request);
         let response = self

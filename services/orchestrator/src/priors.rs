@@ -1,11 +1,12 @@
 //! The three priors of one image: fetched in parallel under the request's deadline, checked,
-//! and replaced by neutral values where a prior fails and its policy says `fallback`.
+//! and left out where a prior fails and its policy says `fallback` (the restorer then uses
+//! its own neutral value).
 
 use std::time::{Duration, Instant};
 
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_proto::v1::{
-    AssessRequest, DegradationPrior, EmbedRequest, PriorKind, QualityLevel, QualityPrior, RgbImage,
+    AssessRequest, DegradationPrior, EmbedRequest, PriorKind, QualityPrior, RgbImage,
     SegmentRequest, SemanticMasks,
 };
 use clearair_runtime::deadline::Deadline;
@@ -20,67 +21,30 @@ use crate::{
 /// Width of DA-CLIP's content and degradation embeddings.
 pub(crate) const EMBEDDING_WIDTH: usize = 512;
 
-/// The assembled priors of one image.
-#[derive(Clone, Debug, PartialEq)]
+/// The assembled priors of one image. A prior that failed under the `fallback` policy is
+/// absent: the restorer fills in its own neutral value, so the orchestrator needs to know
+/// nothing of the restorer's widths.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct PriorSet {
-    pub(crate) quality: QualityPrior,
-    pub(crate) masks: SemanticMasks,
-    pub(crate) degradation: DegradationPrior,
-    /// Priors replaced by neutral values.
+    pub(crate) quality: Option<QualityPrior>,
+    pub(crate) masks: Option<SemanticMasks>,
+    pub(crate) degradation: Option<DegradationPrior>,
+    /// Priors that fell back (absent above).
     pub(crate) fallbacks: Vec<PriorKind>,
 }
 
 impl PriorSet {
-    /// Neutral priors for a `width × height` image: zero features, one mask covering the
-    /// whole image, zero embeddings. The restorer is trained with these as prior dropout.
-    #[cfg(test)]
-    pub(crate) fn neutral(quality_width: usize, width: u32, height: u32) -> Self {
-        Self {
-            quality: neutral_quality(quality_width),
-            masks: neutral_masks(width, height),
-            degradation: neutral_degradation(),
-            fallbacks: vec![
-                PriorKind::Quality,
-                PriorKind::Segmentation,
-                PriorKind::Degradation,
-            ],
-        }
-    }
-
     /// Approximate memory held, for the cache's byte budget.
     pub(crate) fn size_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.quality.features.len() * 4
-            + self.masks.bits.len()
-            + self.masks.scores.len() * 4
-            + (self.degradation.content.len() + self.degradation.degradation.len()) * 4
-            + self.degradation.probabilities.len() * 8
-    }
-}
-
-fn neutral_quality(width: usize) -> QualityPrior {
-    QualityPrior {
-        features: vec![0.0; width],
-        score: 0.0,
-        level: QualityLevel::Unspecified as i32,
-        backend: "neutral".to_owned(),
-        raw_score: 0.0,
-    }
-}
-
-fn neutral_masks(width: u32, height: u32) -> SemanticMasks {
-    let labels = vec![0u8; width as usize * height as usize];
-    PackedMasks::from_label_map(width, height, &labels, 1, &[1.0])
-        .expect("one full mask is always valid")
-        .into_proto("neutral")
-}
-
-fn neutral_degradation() -> DegradationPrior {
-    DegradationPrior {
-        content: vec![0.0; EMBEDDING_WIDTH],
-        degradation: vec![0.0; EMBEDDING_WIDTH],
-        probabilities: Vec::new(),
-        backend: "neutral".to_owned(),
+            + self.quality.as_ref().map_or(0, |q| q.features.len() * 4)
+            + self
+                .masks
+                .as_ref()
+                .map_or(0, |m| m.bits.len() + m.scores.len() * 4)
+            + self.degradation.as_ref().map_or(0, |d| {
+                (d.content.len() + d.degradation.len()) * 4 + d.probabilities.len() * 8
+            })
     }
 }
 
@@ -113,26 +77,18 @@ pub(crate) async fn gather(
     }
     let mut fallbacks = Vec::new();
     let (width, height) = (image.width(), image.height());
-    let quality = resolve(
-        PriorKind::Quality,
-        config.policy.quality,
-        q,
-        &mut fallbacks,
-        || neutral_quality(config.quality_width),
-    )?;
+    let quality = resolve(PriorKind::Quality, config.policy.quality, q, &mut fallbacks)?;
     let masks = resolve(
         PriorKind::Segmentation,
         config.policy.segmentation,
         s.and_then(|m| check_masks(m, width, height)),
         &mut fallbacks,
-        || neutral_masks(width, height),
     )?;
     let degradation = resolve(
         PriorKind::Degradation,
         config.policy.degradation,
         d,
         &mut fallbacks,
-        neutral_degradation,
     )?;
     let times = [
         (PriorKind::Quality, q_time),
@@ -241,26 +197,26 @@ async fn call_degradation(
     Ok(prior)
 }
 
-/// Applies a prior's failure policy to its call's outcome.
+/// Applies a prior's failure policy to its call's outcome: the prior, or nothing when it
+/// falls back (the restorer then uses its neutral value).
 fn resolve<T>(
     kind: PriorKind,
     policy: FailurePolicy,
     outcome: Result<T, Status>,
     fallbacks: &mut Vec<PriorKind>,
-    neutral: impl FnOnce() -> T,
-) -> Result<T, OrchestratorError> {
+) -> Result<Option<T>, OrchestratorError> {
     match (outcome, policy) {
-        (Ok(value), _) => Ok(value),
+        (Ok(value), _) => Ok(Some(value)),
         (Err(status), FailurePolicy::Fallback) => {
             tracing::warn!(
                 prior = kind.as_str_name(),
                 code = ?status.code(),
                 message = status.message(),
-                "prior failed; using its neutral value"
+                "prior failed; the restorer will use its neutral value"
             );
             clearair_runtime::metrics::global().record_fallback(prior_name(kind));
             fallbacks.push(kind);
-            Ok(neutral())
+            Ok(None)
         }
         (Err(status), FailurePolicy::Fail) => Err(OrchestratorError::Prior { kind, status }),
     }
