@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     error::OrchestratorError,
-    pipeline::{Pipeline, Timings},
+    pipeline::{OutputOptions, Pipeline, Timings},
     stream,
     summary::summarize,
 };
@@ -28,47 +28,6 @@ impl ClearAirHandler {
     }
 }
 
-/// Runs the whole pipeline on one encoded image.
-pub(crate) async fn restore_encoded(
-    pipeline: &Pipeline,
-    data: Vec<u8>,
-    output_format: i32,
-    jpeg_quality: u32,
-    deadline: Option<Deadline>,
-    progress: &mut (dyn FnMut(&str, f32) + Send),
-) -> Result<ClearAirRestoreResponse, OrchestratorError> {
-    if data.is_empty() {
-        return Err(OrchestratorError::Image(
-            clearair_imaging::ImagingError::Empty,
-        ));
-    }
-    // Refuse a bad output format before any model work.
-    clearair_imaging::OutputFormat::from_proto(output_format)?;
-    clearair_imaging::jpeg_quality(jpeg_quality)?;
-    let mut timings = Timings::start();
-    let image = pipeline.decode(data, &mut timings).await?;
-    progress("decode", 0.15);
-    let priors = pipeline.priors(&image, deadline, &mut timings).await?;
-    progress("priors", 0.45);
-    let restored = pipeline
-        .restore(&image, &priors, deadline, &mut timings)
-        .await?;
-    progress("restoration", 0.9);
-    let (width, height) = (image.width(), image.height());
-    let encoded = pipeline
-        .encode(restored, output_format, jpeg_quality, &mut timings)
-        .await?;
-    progress("encode", 0.98);
-    Ok(ClearAirRestoreResponse {
-        image: Some(encoded),
-        priors: Some(summarize(&priors)),
-        timings: timings.finish(),
-        fallbacks: priors.fallbacks.iter().map(|k| *k as i32).collect(),
-        width,
-        height,
-    })
-}
-
 #[tonic::async_trait]
 impl ClearAir for ClearAirHandler {
     #[tracing::instrument(skip_all, fields(bytes))]
@@ -80,15 +39,11 @@ impl ClearAir for ClearAirHandler {
         let request = request.into_inner();
         let image = request.image.ok_or(OrchestratorError::MissingImage)?;
         tracing::Span::current().record("bytes", image.data.len());
-        let response = restore_encoded(
-            &self.pipeline,
-            image.data,
-            request.output_format,
-            request.jpeg_quality,
-            deadline,
-            &mut |_, _| {},
-        )
-        .await?;
+        let output = OutputOptions::parse(request.output_format, request.jpeg_quality)?;
+        let response = self
+            .pipeline
+            .restore_encoded(image.data, output, deadline, &mut |_, _| {})
+            .await?;
         Ok(Response::new(response))
     }
 

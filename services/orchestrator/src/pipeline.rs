@@ -5,8 +5,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clearair_imaging::{DecodeLimits, OutputFormat, Rgb8Image};
-use clearair_proto::v1::{EncodedImage, RestoreRequest, StageTiming};
+use clearair_imaging::{DecodeLimits, ImagingError, OutputFormat, Rgb8Image};
+use clearair_proto::v1::{ClearAirRestoreResponse, EncodedImage, RestoreRequest, StageTiming};
 use clearair_runtime::{deadline::Deadline, model::blocking};
 use tonic::Request;
 
@@ -16,6 +16,7 @@ use crate::{
     config::OrchestratorConfig,
     error::OrchestratorError,
     priors::{self, PriorSet, prior_name},
+    summary::summarize,
 };
 
 /// Wall time per stage, ending with "total".
@@ -46,7 +47,30 @@ impl Timings {
     }
 }
 
-/// Everything a request needs: peers, the prior cache and the limits.
+/// How the result is encoded: the request's raw fields, parsed and checked once at the edge
+/// (before any model work), then passed along typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OutputOptions {
+    format: OutputFormat,
+    /// The request's raw value, checked (0 means the default).
+    jpeg_quality: u32,
+}
+
+impl OutputOptions {
+    /// Parses `output_format` and `jpeg_quality` as a request carries them.
+    pub(crate) fn parse(output_format: i32, jpeg_quality: u32) -> Result<Self, OrchestratorError> {
+        let format = OutputFormat::from_proto(output_format)?;
+        clearair_imaging::jpeg_quality(jpeg_quality)?;
+        Ok(Self {
+            format,
+            jpeg_quality,
+        })
+    }
+}
+
+/// Everything a request needs: peers, the prior cache and the limits. One object runs a
+/// request from the encoded upload to the encoded result, for `Restore` and `RestoreStream`
+/// alike ([`Pipeline::restore_encoded`]); `Analyze` runs its first two steps.
 pub(crate) struct Pipeline {
     clients: Clients,
     cache: PriorCache,
@@ -66,6 +90,40 @@ impl Pipeline {
 
     pub(crate) fn limits(&self) -> &DecodeLimits {
         &self.limits
+    }
+
+    /// Runs the whole request on one encoded upload: decode, priors, restore, encode, each
+    /// timed; `progress` hears each stage as it finishes (stage name, fraction done).
+    pub(crate) async fn restore_encoded(
+        &self,
+        data: Vec<u8>,
+        output: OutputOptions,
+        deadline: Option<Deadline>,
+        progress: &mut (dyn FnMut(&str, f32) + Send),
+    ) -> Result<ClearAirRestoreResponse, OrchestratorError> {
+        if data.is_empty() {
+            return Err(OrchestratorError::Image(ImagingError::Empty));
+        }
+        let mut timings = Timings::start();
+        let image = self.decode(data, &mut timings).await?;
+        progress("decode", 0.15);
+        let priors = self.priors(&image, deadline, &mut timings).await?;
+        progress("priors", 0.45);
+        let restored = self
+            .restore(&image, &priors, deadline, &mut timings)
+            .await?;
+        progress("restoration", 0.9);
+        let (width, height) = (image.width(), image.height());
+        let encoded = self.encode(restored, output, &mut timings).await?;
+        progress("encode", 0.98);
+        Ok(ClearAirRestoreResponse {
+            image: Some(encoded),
+            priors: Some(summarize(&priors)),
+            timings: timings.finish(),
+            fallbacks: priors.fallbacks.iter().map(|k| *k as i32).collect(),
+            width,
+            height,
+        })
     }
 
     /// Decodes an upload off the async runtime (large JPEGs take a while).
@@ -167,12 +225,14 @@ impl Pipeline {
     pub(crate) async fn encode(
         &self,
         image: Rgb8Image,
-        format: i32,
-        jpeg_quality: u32,
+        output: OutputOptions,
         timings: &mut Timings,
     ) -> Result<EncodedImage, OrchestratorError> {
         let started = Instant::now();
-        let format = OutputFormat::from_proto(format)?;
+        let OutputOptions {
+            format,
+            jpeg_quality,
+        } = output;
         // The format and quality were checked before any model work: an encoder failure
         // here is ours, not the request's.
         let (data, media_type) =

@@ -14,7 +14,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Status, Streaming};
 use tracing::Instrument;
 
-use crate::{error::OrchestratorError, handler::restore_encoded, pipeline::Pipeline};
+use crate::{
+    error::OrchestratorError,
+    pipeline::{OutputOptions, Pipeline},
+};
 
 /// Result chunk size when the header asks for none.
 const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
@@ -91,7 +94,7 @@ async fn receive_upload(
     uploads: &mut Streaming<RestoreStreamRequest>,
     limit: u64,
     sender: &Sender,
-) -> Result<(RestoreStreamHeader, Vec<u8>), OrchestratorError> {
+) -> Result<(RestoreStreamHeader, OutputOptions, Vec<u8>), OrchestratorError> {
     let header = match uploads.next().await {
         Some(Ok(RestoreStreamRequest {
             part: Some(Part::Header(header)),
@@ -108,6 +111,8 @@ async fn receive_upload(
             ));
         }
     };
+    // The output options are checked before the upload is taken in.
+    let output = OutputOptions::parse(header.output_format, header.jpeg_quality)?;
     if header.total_bytes > limit {
         return Err(OrchestratorError::UploadTooLarge { limit });
     }
@@ -146,7 +151,7 @@ async fn receive_upload(
             }
         }
     }
-    Ok((header, data))
+    Ok((header, output, data))
 }
 
 async fn run(
@@ -156,7 +161,7 @@ async fn run(
     sender: &Sender,
 ) -> Result<(), OrchestratorError> {
     let limit = pipeline.limits().max_encoded_bytes;
-    let (header, data) =
+    let (header, output, data) =
         until_client_leaves(sender, receive_upload(&mut uploads, limit, sender)).await?;
     let _ = sender
         .send(Ok(progress(
@@ -170,14 +175,7 @@ async fn run(
     let mut report = |stage: &str, fraction| {
         let _ = sender.try_send(Ok(progress(stage, fraction, format!("{stage} done"))));
     };
-    let work = restore_encoded(
-        pipeline,
-        data,
-        header.output_format,
-        header.jpeg_quality,
-        deadline,
-        &mut report,
-    );
+    let work = pipeline.restore_encoded(data, output, deadline, &mut report);
     let mut response = until_client_leaves(sender, work).await?;
     let image = response.image.take().unwrap_or_default();
     let total_bytes = image.data.len() as u64;
