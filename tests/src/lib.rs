@@ -5,7 +5,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use clearair_cli::mesh::{Mesh, MeshConfig, Service};
+use clearair_mesh::{Mesh, MeshConfig, Service};
 use clearair_proto::v1::{
     ClearAirRestoreRequest, EncodedImage, ImageFormat, clear_air_client::ClearAirClient,
 };

@@ -1,10 +1,10 @@
 //! Each kind of bad input gets INVALID_ARGUMENT with a message naming the problem, and the
 //! mesh keeps serving afterwards.
 
-use clearair_cli::mesh::Service;
 use clearair_e2e::{
     channel, photo, png_header_claiming, public_client, restore_request, start_mesh,
 };
+use clearair_mesh::Service;
 use clearair_proto::v1::{
     AssessRequest, ClearAirRestoreRequest, DegradationPrior, QualityPrior, RestoreRequest,
     RgbImage, SemanticMasks, quality_service_client::QualityServiceClient,

@@ -1,8 +1,8 @@
 //! `clearair bench` end to end on a small image: every level answers without errors, the
 //! ratios are what their medians say, and the report names what it measured.
 
-use clearair_cli::bench::{BenchOptions, render, run};
 use clearair_e2e::{photo, test_config};
+use clearair_mesh::bench::{BenchOptions, render, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bench_measures_every_level_and_both_ratios() {

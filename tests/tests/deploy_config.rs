@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use clearair_cli::mesh::MeshConfig;
 use clearair_e2e::workspace;
+use clearair_mesh::MeshConfig;
 use clearair_runtime::launch::ServiceConfig;
 
 fn deploy_config(service: &str) -> PathBuf {

@@ -1,6 +1,7 @@
 //! The crate layout the README promises: what computes (`crates/*` libraries) never links a
-//! service crate (`services/*`, transport and handlers); only the in-process mesh and the
-//! command (`crates/cli`) and the end-to-end tests run services. Read from `cargo metadata`, so
+//! service crate (`services/*`, transport and handlers); only the in-process mesh
+//! (`crates/mesh`) and the end-to-end tests use services, and the command (`crates/cli`)
+//! reaches them through the mesh. Read from `cargo metadata`, so
 //! a dependency added in any manifest, normal or dev, is caught.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,8 +10,9 @@ use std::process::Command;
 use clearair_e2e::workspace;
 use serde_json::Value;
 
-/// Crates allowed to depend on services: they run them.
-const RUNS_SERVICES: [&str; 2] = ["clearair-cli", "clearair-e2e"];
+/// Crates allowed to depend on services: the in-process mesh runs them, the end-to-end tests
+/// configure them.
+const RUNS_SERVICES: [&str; 2] = ["clearair-mesh", "clearair-e2e"];
 
 #[test]
 fn no_library_depends_on_a_service_crate() {

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use clearair_cli::mesh::Service;
 use clearair_e2e::{channel, photo, public_client, restore_request, start_mesh};
+use clearair_mesh::Service;
 use clearair_orchestrator::config::FailurePolicy;
 use clearair_proto::v1::{
     EncodedImage, PriorKind, RestoreStreamHeader, RestoreStreamRequest,

@@ -1,10 +1,10 @@
 //! A full restore through the real mesh, Analyze with and without the full priors, the prior
 //! cache, output formats, and health and reflection on every server.
 
-use clearair_cli::mesh::Service;
 use clearair_e2e::{
     channel, photo, public_client, restore_request, restore_request_as, start_mesh,
 };
+use clearair_mesh::Service;
 use clearair_proto::v1::{AnalyzeRequest, EncodedImage, ImageFormat, QualityLevel};
 use futures::StreamExt;
 use tonic_health::pb::{

@@ -11,8 +11,8 @@ use std::{
     time::Duration,
 };
 
-use clearair_cli::mesh::{Mesh, MeshConfig, Service};
 use clearair_e2e::{photo, public_client, restore_request, start_mesh, test_config, workspace};
+use clearair_mesh::{Mesh, MeshConfig, Service};
 use clearair_proto::v1::{AnalyzeRequest, EncodedImage, clear_air_client::ClearAirClient};
 use clearair_runtime::tls::{PeerTls, ServerTls};
 use tonic::{

@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clearair_cli::mesh::Service;
 use clearair_e2e::{photo, restore_request, start_mesh};
+use clearair_mesh::Service;
 use clearair_proto::v1::{
     AssessRequest, AssessResponse, PriorKind, QualityPrior,
     quality_service_server::{QualityService, QualityServiceServer},

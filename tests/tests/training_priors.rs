@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
-use clearair_cli::mesh::Service;
 use clearair_e2e::{channel, fixture, start_mesh, test_config, workspace};
 use clearair_imaging::{PackedMasks, Rgb8Image};
+use clearair_mesh::Service;
 use clearair_orchestrator::OrchestratorConfig;
 use clearair_proto::v1::{
     AssessRequest, EmbedRequest, SegmentRequest,

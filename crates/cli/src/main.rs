@@ -4,11 +4,10 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use clearair_cli::{
-    bench, client,
-    mesh::{Mesh, MeshConfig, Service},
-};
+use clearair_mesh::{Mesh, MeshConfig, Service, bench, client};
 use clearair_proto::v1::ImageFormat;
+
+mod priors_bench;
 
 #[derive(Parser)]
 #[command(
@@ -62,7 +61,7 @@ enum Command {
     /// Measure latency, throughput, orchestrator overhead and fan-out parallelism on loopback.
     Bench(BenchArgs),
     /// Time exported prior modules (DeQA-Score, SAM2, DA-CLIP) at several batch sizes.
-    PriorsBench(clearair_cli::priors_bench::PriorsBenchArgs),
+    PriorsBench(priors_bench::PriorsBenchArgs),
     /// Train the degradation encoder or the restorer (CPU or CUDA), or time a training step.
     Train(clearair_train::TrainArgs),
     /// Evaluate on the held-out photos: PSNR/SSIM per degradation, FFDNet for noise, sheets.
@@ -313,8 +312,8 @@ async fn main() -> anyhow::Result<()> {
         Command::PriorsBench(args) => {
             tokio::task::spawn_blocking(move || {
                 println!("module                 architecture                 batch");
-                clearair_cli::priors_bench::run(&args, |m| {
-                    println!("{}", clearair_cli::priors_bench::format_row(m));
+                priors_bench::run(&args, |m| {
+                    println!("{}", priors_bench::format_row(m));
                 })
                 .map(|_| ())
             })

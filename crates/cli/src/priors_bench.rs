@@ -21,7 +21,7 @@ use tch::{Device, Kind, Tensor};
 
 /// What to measure.
 #[derive(Args, Debug, Clone)]
-pub struct PriorsBenchArgs {
+pub(crate) struct PriorsBenchArgs {
     /// A DeQA-Score export (`deploy/export/deqa_export.py`).
     #[arg(long)]
     pub quality: Option<PathBuf>,
@@ -65,7 +65,7 @@ fn parse_precision(text: &str) -> Result<Precision, String> {
 
 /// One module at one batch size.
 #[derive(Debug, Clone, Serialize)]
-pub struct Measurement {
+pub(crate) struct Measurement {
     /// `quality`, `segmentation encoder`, `segmentation decoder` or `degradation`.
     pub module: String,
     /// The export's architecture.
@@ -177,7 +177,7 @@ fn measure_sam2_decoder(
 }
 
 /// Runs every requested measurement, calling `progress` after each.
-pub fn run(
+pub(crate) fn run(
     args: &PriorsBenchArgs,
     mut progress: impl FnMut(&Measurement),
 ) -> anyhow::Result<Vec<Measurement>> {
@@ -224,7 +224,7 @@ pub fn run(
 }
 
 /// One line of the printed table.
-pub fn format_row(m: &Measurement) -> String {
+pub(crate) fn format_row(m: &Measurement) -> String {
     format!(
         "{:<22} {:<28} batch {:>4}  p50 {:>9.2} ms  max {:>9.2} ms  {:>9.1} /s",
         m.module, m.architecture, m.batch, m.p50_ms, m.max_ms, m.per_second

@@ -1,5 +1,15 @@
-//! The whole mesh in one process: five gRPC servers on loopback, wired to each other. Used by
-//! `clearair up`, `clearair bench` and the end-to-end tests.
+//! The whole mesh in one process: five gRPC servers on loopback, wired to each other
+//! ([`Mesh`]), with the client calls and the benchmark that drive it. Used by `clearair up`,
+//! `clearair bench` and the end-to-end tests; the `clearair` command itself is `crates/cli`.
+//!
+//! # Layout
+//! - this module: [`MeshConfig`] (one section per service), [`Mesh`] (start, wait until
+//!   every service is SERVING, stop one service, shut down), [`Service`].
+//! - [`client`]: restore/analyze calls and the before/after sheet.
+//! - [`bench`]: latency, throughput, orchestrator overhead and fan-out parallelism.
+
+pub mod bench;
+pub mod client;
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 

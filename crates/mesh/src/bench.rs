@@ -19,10 +19,7 @@ use clearair_proto::v1::{
 use serde::Serialize;
 use tonic::transport::Channel;
 
-use crate::{
-    client,
-    mesh::{Mesh, MeshConfig, Service},
-};
+use crate::{Mesh, MeshConfig, Service, client};
 
 /// What to measure.
 #[derive(Clone, Debug)]
