@@ -22,7 +22,7 @@ use crate::{ModelConfig, error::BackendError};
 use torchscript::TorchScriptBackend;
 
 /// Width of F_c and F_d on the wire, as DA-CLIP produces them.
-pub const EMBEDDING_WIDTH: usize = 512;
+pub const EMBEDDING_WIDTH: usize = clearair_proto::contract::EMBEDDING_WIDTH;
 
 /// Name of the encoder backend, reported with every prior it computes.
 pub const ENCODER_BACKEND_NAME: &str = "clearair-encoder";

@@ -12,7 +12,7 @@ use crate::error::ImagingError;
 use crate::rgb::check_not_empty;
 
 /// Most masks one image may carry (the restorer's N_m).
-pub const MAX_MASKS: u32 = 16;
+pub const MAX_MASKS: u32 = clearair_proto::contract::MAX_MASKS;
 
 /// Bytes needed for `count` masks of `width × height`: `ceil(count·height·width / 8)`.
 pub fn packed_len(count: u32, width: u32, height: u32) -> u64 {

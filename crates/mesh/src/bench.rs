@@ -211,7 +211,7 @@ impl DirectClients {
         self.segmentation
             .segment(SegmentRequest {
                 image: Some(wire.clone()),
-                max_masks: 16,
+                max_masks: clearair_imaging::MAX_MASKS,
             })
             .await?;
         let segmentation = t.elapsed().as_secs_f64() * 1e3;
@@ -231,7 +231,7 @@ impl DirectClients {
             }),
             self.segmentation.segment(SegmentRequest {
                 image: Some(wire.clone()),
-                max_masks: 16
+                max_masks: clearair_imaging::MAX_MASKS
             }),
             self.degradation.embed(EmbedRequest {
                 image: Some(wire.clone())

@@ -12,3 +12,12 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("clearair_descriptor");
 
 pub use v1::*;
+
+/// Limits and widths every party of the contract shares, defined once here: a change is a
+/// change of the contract.
+pub mod contract {
+    /// Most region masks a `SemanticMasks` message carries (and the segmenter returns).
+    pub const MAX_MASKS: u32 = 16;
+    /// Width of F_c and F_d, the content and degradation embeddings of `DegradationPrior`.
+    pub const EMBEDDING_WIDTH: usize = 512;
+}

@@ -24,7 +24,7 @@ use tch::{Device, Kind, Tensor};
 use crate::error::{Result, TrainError};
 
 /// Masks requested from the segmenter, as the orchestrator asks by default.
-pub const MAX_MASKS: u32 = 16;
+pub const MAX_MASKS: u32 = clearair_imaging::MAX_MASKS;
 /// Long side the degradation service scales images to before its encoder.
 pub const ENCODER_MAX_SIDE: u32 = degradation::ENCODER_MAX_SIDE;
 /// Width of F_c and F_d on the wire.

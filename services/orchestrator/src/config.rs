@@ -124,7 +124,7 @@ impl Default for OrchestratorConfig {
             policy: PriorPolicies::default(),
             fan_out: FanOut::Parallel,
             limits: InputLimits::default(),
-            max_masks: 16,
+            max_masks: clearair_proto::contract::MAX_MASKS,
             cache_bytes: 64 << 20,
         }
     }

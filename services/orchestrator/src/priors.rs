@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use clearair_imaging::{PackedMasks, Rgb8Image};
+use clearair_proto::contract::EMBEDDING_WIDTH;
 use clearair_proto::v1::{
     AssessRequest, DegradationPrior, EmbedRequest, PriorKind, QualityPrior, RgbImage,
     SegmentRequest, SemanticMasks,
@@ -17,9 +18,6 @@ use crate::{
     config::{FailurePolicy, FanOut, OrchestratorConfig},
     error::OrchestratorError,
 };
-
-/// Width of DA-CLIP's content and degradation embeddings.
-pub(crate) const EMBEDDING_WIDTH: usize = 512;
 
 /// The assembled priors of one image. A prior that failed under the `fallback` policy is
 /// absent: the restorer fills in its own neutral value, so the orchestrator needs to know

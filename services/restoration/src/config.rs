@@ -4,6 +4,7 @@ use clearair_model::{
     ClearAirConfig, PriorBackends,
     weights::{DegradationBackendSpec, QualityBackendSpec, SegmentationBackendSpec},
 };
+use clearair_proto::contract::EMBEDDING_WIDTH;
 use clearair_runtime::config::{ModelConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
 
@@ -37,12 +38,12 @@ pub fn embedded_priors() -> PriorBackends {
         },
         segmentation: SegmentationBackendSpec {
             name: "graph".to_owned(),
-            max_masks: 16,
+            max_masks: i64::from(clearair_proto::contract::MAX_MASKS),
         },
         degradation: DegradationBackendSpec {
             name: "clearair-encoder".to_owned(),
-            content_dim: 512,
-            degradation_dim: 512,
+            content_dim: EMBEDDING_WIDTH as i64,
+            degradation_dim: EMBEDDING_WIDTH as i64,
         },
     }
 }

@@ -53,7 +53,7 @@ impl Default for SegmentationConfig {
             device,
             sam2,
             batching,
-            default_max_masks: 16,
+            default_max_masks: clearair_imaging::MAX_MASKS,
             max_pixels: 40_000_000,
         }
     }

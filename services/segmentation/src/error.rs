@@ -18,7 +18,10 @@ pub enum SegmentationError {
     #[error("request has no `image`")]
     MissingImage,
     /// `max_masks` is out of range.
-    #[error("max_masks must be between 0 (service default) and 16, got {0}")]
+    #[error(
+        "max_masks must be between 0 (service default) and {max}, got {0}",
+        max = clearair_imaging::MAX_MASKS
+    )]
     MaskCount(u32),
     /// The backend failed to load, or refused or failed on the image.
     #[error(transparent)]
