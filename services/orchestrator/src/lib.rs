@@ -2,18 +2,22 @@
 //!
 //! It decodes each upload once (validating format, dimensions and pixel budget before any
 //! pixel is decoded), calls the quality, segmentation and degradation services **in parallel**
-//! under the request's deadline, applies each prior's failure policy, caches priors by the
-//! image's content hash, calls the restoration service and encodes the result.
+//! under the request's deadline, applies each prior's failure policy (a prior that falls back
+//! is left out; the restorer fills in its neutral value), caches priors by the image's
+//! content hash, calls the restoration service and encodes the result. A client that leaves
+//! stops the work of its call.
 //!
 //! # Layout
 //! - [`config`]: [`OrchestratorConfig`] (peers, policies, limits, cache).
 //! - `clients`: traced clients of the four model services.
-//! - `priors`: the parallel fan-out, response checks, neutral priors and fallback policy.
+//! - `priors`: the parallel fan-out, response checks and fallback policy.
 //! - `cache`: the byte-bounded LRU prior cache.
-//! - `pipeline`: decode → priors → restore → encode, timed.
+//! - `pipeline`: `Pipeline` runs a request end to end — decode → priors → restore →
+//!   encode, timed — for Restore and RestoreStream; output options parsed once.
 //! - `handler`: Restore and Analyze; `stream`: RestoreStream.
 //! - `summary`: the priors' summary clients see.
-//! - `error`: errors and their gRPC status codes.
+//! - `error`: errors and their gRPC status codes: the client's faults INVALID_ARGUMENT, ours
+//!   INTERNAL (source chain logged), a client that left CANCELLED.
 
 mod cache;
 mod clients;

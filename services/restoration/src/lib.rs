@@ -1,14 +1,16 @@
 //! The restoration service: the ClearAIR network restores an image given its three priors.
 //!
 //! Every prior is validated (widths, finiteness, mask geometry, the backend it came from)
-//! before any model work; large images are restored in overlapping, feathered tiles so memory
-//! stays bounded. The weights' manifest must name the prior backends the mesh runs, or the
+//! before any model work, and an absent one takes the restorer's neutral value
+//! (`clearair_backends::restoration::neutral`), so the image alone is a valid request; large
+//! images are restored in overlapping, feathered tiles
+//! (`clearair_backends::restoration::restore_in_tiles`) so memory stays bounded. The weights' manifest must name the prior backends the mesh runs, or the
 //! service refuses to start and says what differs.
 //!
 //! # Layout
 //! - [`config`]: [`RestorationConfig`], layered from defaults, file and
 //!   `CLEARAIR_RESTORATION__…`.
-//! - [`restorer`]: loading, the manifest check and tiled inference.
+//! - [`restorer`]: loading, the manifest check, and the network shared by every request.
 //! - `handler`: `clearair.v1.RestorationService/Restore` and request validation.
 //! - `error`: the service's errors and their gRPC status codes.
 
