@@ -1,11 +1,12 @@
 //! Configuration of the restoration service.
 
+use clearair_backends::ModelConfig;
 use clearair_model::{
     ClearAirConfig, PriorBackends,
     weights::{DegradationBackendSpec, QualityBackendSpec, SegmentationBackendSpec},
 };
 use clearair_proto::contract::EMBEDDING_WIDTH;
-use clearair_runtime::config::{ModelConfig, ServerConfig};
+use clearair_runtime::config::ServerConfig;
 use serde::{Deserialize, Serialize};
 
 /// Everything the restoration service reads at start-up.
