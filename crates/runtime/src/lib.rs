@@ -39,6 +39,7 @@ pub mod model;
 pub mod propagation;
 pub mod server;
 pub mod shutdown;
+pub mod status;
 pub mod telemetry;
 pub mod tls;
 

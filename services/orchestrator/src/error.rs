@@ -3,6 +3,7 @@
 use clearair_imaging::ImagingError;
 use clearair_proto::v1::PriorKind;
 use clearair_runtime::RuntimeError;
+use clearair_runtime::status::server_fault;
 use tonic::{Code, Status};
 
 use crate::priors::{is_image_problem, prior_name};
@@ -79,23 +80,10 @@ impl From<OrchestratorError> for Status {
             OrchestratorError::Runtime(_) | OrchestratorError::Internal(_) => {
                 // A fault of ours: the whole chain goes to the log, the client gets the
                 // top-level message.
-                tracing::error!(error = %source_chain(&error), "internal error");
-                Status::internal(message)
+                server_fault(&error)
             }
         }
     }
-}
-
-/// `error` and its sources, outermost first, joined by ": ".
-pub(crate) fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    chain
 }
 
 #[cfg(test)]
@@ -150,14 +138,5 @@ mod tests {
             let text = error.to_string();
             assert_eq!(Status::from(error).code(), code, "{text}");
         }
-    }
-
-    #[test]
-    fn the_source_chain_names_every_cause() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("restoring")]
-        struct Outer(#[source] std::io::Error);
-        let error = Outer(std::io::Error::other("no space left"));
-        assert_eq!(source_chain(&error), "restoring: no space left");
     }
 }

@@ -4,6 +4,7 @@ use clearair_backends::BackendError;
 use clearair_imaging::ImagingError;
 use clearair_model::ModelError;
 use clearair_runtime::RuntimeError;
+use clearair_runtime::status::{client_fault, server_fault};
 use tonic::Status;
 
 /// Everything that can go wrong in the restoration service.
@@ -48,14 +49,14 @@ impl From<RestorationError> for Status {
                 | ModelError::PriorNotFinite { .. }
                 | ModelError::PriorPlacement { .. }
                 | ModelError::ImageShape { .. },
-            ) => Status::invalid_argument(error.to_string()),
-            RestorationError::Backend(backend) if backend.is_client_fault() => {
-                Status::invalid_argument(backend.to_string())
+            ) => client_fault(&error),
+            RestorationError::Backend(ref backend) if backend.is_client_fault() => {
+                client_fault(&error)
             }
             RestorationError::Model(_)
             | RestorationError::Backend(_)
             | RestorationError::Load { .. }
-            | RestorationError::Runtime(_) => Status::internal(error.to_string()),
+            | RestorationError::Runtime(_) => server_fault(&error),
         }
     }
 }

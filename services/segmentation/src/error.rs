@@ -3,6 +3,7 @@
 use clearair_backends::{BackendError, Fault};
 use clearair_imaging::ImagingError;
 use clearair_runtime::RuntimeError;
+use clearair_runtime::status::{client_fault, server_fault};
 use tonic::Status;
 
 /// Everything that can go wrong in the segmentation service.
@@ -38,8 +39,8 @@ impl From<SegmentationError> for Status {
             SegmentationError::Runtime(_) => Fault::Server,
         };
         match fault {
-            Fault::Client => Status::invalid_argument(error.to_string()),
-            Fault::Server => Status::internal(error.to_string()),
+            Fault::Client => client_fault(&error),
+            Fault::Server => server_fault(&error),
         }
     }
 }
