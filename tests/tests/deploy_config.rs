@@ -79,7 +79,7 @@ fn every_file_loads_into_its_service_config_and_keeps_the_standard_ports() {
         );
         assert_eq!(peer.tls.cert, PathBuf::from("/etc/clearair/tls/client.pem"));
     }
-    assert!(orchestrator.max_masks as i64 <= restoration.priors.segmentation.max_masks);
+    assert!(orchestrator.max_masks <= clearair_imaging::MAX_MASKS);
     // The files change only what deployment needs; the models stay the embedded defaults.
     assert_eq!(quality.brisque_params, defaults.quality.brisque_params);
     assert_eq!(
@@ -90,7 +90,7 @@ fn every_file_loads_into_its_service_config_and_keeps_the_standard_ports() {
         restoration.model.weights,
         defaults.restoration.model.weights
     );
-    assert_eq!(restoration.priors, defaults.restoration.priors);
+    assert_eq!(restoration.backends, defaults.restoration.backends);
     assert_eq!(segmentation.graph, defaults.segmentation.graph);
 }
 

@@ -19,6 +19,20 @@ pub use clearair_priors::QualityLevel;
 /// Name of the BRISQUE backend, reported with every prior it computes.
 pub const BRISQUE_BACKEND_NAME: &str = "brisque";
 
+/// Name DeQA-Score's export reports (`deploy/export/deqa_export.py`).
+pub const DEQA_BACKEND_NAME: &str = "deqa";
+
+/// The F_q width a quality backend produces, known from its name alone where its
+/// architecture fixes it (BRISQUE's 36 features; DeQA-Score's 4096-wide LLaMA-2 state); for
+/// others only the weights' manifest says.
+pub fn feature_width(name: &str) -> Option<usize> {
+    match name {
+        BRISQUE_BACKEND_NAME => Some(clearair_priors::BRISQUE_FEATURES),
+        DEQA_BACKEND_NAME => Some(4096),
+        _ => None,
+    }
+}
+
 /// Which quality backend to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,11 +1,11 @@
 //! Configuration of the restoration service.
 
 use clearair_backends::ModelConfig;
-use clearair_model::{
-    ClearAirConfig, PriorBackends,
-    weights::{DegradationBackendSpec, QualityBackendSpec, SegmentationBackendSpec},
+use clearair_backends::{
+    degradation::ENCODER_BACKEND_NAME, quality::BRISQUE_BACKEND_NAME,
+    segmentation::GRAPH_BACKEND_NAME,
 };
-use clearair_proto::contract::EMBEDDING_WIDTH;
+use clearair_model::ClearAirConfig;
 use clearair_runtime::config::ServerConfig;
 use serde::{Deserialize, Serialize};
 
@@ -17,10 +17,11 @@ pub struct RestorationConfig {
     pub server: ServerConfig,
     /// The restorer's weights and device.
     pub model: ModelConfig,
-    /// The prior backends the mesh runs. The weights' manifest must name the same ones (the
-    /// service refuses to start otherwise), and every request's priors must come from them or
-    /// be the orchestrator's neutral fallbacks.
-    pub priors: PriorBackends,
+    /// Which prior backends the mesh runs, by name. The weights' manifest must name the same
+    /// ones (the service refuses to start otherwise) and every prior a request carries must
+    /// come from them; the widths of F_q, F_c and F_d are the weights' (their manifest), set
+    /// nowhere by hand.
+    pub backends: BackendNames,
     /// Images with a side above this are restored in overlapping tiles of this size, so
     /// memory stays bounded whatever the image size.
     pub tile_size: u32,
@@ -30,22 +31,26 @@ pub struct RestorationConfig {
     pub max_pixels: u64,
 }
 
-/// The embedded defaults' backends: BRISQUE, graph segmentation, the compact encoder.
-pub fn embedded_priors() -> PriorBackends {
-    PriorBackends {
-        quality: QualityBackendSpec {
-            name: "brisque".to_owned(),
-            width: 36,
-        },
-        segmentation: SegmentationBackendSpec {
-            name: "graph".to_owned(),
-            max_masks: i64::from(clearair_proto::contract::MAX_MASKS),
-        },
-        degradation: DegradationBackendSpec {
-            name: "clearair-encoder".to_owned(),
-            content_dim: EMBEDDING_WIDTH as i64,
-            degradation_dim: EMBEDDING_WIDTH as i64,
-        },
+/// The prior backends the mesh runs, by the names their services report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendNames {
+    /// The quality backend (`brisque`, `deqa`).
+    pub quality: String,
+    /// The segmentation backend (`graph`, `sam2`).
+    pub segmentation: String,
+    /// The degradation backend (`clearair-encoder`, `daclip`).
+    pub degradation: String,
+}
+
+impl Default for BackendNames {
+    /// The embedded defaults: BRISQUE, graph segmentation, the compact encoder.
+    fn default() -> Self {
+        Self {
+            quality: BRISQUE_BACKEND_NAME.to_owned(),
+            segmentation: GRAPH_BACKEND_NAME.to_owned(),
+            degradation: ENCODER_BACKEND_NAME.to_owned(),
+        }
     }
 }
 
@@ -60,7 +65,7 @@ impl Default for RestorationConfig {
                 ..ServerConfig::default()
             },
             model: ModelConfig::with_weights("models/clearair-compact.safetensors"),
-            priors: embedded_priors(),
+            backends: BackendNames::default(),
             tile_size: 512,
             tile_overlap: 32,
             max_pixels: 40_000_000,
@@ -69,9 +74,17 @@ impl Default for RestorationConfig {
 }
 
 impl RestorationConfig {
-    /// The network configuration used with `random_init` (no manifest to read it from).
-    pub fn random_init_network(&self) -> ClearAirConfig {
-        ClearAirConfig::compact(self.priors.quality.width)
+    /// The network configuration used with `random_init` (no manifest to read it from): the
+    /// compact network for the quality backend's F_q width.
+    pub fn random_init_network(&self) -> Result<ClearAirConfig, String> {
+        let width = clearair_backends::quality::feature_width(&self.backends.quality)
+            .ok_or_else(|| {
+                format!(
+                    "random_init needs an F_q width, and the quality backend `{}` has none                      known without its weights' manifest",
+                    self.backends.quality
+                )
+            })?;
+        Ok(ClearAirConfig::compact(width as i64))
     }
 }
 

@@ -5,7 +5,6 @@ use std::{sync::Arc, time::Instant};
 
 use clearair_backends::restoration::neutral;
 use clearair_imaging::{DecodeLimits, PackedMasks, Rgb8Image};
-use clearair_model::PriorBackends;
 use clearair_proto::v1::{
     RestoreRequest, RestoreResponse, restoration_service_server::RestorationService,
 };
@@ -18,6 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     RestorationConfig,
+    config::BackendNames,
     error::RestorationError,
     restorer::{Restorer, RestorerInput},
 };
@@ -32,7 +32,7 @@ pub(crate) struct RestorationHandler {
     slot: ModelSlot<Restorer>,
     metrics: ServiceMetrics,
     limits: DecodeLimits,
-    backends: PriorBackends,
+    backends: BackendNames,
 }
 
 impl RestorationHandler {
@@ -48,7 +48,7 @@ impl RestorationHandler {
                 max_pixels: config.max_pixels,
                 ..DecodeLimits::default()
             },
-            backends: config.priors.clone(),
+            backends: config.backends.clone(),
         }
     }
 }
@@ -84,7 +84,7 @@ fn check_backend(name: &str, sent: &str, expected: &str) -> Result<(), Restorati
 fn validate(
     request: RestoreRequest,
     limits: &DecodeLimits,
-    backends: &PriorBackends,
+    backends: &BackendNames,
     restorer: &Restorer,
 ) -> Result<RestorerInput, RestorationError> {
     let network = restorer.network_config();
@@ -94,7 +94,7 @@ fn validate(
     // dropout substitutes), so a request with the image alone is served.
     let quality = match request.quality {
         Some(quality) => {
-            check_backend("quality", &quality.backend, &backends.quality.name)?;
+            check_backend("quality", &quality.backend, &backends.quality)?;
             check_vector("quality.features", &quality.features, network.quality_dim)?;
             quality.features
         }
@@ -102,7 +102,7 @@ fn validate(
     };
     let masks = match request.masks {
         Some(masks) => {
-            check_backend("masks", &masks.backend, &backends.segmentation.name)?;
+            check_backend("masks", &masks.backend, &backends.segmentation)?;
             PackedMasks::from_proto(&masks, image.width(), image.height())
                 .map_err(|e| RestorationError::Prior(e.to_string()))?
         }
@@ -110,7 +110,7 @@ fn validate(
     };
     let (content, degradation) = match request.degradation {
         Some(prior) => {
-            check_backend("degradation", &prior.backend, &backends.degradation.name)?;
+            check_backend("degradation", &prior.backend, &backends.degradation)?;
             check_vector("degradation.content", &prior.content, network.content_dim)?;
             check_vector(
                 "degradation.degradation",

@@ -7,11 +7,15 @@ use std::sync::Mutex;
 use clearair_backends::restoration::{GlobalPriors, Tiling, neutral, restore_in_tiles};
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::{
-    ClearAirConfig, ClearAirNet, ModelManifest, NetworkConfig, load_weights, parse_device,
+    ClearAirConfig, ClearAirNet, ModelManifest, NetworkConfig, PriorBackends, load_weights,
+    parse_device,
 };
 use tch::{Device, nn};
 
-use crate::{config::RestorationConfig, error::RestorationError};
+use crate::{
+    config::{BackendNames, RestorationConfig},
+    error::RestorationError,
+};
 
 /// An image and its validated priors.
 #[derive(Debug)]
@@ -59,7 +63,7 @@ impl Restorer {
         let device = parse_device(&model.device).map_err(|e| load_error(e.to_string()))?;
         let network_config = if model.random_init {
             tracing::warn!("restorer uses random weights (random_init = true)");
-            config.random_init_network()
+            config.random_init_network().map_err(load_error)?
         } else {
             let manifest_path = ModelManifest::path_for_weights(&model.weights);
             let manifest =
@@ -70,9 +74,10 @@ impl Restorer {
                     manifest_path.display()
                 ))
             })?;
-            trained.check(&config.priors).map_err(|e| {
+            check_backend_names(&trained, &config.backends).map_err(|differences| {
                 load_error(format!(
-                    "its weights were trained with other priors than the mesh runs: {e}"
+                    "its weights were trained with other prior backends than the mesh runs: \
+                     {differences}"
                 ))
             })?;
             match manifest.network {
@@ -85,12 +90,6 @@ impl Restorer {
                 }
             }
         };
-        if network_config.quality_dim != config.priors.quality.width {
-            return Err(load_error(format!(
-                "the network takes F_q of width {}, the quality backend `{}` produces {}",
-                network_config.quality_dim, config.priors.quality.name, config.priors.quality.width
-            )));
-        }
         let mut store = nn::VarStore::new(device);
         let network = ClearAirNet::new(&store.root(), &network_config);
         if !model.random_init {
@@ -135,6 +134,35 @@ impl Restorer {
     }
 }
 
+/// Every backend the weights were trained with that differs, by name, from what the mesh
+/// runs, as "quality: trained with `deqa`, running `brisque`; …".
+fn check_backend_names(trained: &PriorBackends, running: &BackendNames) -> Result<(), String> {
+    let differences: Vec<String> = [
+        ("quality", &trained.quality.name, &running.quality),
+        (
+            "segmentation",
+            &trained.segmentation.name,
+            &running.segmentation,
+        ),
+        (
+            "degradation",
+            &trained.degradation.name,
+            &running.degradation,
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, trained, running)| trained != running)
+    .map(|(prior, trained, running)| {
+        format!("{prior}: trained with `{trained}`, running `{running}`")
+    })
+    .collect();
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(differences.join("; "))
+    }
+}
+
 /// Restores a synthetic image with neutral priors once, so the first request is not slow and
 /// a broken network shows up at start-up.
 pub fn warm_up(restorer: &Restorer) -> Result<(), RestorationError> {
@@ -165,4 +193,52 @@ pub fn warm_up(restorer: &Restorer) -> Result<(), RestorationError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clearair_model::weights::{
+        DegradationBackendSpec, QualityBackendSpec, SegmentationBackendSpec,
+    };
+
+    use super::*;
+
+    fn trained(quality: &str, width: i64) -> PriorBackends {
+        PriorBackends {
+            quality: QualityBackendSpec {
+                name: quality.to_owned(),
+                width,
+            },
+            segmentation: SegmentationBackendSpec {
+                name: "graph".to_owned(),
+                max_masks: 16,
+            },
+            degradation: DegradationBackendSpec {
+                name: "clearair-encoder".to_owned(),
+                content_dim: 512,
+                degradation_dim: 512,
+            },
+        }
+    }
+
+    #[test]
+    fn backends_are_matched_by_name_and_every_difference_is_named() {
+        let running = BackendNames::default();
+        assert_eq!(
+            check_backend_names(&trained("brisque", 36), &running),
+            Ok(())
+        );
+        let error = check_backend_names(&trained("deqa", 4096), &running).unwrap_err();
+        assert_eq!(error, "quality: trained with `deqa`, running `brisque`");
+    }
+
+    #[test]
+    fn random_init_takes_the_width_of_a_known_quality_backend_only() {
+        let mut config = RestorationConfig::default();
+        assert_eq!(config.random_init_network().unwrap().quality_dim, 36);
+        config.backends.quality = "deqa".to_owned();
+        assert_eq!(config.random_init_network().unwrap().quality_dim, 4096);
+        config.backends.quality = "my-iqa".to_owned();
+        assert!(config.random_init_network().unwrap_err().contains("my-iqa"));
+    }
 }
