@@ -25,6 +25,8 @@
 //! - [`model`]: background model loading ([`model::ModelSlot`]) and blocking inference.
 //! - [`launch`]: the shared `main` of every service binary.
 //! - [`shutdown`]: SIGTERM / ctrl-c.
+//! - [`status`]: the status of a failure by whose fault it is (ours: INTERNAL, source chain
+//!   logged).
 
 pub mod admission;
 pub mod auth;
