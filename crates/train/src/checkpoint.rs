@@ -55,6 +55,11 @@ impl Checkpoint {
         &self.folder
     }
 
+    /// Path of the weights.
+    pub fn weights_path(&self) -> PathBuf {
+        self.folder.join(WEIGHTS_FILE)
+    }
+
     /// Path of the JSON state.
     pub fn state_path(&self) -> PathBuf {
         self.folder.join(STATE_FILE)

@@ -323,6 +323,7 @@ pub fn train_restorer(
                 &optimizer,
                 &state(step, job.seed, elapsed(), &smoothed, &settings),
             )?;
+            write_checkpoint_manifest(job, checkpoint, step, elapsed().as_secs_f64())?;
             if let Some(history) = &mut history {
                 history.flush()?;
                 history.plot()?;
@@ -337,6 +338,7 @@ pub fn train_restorer(
             &optimizer,
             &state(step, job.seed, elapsed(), &smoothed, &settings),
         )?;
+        write_checkpoint_manifest(job, checkpoint, step, elapsed().as_secs_f64())?;
     }
     if let Some(history) = &mut history {
         history.flush()?;
@@ -391,6 +393,28 @@ fn checkpoint_settings(job: &RestorerTraining) -> serde_json::Value {
         "icrm_every": job.icrm_every,
         "seed": job.seed,
     })
+}
+
+/// A manifest beside the checkpoint's weights, so a run in progress can be evaluated as it
+/// stands (`clearair eval --restorer CHECKPOINT/weights.safetensors`).
+fn write_checkpoint_manifest(
+    job: &RestorerTraining,
+    checkpoint: &Checkpoint,
+    step: u64,
+    elapsed_seconds: f64,
+) -> Result<()> {
+    let manifest = ModelManifest {
+        name: format!("{} (checkpoint, step {step})", job.name),
+        network: NetworkConfig::ClearAir(job.config.clone()),
+        backends: Some(job.backends.clone()),
+        data: job.data_description.clone(),
+        iterations: step,
+        metrics: BTreeMap::from([("train_seconds".to_owned(), elapsed_seconds)]),
+        command: job.command.clone(),
+        seed: job.seed,
+    };
+    manifest.write(&ModelManifest::path_for_weights(&checkpoint.weights_path()))?;
+    Ok(())
 }
 
 /// The manifest of a restorer run, with `metrics` plus the training figures.

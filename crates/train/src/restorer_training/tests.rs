@@ -123,6 +123,9 @@ fn resuming_continues_at_the_saved_step_and_matches_an_uninterrupted_run() {
         (state.network.as_str(), state.step, state.seed),
         ("restorer", 3, 21)
     );
+    // The checkpoint's weights load as a restorer on their own, as evaluation reads them.
+    let partial = crate::networks::load_restorer(&checkpoint.weights_path(), Device::Cpu).unwrap();
+    assert_eq!(partial.manifest.iterations, 3);
 
     let mut resume = job("model", 6, resumed_folder.path());
     resume.limits.resume = true;
