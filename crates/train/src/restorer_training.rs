@@ -403,18 +403,29 @@ fn write_checkpoint_manifest(
     step: u64,
     elapsed_seconds: f64,
 ) -> Result<()> {
-    let manifest = ModelManifest {
-        name: format!("{} (checkpoint, step {step})", job.name),
+    let metrics = BTreeMap::from([("train_seconds".to_owned(), elapsed_seconds)]);
+    let mut manifest = run_manifest(job, step, metrics);
+    manifest.name = format!("{} (checkpoint, step {step})", job.name);
+    manifest.write(&ModelManifest::path_for_weights(&checkpoint.weights_path()))?;
+    Ok(())
+}
+
+/// The manifest of `job` after `steps` steps, with `metrics`.
+fn run_manifest(
+    job: &RestorerTraining,
+    steps: u64,
+    metrics: BTreeMap<String, f64>,
+) -> ModelManifest {
+    ModelManifest {
+        name: job.name.clone(),
         network: NetworkConfig::ClearAir(job.config.clone()),
         backends: Some(job.backends.clone()),
         data: job.data_description.clone(),
-        iterations: step,
-        metrics: BTreeMap::from([("train_seconds".to_owned(), elapsed_seconds)]),
+        iterations: steps,
+        metrics,
         command: job.command.clone(),
         seed: job.seed,
-    };
-    manifest.write(&ModelManifest::path_for_weights(&checkpoint.weights_path()))?;
-    Ok(())
+    }
 }
 
 /// The manifest of a restorer run, with `metrics` plus the training figures.
@@ -432,16 +443,7 @@ pub fn restorer_manifest(
         outcome.elapsed_seconds * f64::from(tch::get_num_threads().max(1)) / 3600.0,
     );
     metrics.insert("parameters".into(), outcome.parameters as f64);
-    ModelManifest {
-        name: job.name.clone(),
-        network: NetworkConfig::ClearAir(job.config.clone()),
-        backends: Some(job.backends.clone()),
-        data: job.data_description.clone(),
-        iterations: outcome.steps,
-        metrics,
-        command: job.command.clone(),
-        seed: job.seed,
-    }
+    run_manifest(job, outcome.steps, metrics)
 }
 
 #[cfg(test)]

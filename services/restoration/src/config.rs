@@ -1,8 +1,7 @@
 //! Configuration of the restoration service.
 
-use clearair_backends::ModelConfig;
 use clearair_backends::{
-    degradation::ENCODER_BACKEND_NAME, quality::BRISQUE_BACKEND_NAME,
+    ModelConfig, degradation::ENCODER_BACKEND_NAME, quality::BRISQUE_BACKEND_NAME,
     segmentation::GRAPH_BACKEND_NAME,
 };
 use clearair_model::ClearAirConfig;
