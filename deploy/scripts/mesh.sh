@@ -4,7 +4,7 @@
 #
 #   source deploy/scripts/mesh.sh
 #   mesh_start path/to/clearair WORK_DIR [random-init]   # "random-init": untrained networks
-#   echo "$ORCHESTRATOR_ADDR $QUALITY_ADDR … $METRICS_ADDR"
+#   echo "$ORCHESTRATOR_ADDR $QUALITY_ADDR … $METRICS_ADDR $WEB_ADDR"
 #   mesh_stop                                           # also registered by the caller's trap
 #
 # The binary links libtorch from the virtualenv's torch; LD_LIBRARY_PATH is set from it.
@@ -28,7 +28,7 @@ mesh_start() {
     CLEARAIR__RESTORATION__MODEL__WEIGHTS="$root/models/clearair-compact.safetensors" \
         "$clearair" up --orchestrator 127.0.0.1:0 --quality 127.0.0.1:0 \
         --segmentation 127.0.0.1:0 --degradation 127.0.0.1:0 --restoration 127.0.0.1:0 \
-        --metrics 127.0.0.1:0 >"$work/ready" 2>"$MESH_LOG" &
+        --metrics 127.0.0.1:0 --web 127.0.0.1:0 >"$work/ready" 2>"$MESH_LOG" &
     MESH_PID=$!
     local _
     for _ in $(seq 1 1500); do
@@ -49,9 +49,10 @@ mesh_start() {
     SEGMENTATION_ADDR="$(addr_of segmentation)"
     DEGRADATION_ADDR="$(addr_of degradation)"
     RESTORATION_ADDR="$(addr_of restoration)"
+    WEB_ADDR="$(addr_of web)"
     METRICS_ADDR="$(sed -nE 's/.*metrics at http:\/\/([0-9.]+:[0-9]+)\/metrics.*/\1/p' "$MESH_LOG" | head -n 1)"
-    export ORCHESTRATOR_ADDR QUALITY_ADDR SEGMENTATION_ADDR DEGRADATION_ADDR RESTORATION_ADDR METRICS_ADDR
-    echo "    mesh ready: orchestrator $ORCHESTRATOR_ADDR, quality $QUALITY_ADDR, segmentation $SEGMENTATION_ADDR, degradation $DEGRADATION_ADDR, restoration $RESTORATION_ADDR, metrics ${METRICS_ADDR:-none}"
+    export ORCHESTRATOR_ADDR QUALITY_ADDR SEGMENTATION_ADDR DEGRADATION_ADDR RESTORATION_ADDR METRICS_ADDR WEB_ADDR
+    echo "    mesh ready: orchestrator $ORCHESTRATOR_ADDR, quality $QUALITY_ADDR, segmentation $SEGMENTATION_ADDR, degradation $DEGRADATION_ADDR, restoration $RESTORATION_ADDR, metrics ${METRICS_ADDR:-none}, web $WEB_ADDR"
 }
 
 mesh_stop() {

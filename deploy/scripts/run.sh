@@ -22,7 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "==> clearair up (orchestrator 127.0.0.1:50051; log in $LOG)"
+echo "==> clearair up (orchestrator 127.0.0.1:50051, restore page http://127.0.0.1:8080/; log in $LOG)"
 "$CLEARAIR" up >"$READY" 2>"$LOG" &
 MESH_PID=$!
 for _ in $(seq 1 1500); do
@@ -49,3 +49,4 @@ for sample in "${samples[@]}"; do
 done
 echo
 echo "Restored photos and their before | after | masks sheets are in $OUT/"
+echo "To compare in a browser, run \`$CLEARAIR up\` and open http://127.0.0.1:8080/"

@@ -33,7 +33,7 @@ CLEARAIR__QUALITY__BRISQUE_PARAMS="$ROOT/data/brisque/brisque_svr.json" \
 CLEARAIR__DEGRADATION__MODEL__RANDOM_INIT=true \
 CLEARAIR__RESTORATION__MODEL__RANDOM_INIT=true \
     "$CLEARAIR" up --orchestrator 127.0.0.1:0 --quality 127.0.0.1:0 --segmentation 127.0.0.1:0 --metrics 127.0.0.1:0 \
-    --degradation 127.0.0.1:0 --restoration 127.0.0.1:0 >"$WORK/ready" 2>"$LOG" &
+    --degradation 127.0.0.1:0 --restoration 127.0.0.1:0 --web 127.0.0.1:0 >"$WORK/ready" 2>"$LOG" &
 MESH_PID=$!
 for _ in $(seq 1 600); do
     grep -q "clearair mesh ready" "$WORK/ready" && break

@@ -29,6 +29,12 @@ fn every_file_loads_into_its_service_config_and_keeps_the_standard_ports() {
     let degradation = load_like(&defaults.degradation, "degradation", "CLEARAIR_DT_DEG");
     let restoration = load_like(&defaults.restoration, "restoration", "CLEARAIR_DT_REST");
 
+    // The web front: the image EXPOSEs it, compose publishes it and the chart's `web.port`
+    // names it.
+    assert_eq!(orchestrator.web.listen, "0.0.0.0:8080");
+    assert!(orchestrator.web.page);
+    orchestrator.web.validate().expect("valid web settings");
+
     // The images' CLEARAIR_GRPC_PORT, compose's Prometheus targets and the chart's values use
     // these ports.
     let servers = [

@@ -94,6 +94,9 @@ struct UpArgs {
     /// Serve Prometheus metrics of all five services here.
     #[arg(long)]
     metrics: Option<String>,
+    /// Serve the restore page and gRPC-Web here (default 127.0.0.1:8080; empty: off).
+    #[arg(long)]
+    web: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -154,6 +157,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             listen.clone_from(addr);
         }
     }
+    if let Some(addr) = &args.web {
+        config.orchestrator.web.listen.clone_from(addr);
+    }
     if let Some(addr) = args
         .metrics
         .as_ref()
@@ -167,10 +173,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     let mut mesh = Mesh::start(config).await?;
     mesh.wait_ready(Duration::from_secs(300)).await?;
-    let addresses: Vec<String> = Service::ALL
+    let mut addresses: Vec<String> = Service::ALL
         .iter()
         .map(|s| format!("{} {}", s.name(), mesh.addr(*s)))
         .collect();
+    if let Some(web) = mesh.web_addr() {
+        addresses.push(format!("web {web}"));
+        tracing::info!("the restore page is at http://{web}/");
+    }
     println!("clearair mesh ready: {}", addresses.join(", "));
     tokio::select! {
         () = clearair_runtime::shutdown::signal() => {

@@ -38,6 +38,7 @@ async fn sigterm_drains_in_flight_calls_and_exits_cleanly() {
             "127.0.0.1:0",
         ])
         .args(["--restoration", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .args(["--web", "127.0.0.1:0"])
         .env(
             "CLEARAIR__QUALITY__BRISQUE_PARAMS",
             workspace().join("data/brisque/brisque_svr.json"),

@@ -102,17 +102,19 @@ impl Default for MeshConfig {
         on_loopback(&mut config.degradation.server, 50054);
         on_loopback(&mut config.restoration.server, 50055);
         config.orchestrator.server.metrics_listen = "127.0.0.1:9461".to_owned();
+        config.orchestrator.web.listen = "127.0.0.1:8080".to_owned();
         config
     }
 }
 
 impl MeshConfig {
-    /// The same mesh on ephemeral ports (for tests and benchmarks).
+    /// The same mesh on ephemeral ports (for tests and benchmarks), without the web front.
     pub fn ephemeral(mut self) -> Self {
         for server in self.servers_mut() {
             server.listen = "127.0.0.1:0".to_owned();
             server.metrics_listen.clear();
         }
+        self.orchestrator.web.listen.clear();
         self
     }
 
@@ -166,6 +168,7 @@ type ServiceTask = JoinHandle<Result<(), String>>;
 #[derive(Debug)]
 pub struct Mesh {
     addrs: BTreeMap<Service, SocketAddr>,
+    web: Option<SocketAddr>,
     stops: BTreeMap<Service, oneshot::Sender<()>>,
     tasks: BTreeMap<Service, ServiceTask>,
 }
@@ -210,6 +213,21 @@ impl Mesh {
         let segmentation = bind(Service::Segmentation, &config.segmentation.server).await?;
         let degradation = bind(Service::Degradation, &config.degradation.server).await?;
         let restoration = bind(Service::Restoration, &config.restoration.server).await?;
+        let web = if config.orchestrator.web.is_enabled() {
+            let listener = TcpListener::bind(&config.orchestrator.web.listen)
+                .await
+                .map_err(|source| MeshError::Bind {
+                    service: "web front of the orchestrator",
+                    addr: config.orchestrator.web.listen.clone(),
+                    source,
+                })?;
+            Some(listener)
+        } else {
+            None
+        };
+        let web_addr = web
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound listener"));
         let local = |listener: &TcpListener| listener.local_addr().expect("bound listener");
         let addrs = BTreeMap::from([
             (Service::Orchestrator, local(&orchestrator)),
@@ -251,10 +269,11 @@ impl Mesh {
             clearair_restoration::serve(restoration_config, restoration, s)
         });
         spawn(Service::Orchestrator, &mut stops, &mut tasks, |s| {
-            clearair_orchestrator::serve(orchestrator_config, orchestrator, s)
+            clearair_orchestrator::serve_with_web(orchestrator_config, orchestrator, web, s)
         });
         Ok(Self {
             addrs,
+            web: web_addr,
             stops,
             tasks,
         })
@@ -263,6 +282,11 @@ impl Mesh {
     /// The address a service listens on.
     pub fn addr(&self, service: Service) -> SocketAddr {
         self.addrs[&service]
+    }
+
+    /// Where the web front (the page and gRPC-Web) listens, when `[orchestrator.web]` has one.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web
     }
 
     /// `http://…` URL of a service.

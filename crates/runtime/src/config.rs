@@ -95,7 +95,11 @@ where
         config::Environment::with_prefix(env_prefix)
             .prefix_separator("__")
             .separator("__")
-            .try_parsing(true),
+            .try_parsing(true)
+            // The one list a deployment sets by environment: comma-separated origins.
+            .list_separator(",")
+            .with_list_parse_key("web.allowed_origins")
+            .with_list_parse_key("orchestrator.web.allowed_origins"),
     );
     builder
         .build()
@@ -133,6 +137,33 @@ mod tests {
             "environment overrides the file"
         );
         assert_eq!(loaded.server.max_message_bytes, 64 << 20, "default kept");
+    }
+
+    #[test]
+    fn allowed_origins_are_a_comma_separated_list_in_the_environment() {
+        #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        struct WithWeb {
+            server: ServerConfig,
+            web: crate::web::WebConfig,
+        }
+        // SAFETY: these tests are the only readers of these uniquely prefixed variables.
+        unsafe {
+            std::env::set_var(
+                "CLEARAIR_CFGWEB__WEB__ALLOWED_ORIGINS",
+                "https://a.example.com,http://127.0.0.1:3000",
+            );
+            std::env::set_var("CLEARAIR_CFGWEB__SERVER__LISTEN", "127.0.0.1:1,2");
+        }
+        let loaded: WithWeb = load("CLEARAIR_CFGWEB", None).unwrap();
+        assert_eq!(
+            loaded.web.allowed_origins,
+            ["https://a.example.com", "http://127.0.0.1:3000"]
+        );
+        assert_eq!(
+            loaded.server.listen, "127.0.0.1:1,2",
+            "other keys stay strings"
+        );
     }
 
     #[test]

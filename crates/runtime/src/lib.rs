@@ -19,6 +19,8 @@
 //! - [`metrics`]: request/latency/in-flight/queue/model-time metrics and the `/metrics` endpoint;
 //!   [`metrics::ServiceMetrics`] is what a service's batcher reports to (`clearair-batch`).
 //! - [`server`]: assembles the tower stack and serves on a caller-owned listener.
+//! - [`web`]: the optional web front of a public server: gRPC-Web (CORS for configured
+//!   origins) through the same stack, and a page's static files on the same origin.
 //! - [`client`]: channels to peer services with limits, compression, TLS and trace injection.
 //! - [`tls`]: TLS and mutual TLS settings of servers and peer channels (rustls).
 //! - [`auth`]: the optional bearer token on a server's services (UNAUTHENTICATED otherwise).
@@ -44,5 +46,6 @@ pub mod shutdown;
 pub mod status;
 pub mod telemetry;
 pub mod tls;
+pub mod web;
 
 pub use error::RuntimeError;

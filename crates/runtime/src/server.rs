@@ -34,6 +34,7 @@ use crate::{
     deadline::DeadlineLayer,
     metrics::{self, MetricsLayer, ServiceMetrics},
     propagation::TraceContextLayer,
+    web::WebFront,
 };
 
 /// Applies the mesh's message limits and compression to a generated tonic server.
@@ -111,6 +112,10 @@ pub struct GrpcServer {
     auth: BearerAuthLayer,
     tls: Option<tonic::transport::ServerTlsConfig>,
     metrics: ServiceMetrics,
+    web: Option<(
+        WebFront,
+        Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
+    )>,
 }
 
 impl GrpcServer {
@@ -147,7 +152,23 @@ impl GrpcServer {
             auth,
             tls,
             metrics,
+            web: None,
         })
+    }
+
+    /// Also serves the added services over gRPC-Web, and the page, on `front`'s listener —
+    /// with TLS when `[server.tls]` is on, behind the same layers and admission slots.
+    pub fn with_web(&mut self, front: WebFront) -> Result<&mut Self, RuntimeError> {
+        let tls = self.config.tls.rustls(&[b"h2", b"http/1.1"])?;
+        tracing::info!(
+            service = self.service,
+            addr = %front.listener.local_addr()?,
+            page = front.config.page,
+            tls = tls.is_some(),
+            "web front (page and gRPC-Web)"
+        );
+        self.web = Some((front, tls));
+        Ok(self)
     }
 
     /// The server's configuration.
@@ -213,6 +234,11 @@ impl GrpcServer {
             .layer(TraceContextLayer::new(self.service))
             .layer(MetricsLayer::new(self.metrics))
             .layer(DeadlineLayer::new(self.config.request_timeout()));
+        let routes = self.routes.routes();
+        let web = self.web.map(|(front, tls)| {
+            let grpc = tower::util::BoxCloneSyncService::new(layers.service(routes.clone()));
+            (front, tls, grpc)
+        });
         let mut builder = Server::builder()
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(connection_window(
@@ -225,12 +251,13 @@ impl GrpcServer {
         let router = builder
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .layer(layers)
-            .add_routes(self.routes.routes())
+            .add_routes(routes)
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
 
         let (drain_started, drain_rx) = tokio::sync::oneshot::channel::<()>();
+        let (web_stop, mut web_stopped) = tokio::sync::watch::channel(false);
         let service = self.service;
         let signal = async move {
             shutdown.await;
@@ -239,8 +266,14 @@ impl GrpcServer {
                 "shutting down: NOT_SERVING, draining in-flight calls"
             );
             readiness.set_not_serving().await;
+            let _ = web_stop.send(true);
             let _ = drain_started.send(());
         };
+        let web = web.map(|(front, tls, grpc)| {
+            tokio::spawn(crate::web::serve(front, grpc, tls, service, async move {
+                let _ = web_stopped.wait_for(|stop| *stop).await;
+            }))
+        });
         let drain = Duration::from_millis(self.config.drain_timeout_ms);
         let serving = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
         tokio::pin!(serving);
@@ -254,6 +287,21 @@ impl GrpcServer {
                 }
             } => {
                 tracing::warn!(service, ?drain, "drain timeout reached with calls still in flight");
+            }
+        }
+        if let Some(web) = web {
+            // The gRPC side has drained; browser calls get what is left of the drain time.
+            match tokio::time::timeout(drain, web).await {
+                Ok(Ok(result)) => result?,
+                Ok(Err(source)) => {
+                    return Err(RuntimeError::Task {
+                        task: "the web front".to_owned(),
+                        source,
+                    });
+                }
+                Err(_) => {
+                    tracing::warn!(service, ?drain, "web calls still open at the drain timeout")
+                }
             }
         }
         Ok(())

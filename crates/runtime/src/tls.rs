@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tokio_rustls::rustls;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
 use crate::RuntimeError;
@@ -45,6 +46,56 @@ impl ServerTls {
             tls = tls.client_ca_root(Certificate::from_pem(ca));
         }
         Ok(Some(tls))
+    }
+
+    /// The same settings for a listener that is not tonic's (the web front): a rustls
+    /// configuration offering `alpn` (e.g. `h2`, `http/1.1`), or `None` when TLS is off.
+    pub fn rustls(
+        &self,
+        alpn: &[&[u8]],
+    ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, RuntimeError> {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+        if !self.enabled {
+            return Ok(None);
+        }
+        let invalid = |field: &str, error: &dyn std::fmt::Display| {
+            RuntimeError::InvalidConfig(format!("{field}: {error}"))
+        };
+        let certs =
+            |field: &str, path: &Path| -> Result<Vec<CertificateDer<'static>>, RuntimeError> {
+                CertificateDer::pem_slice_iter(&read_pem(field, path)?)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| invalid(field, &e))
+            };
+        let chain = certs("server.tls.cert", &self.cert)?;
+        let key = PrivateKeyDer::from_pem_slice(&read_pem("server.tls.key", &self.key)?)
+            .map_err(|e| invalid("server.tls.key", &e))?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid("server.tls", &e))?;
+        let builder = if self.client_ca.as_os_str().is_empty() {
+            builder.with_no_client_auth()
+        } else {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in certs("server.tls.client_ca", &self.client_ca)? {
+                roots
+                    .add(ca)
+                    .map_err(|e| invalid("server.tls.client_ca", &e))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                std::sync::Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| invalid("server.tls.client_ca", &e))?;
+            builder.with_client_cert_verifier(verifier)
+        };
+        let mut config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| invalid("server.tls", &e))?;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Some(std::sync::Arc::new(config)))
     }
 
     /// Whether clients must present a certificate.

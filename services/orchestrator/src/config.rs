@@ -1,7 +1,7 @@
 //! Configuration of the orchestrator.
 
 use clearair_imaging::DecodeLimits;
-use clearair_runtime::{client::PeerConfig, config::ServerConfig};
+use clearair_runtime::{client::PeerConfig, config::ServerConfig, web::WebConfig};
 use serde::{Deserialize, Serialize};
 
 /// What to do when a prior service fails or cannot assess an image.
@@ -83,6 +83,8 @@ impl InputLimits {
 pub struct OrchestratorConfig {
     /// The public gRPC server.
     pub server: ServerConfig,
+    /// The web front: the restore page and gRPC-Web on the same API (`listen` empty: off).
+    pub web: WebConfig,
     /// The quality service.
     pub quality: PeerConfig,
     /// The segmentation service.
@@ -116,6 +118,10 @@ impl Default for OrchestratorConfig {
                 max_concurrency: 16,
                 max_queue: 64,
                 ..ServerConfig::default()
+            },
+            web: WebConfig {
+                listen: "0.0.0.0:8080".to_owned(),
+                ..WebConfig::default()
             },
             quality: peer(50052),
             segmentation: peer(50053),

@@ -16,6 +16,7 @@
 //!   encode, timed — for Restore and RestoreStream; output options parsed once.
 //! - `handler`: Restore and Analyze; `stream`: RestoreStream.
 //! - `summary`: the priors' summary clients see.
+//! - `page`: the restore page (`web/`) served with gRPC-Web by the web front.
 //! - `error`: errors and their gRPC status codes: the client's faults INVALID_ARGUMENT, ours
 //!   INTERNAL (source chain logged), a client that left CANCELLED.
 
@@ -24,6 +25,7 @@ mod clients;
 pub mod config;
 mod error;
 mod handler;
+mod page;
 mod pipeline;
 mod priors;
 mod stream;
@@ -32,7 +34,7 @@ mod summary;
 use std::{future::Future, sync::Arc};
 
 use clearair_proto::v1::clear_air_server::ClearAirServer;
-use clearair_runtime::{configure_grpc, server::GrpcServer};
+use clearair_runtime::{configure_grpc, server::GrpcServer, web::WebFront};
 use tokio::net::TcpListener;
 
 pub use config::OrchestratorConfig;
@@ -46,8 +48,20 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), OrchestratorError> {
+    serve_with_web(config, listener, None, shutdown).await
+}
+
+/// [`serve`], and the web front — the restore page and gRPC-Web — on `web` (bound to
+/// `config.web.listen` by the caller) when given.
+pub async fn serve_with_web(
+    config: OrchestratorConfig,
+    listener: TcpListener,
+    web: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), OrchestratorError> {
     let mut server = GrpcServer::new("orchestrator", config.server.clone()).await?;
     let server_config = config.server.clone();
+    let config_web = config.web.clone();
     let pipeline = Arc::new(pipeline::Pipeline::new(config)?);
     server
         .add_service(configure_grpc!(
@@ -55,6 +69,9 @@ pub async fn serve(
             &server_config
         ))
         .await;
+    if let Some(web) = web {
+        server.with_web(WebFront::new(web, config_web, page::ASSETS)?)?;
+    }
     server.readiness().set_serving().await;
     server.serve(listener, shutdown).await?;
     Ok(())
