@@ -27,7 +27,7 @@ SETUP_STAMP := $(VENV)/.requirements-installed
 SAM2_PACKAGE := sam2==1.1.0
 
 .PHONY: help setup build run test lint fmt unit-tests client-tests parity-checks bench clean-data \
-	tools validate ghz-smoke go-client-tests grpcurl-tests loadtest
+	tools validate ghz-smoke go-client-tests grpcurl-tests browser-tests loadtest
 
 help:
 	@echo "make run    - set up, build, start the mesh and restore the sample photos into out/"
@@ -106,6 +106,9 @@ go-client-tests: build tools
 grpcurl-tests: build tools
 	tests/grpcurl/run.sh target/debug/clearair
 
+browser-tests: build
+	tests/browser/run.sh target/debug/clearair
+
 PROFILE ?= steady
 TARGETS ?= restore
 MODE ?= reflection
@@ -113,7 +116,8 @@ loadtest: setup tools
 	$(CARGO) build --release -p clearair-cli
 	deploy/scripts/loadtest.sh -p $(PROFILE) -t $(TARGETS) -m $(MODE) target/release/clearair
 
-test: setup lint unit-tests parity-checks client-tests validate ghz-smoke go-client-tests grpcurl-tests
+test: setup lint unit-tests parity-checks client-tests validate ghz-smoke go-client-tests grpcurl-tests \
+	browser-tests
 	@echo "==> all tests passed"
 
 clean-data:
