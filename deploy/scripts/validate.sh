@@ -69,6 +69,53 @@ chart_refuses_tls_without_a_secret() {
     grep -q "tls.enabled needs tls.existingSecret" <<<"$out" || { echo "$out"; return 1; }
 }
 
+# The web front is reachable as the chart renders it: a Service port `http` to the container's
+# `http` port that the orchestrator listens on, open in the NetworkPolicy, and (with an Ingress)
+# routed there; off when web.enabled is false.
+chart_serves_the_web_front() {
+    local on off
+    on="$("$BIN/helm" template clearair "$ROOT/helm/clearair" --kube-version "$KUBE_VERSION" \
+        -f "$ROOT/helm/clearair/ci/full-values.yaml" 2>/dev/null)" || return 1
+    off="$("$BIN/helm" template clearair "$ROOT/helm/clearair" --kube-version "$KUBE_VERSION" \
+        --set web.enabled=false 2>/dev/null)" || return 1
+    python3 - <(echo "$on") <(echo "$off") <<'PY'
+import sys, yaml
+on = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+off = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d]
+def find(docs, kind, component="orchestrator"):
+    return [d for d in docs if d["kind"] == kind
+            and d["metadata"]["labels"].get("app.kubernetes.io/component") == component]
+problems = []
+service, = find(on, "Service")
+ports = {p["name"]: p for p in service["spec"]["ports"]}
+if ports.get("http", {}).get("targetPort") != "http":
+    problems.append(f"Service ports {list(ports)}: no http -> http")
+deployment, = find(on, "Deployment")
+container = deployment["spec"]["template"]["spec"]["containers"][0]
+port = {p["name"]: p["containerPort"] for p in container["ports"]}.get("http")
+env = {e["name"]: e.get("value") for e in container["env"]}
+if env.get("CLEARAIR_ORCHESTRATOR__WEB__LISTEN") != f"0.0.0.0:{port}":
+    problems.append(f"container port http {port} but WEB__LISTEN {env.get('CLEARAIR_ORCHESTRATOR__WEB__LISTEN')}")
+if env.get("CLEARAIR_ORCHESTRATOR__WEB__ALLOWED_ORIGINS") != "https://app.example.com,http://127.0.0.1:3000":
+    problems.append(f"allowed origins {env.get('CLEARAIR_ORCHESTRATOR__WEB__ALLOWED_ORIGINS')}")
+policy, = find(on, "NetworkPolicy")
+if not any(p.get("port") == "http" for rule in policy["spec"]["ingress"] for p in rule.get("ports", [])):
+    problems.append("the NetworkPolicy does not open port http")
+ingress, = find(on, "Ingress")
+backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+if backend != {"name": service["metadata"]["name"], "port": {"name": "http"}}:
+    problems.append(f"Ingress backend {backend}")
+service_off, = find(off, "Service")
+if any(p["name"] == "http" for p in service_off["spec"]["ports"]) or find(off, "Ingress"):
+    problems.append("web.enabled=false still renders the web port or an Ingress")
+env_off = {e["name"]: e.get("value") for e in find(off, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+if env_off.get("CLEARAIR_ORCHESTRATOR__WEB__LISTEN") != "":
+    problems.append("web.enabled=false leaves the web listener on")
+print("\n".join(problems) or "Service, container, NetworkPolicy and Ingress agree on the web port")
+sys.exit(1 if problems else 0)
+PY
+}
+
 dockerfile_matches_compose() {
     "$BIN/docker-compose" -f "$ROOT/docker-compose.yml" -f "$ROOT/deploy/docker/compose.cpu.yml" \
         config --format json >"$WORK/compose.json" || return 1
@@ -124,6 +171,7 @@ check "helm template | kubeconform -strict (default values, Kubernetes $KUBE_VER
 check "helm template | kubeconform -strict (every option on)" \
     chart_renders_valid "$ROOT/helm/clearair/ci/full-values.yaml"
 check "helm template refuses tls.enabled without a Secret" chart_refuses_tls_without_a_secret
+check "helm template serves the web front (Service, NetworkPolicy, Ingress)" chart_serves_the_web_front
 check "docker compose config (GPU)" "$BIN/docker-compose" -f "$ROOT/docker-compose.yml" config --quiet
 check "docker compose config (CPU override)" "$BIN/docker-compose" -f "$ROOT/docker-compose.yml" \
     -f "$ROOT/deploy/docker/compose.cpu.yml" config --quiet
