@@ -68,6 +68,8 @@ enum Command {
     Eval(clearair_train::EvalArgs),
     /// Apply one synthesized degradation to a photo (to try the mesh on).
     Degrade(clearair_train::DegradeArgs),
+    /// Where the restorer's time goes at a size: its stages and operations, timed on the CPU.
+    Profile(clearair_train::ProfileArgs),
 }
 
 #[derive(clap::Args)]
@@ -335,6 +337,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Eval(args) => {
             tokio::task::spawn_blocking(move || clearair_train::eval(args)).await?
+        }
+        Command::Profile(args) => {
+            tokio::task::spawn_blocking(move || clearair_train::profile(args)).await?
         }
         Command::Degrade(args) => {
             tokio::task::spawn_blocking(move || clearair_train::degrade(args)).await?

@@ -1,6 +1,7 @@
 //! MDTA, Restormer's multi-Dconv-head transposed attention: attention across channels (a
 //! C/h × C/h map per head), so its cost grows linearly with the number of pixels.
 
+use crate::profile::span;
 use tch::{Tensor, nn, nn::Module};
 
 use crate::layers::{conv2d, depthwise3x3, from_pixel_tokens, pixel_tokens};
@@ -32,22 +33,25 @@ impl TransposedAttention {
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let (batch, channels, height, width) = x.size4().expect("MDTA expects N×C×H×W");
         let head_dim = channels / self.heads;
-        let qkv = self.qkv_dwconv.forward(&self.qkv.forward(x));
-        // N×P×3×h×d: a view of channels-last features; each part then N×h×d×P.
-        let tokens = pixel_tokens(&qkv).reshape([batch, -1, 3, self.heads, head_dim]);
-        let part = |index: i64| tokens.select(2, index).permute([0, 2, 3, 1]);
-        let query = l2_normalize_last(&part(0));
-        let key = l2_normalize_last(&part(1));
-        let attention =
-            (query.matmul(&key.transpose(-2, -1)) * &self.temperature).softmax(-1, None);
-        // Mixed in token layout (N×h×P×d = V·Aᵀ) so the result is channels-last again.
-        let value = tokens.select(2, 2).permute([0, 2, 1, 3]);
-        let mixed = value
-            .matmul(&attention.transpose(-2, -1))
-            .permute([0, 2, 1, 3])
-            .reshape([batch, -1, channels]);
-        self.project_out
-            .forward(&from_pixel_tokens(&mixed, height, width))
+        let qkv = span("qkv_conv1x1", || self.qkv.forward(x));
+        let qkv = span("qkv_dwconv3x3", || self.qkv_dwconv.forward(&qkv));
+        let mixed = span("channel_attention", || {
+            // N×P×3×h×d: a view of channels-last features; each part then N×h×d×P.
+            let tokens = pixel_tokens(&qkv).reshape([batch, -1, 3, self.heads, head_dim]);
+            let part = |index: i64| tokens.select(2, index).permute([0, 2, 3, 1]);
+            let query = l2_normalize_last(&part(0));
+            let key = l2_normalize_last(&part(1));
+            let attention =
+                (query.matmul(&key.transpose(-2, -1)) * &self.temperature).softmax(-1, None);
+            // Mixed in token layout (N×h×P×d = V·Aᵀ) so the result is channels-last again.
+            let value = tokens.select(2, 2).permute([0, 2, 1, 3]);
+            let mixed = value
+                .matmul(&attention.transpose(-2, -1))
+                .permute([0, 2, 1, 3])
+                .reshape([batch, -1, channels]);
+            from_pixel_tokens(&mixed, height, width)
+        });
+        span("project_out_conv1x1", || self.project_out.forward(&mixed))
     }
 }
 

@@ -11,6 +11,7 @@
 //! - **Prompt blocks** where PromptIR puts them: after the latent and decoder levels 3 and 2,
 //!   just before each upsampling.
 
+use crate::profile::span;
 use tch::{Tensor, nn, nn::Module};
 
 use crate::config::ClearAirConfig;
@@ -56,10 +57,12 @@ impl LevelGuidance {
     }
 
     fn forward(&self, x: &Tensor, guidance: &Guidance, masks: &Tensor) -> Tensor {
-        let x = self.qgm.forward(x, &guidance.quality);
-        let x = self.sgu.forward(&x, masks);
-        self.dam
-            .forward(&x, &guidance.task.prompt, &guidance.content_tokens)
+        let x = span("qgm", || self.qgm.forward(x, &guidance.quality));
+        let x = span("sgu (regions)", || self.sgu.forward(&x, masks));
+        span("dam (task prompt, content)", || {
+            self.dam
+                .forward(&x, &guidance.task.prompt, &guidance.content_tokens)
+        })
     }
 }
 
@@ -281,63 +284,80 @@ impl ClearAirNet {
         region_masks: &Tensor,
     ) -> Tensor {
         let (_, _, height, width) = image.size4().expect("image must be N×3×H×W");
-        let input = channels_last(&pad_to_multiple(image, SIZE_MULTIPLE));
+        let input = span("pad_to_channels_last", || {
+            channels_last(&pad_to_multiple(image, SIZE_MULTIPLE))
+        });
         let (padded_height, padded_width) = (input.size()[2], input.size()[3]);
         let masks = pad_to_multiple(region_masks, SIZE_MULTIPLE);
         let masks_at = |level: u32| {
             let factor = 1 << level;
-            resize_masks(&masks, padded_height / factor, padded_width / factor)
+            span("resize_masks", || {
+                resize_masks(&masks, padded_height / factor, padded_width / factor)
+            })
         };
-        let guidance = Guidance {
+        let guidance = span("prior_embeddings", || Guidance {
             quality: self.quality_embedding.forward(&priors.quality),
             task: self.task_identifier.forward(&priors.degradation),
             content_tokens: self.content_tokens.forward(&priors.content),
-        };
+        });
         let quality = &guidance.quality;
 
-        let enc1 = self
-            .encoder_level1
-            .forward(&self.patch_embed.forward(&input));
-        let enc1 = self.encoder_qgm[0].forward(&enc1, quality);
-        let enc2 = self.encoder_level2.forward(&self.down1_2.forward(&enc1));
-        let enc2 = self.encoder_qgm[1].forward(&enc2, quality);
-        let enc3 = self.encoder_level3.forward(&self.down2_3.forward(&enc2));
-        let enc3 = self.encoder_qgm[2].forward(&enc3, quality);
+        let enc1 = span("patch_embed", || self.patch_embed.forward(&input));
+        let enc1 = span("encoder_level1", || self.encoder_level1.forward(&enc1));
+        let enc1 = span("qgm", || self.encoder_qgm[0].forward(&enc1, quality));
+        let enc2 = span("resample", || self.down1_2.forward(&enc1));
+        let enc2 = span("encoder_level2", || self.encoder_level2.forward(&enc2));
+        let enc2 = span("qgm", || self.encoder_qgm[1].forward(&enc2, quality));
+        let enc3 = span("resample", || self.down2_3.forward(&enc2));
+        let enc3 = span("encoder_level3", || self.encoder_level3.forward(&enc3));
+        let enc3 = span("qgm", || self.encoder_qgm[2].forward(&enc3, quality));
 
-        let latent = self.latent.forward(&self.down3_4.forward(&enc3));
-        let latent = self
-            .latent_guidance
-            .forward(&latent, &guidance, &masks_at(3));
-        let latent = self.prompt_level4.forward(&latent);
+        let latent = span("resample", || self.down3_4.forward(&enc3));
+        let latent = span("latent", || self.latent.forward(&latent));
+        let latent = span("guidance", || {
+            self.latent_guidance
+                .forward(&latent, &guidance, &masks_at(3))
+        });
+        let latent = span("prompt", || self.prompt_level4.forward(&latent));
 
-        let dec3 = Tensor::cat(&[self.up4_3.forward(&latent), enc3], 1);
-        let dec3 = self
-            .decoder_level3
-            .forward(&self.reduce_chan_level3.forward(&dec3));
-        let dec3 = self
-            .decoder3_guidance
-            .forward(&dec3, &guidance, &masks_at(2));
-        let dec3 = self.prompt_level3.forward(&dec3);
+        let dec3 = span("resample", || self.up4_3.forward(&latent));
+        let dec3 = span("skip_concat_reduce", || {
+            self.reduce_chan_level3
+                .forward(&Tensor::cat(&[dec3, enc3], 1))
+        });
+        let dec3 = span("decoder_level3", || self.decoder_level3.forward(&dec3));
+        let dec3 = span("guidance", || {
+            self.decoder3_guidance
+                .forward(&dec3, &guidance, &masks_at(2))
+        });
+        let dec3 = span("prompt", || self.prompt_level3.forward(&dec3));
 
-        let dec2 = Tensor::cat(&[self.up3_2.forward(&dec3), enc2], 1);
-        let dec2 = self
-            .decoder_level2
-            .forward(&self.reduce_chan_level2.forward(&dec2));
-        let dec2 = self
-            .decoder2_guidance
-            .forward(&dec2, &guidance, &masks_at(1));
-        let dec2 = self.prompt_level2.forward(&dec2);
+        let dec2 = span("resample", || self.up3_2.forward(&dec3));
+        let dec2 = span("skip_concat_reduce", || {
+            self.reduce_chan_level2
+                .forward(&Tensor::cat(&[dec2, enc2], 1))
+        });
+        let dec2 = span("decoder_level2", || self.decoder_level2.forward(&dec2));
+        let dec2 = span("guidance", || {
+            self.decoder2_guidance
+                .forward(&dec2, &guidance, &masks_at(1))
+        });
+        let dec2 = span("prompt", || self.prompt_level2.forward(&dec2));
 
-        let dec1 = Tensor::cat(&[self.up2_1.forward(&dec2), enc1], 1);
-        let dec1 = self.decoder_level1.forward(&dec1);
-        let dec1 = self
-            .decoder1_guidance
-            .forward(&dec1, &guidance, &masks_at(0));
-        let refined = self.refinement.forward(&dec1);
+        let dec1 = span("resample", || self.up2_1.forward(&dec2));
+        let dec1 = span("skip_concat_reduce", || Tensor::cat(&[dec1, enc1], 1));
+        let dec1 = span("decoder_level1", || self.decoder_level1.forward(&dec1));
+        let dec1 = span("guidance", || {
+            self.decoder1_guidance
+                .forward(&dec1, &guidance, &masks_at(0))
+        });
+        let refined = span("refinement", || self.refinement.forward(&dec1));
 
-        let restored = self.output.forward(&refined) + input;
+        let restored = span("output_conv", || self.output.forward(&refined) + input);
         // Callers get plain NCHW, whatever layout the network ran in.
-        crop_to(&restored, height, width).contiguous()
+        span("crop_to_nchw", || {
+            crop_to(&restored, height, width).contiguous()
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! GDFN, Restormer's gated-Dconv feed-forward network: a GELU-gated depthwise-convolved
 //! expansion to `int(C·γ)` hidden channels.
 
+use crate::profile::span;
 use tch::{Tensor, nn, nn::Module};
 
 use crate::layers::{conv2d, depthwise3x3};
@@ -31,10 +32,13 @@ impl GatedFeedForward {
 
     /// Applies `project_out(GELU(x1) · x2)` where `x1, x2` are the halves of the expansion.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let expanded = self.dwconv.forward(&self.project_in.forward(x));
-        let halves = expanded.chunk(2, 1);
-        self.project_out
-            .forward(&(halves[0].gelu("none") * &halves[1]))
+        let expanded = span("project_in_conv1x1", || self.project_in.forward(x));
+        let expanded = span("dwconv3x3", || self.dwconv.forward(&expanded));
+        let gated = span("gelu_gate", || {
+            let halves = expanded.chunk(2, 1);
+            halves[0].gelu("none") * &halves[1]
+        });
+        span("project_out_conv1x1", || self.project_out.forward(&gated))
     }
 }
 

@@ -16,6 +16,7 @@
 //! - [`synthesis`]: seeded degradation synthesis; [`loss`]: L1 and ICRM; [`metrics`]: PSNR
 //!   and SSIM as scikit-image computes them.
 //! - [`weights`]: safetensors and manifests; [`device`]: device strings.
+//! - [`profile`]: named spans that time a forward pass on the CPU (`clearair profile`).
 //! - [`torchscript`]: exported prior models (DA-CLIP, SAM2, DeQA-Score) and their manifests.
 
 pub mod attention;
@@ -30,6 +31,7 @@ mod layers;
 pub mod loss;
 pub mod metrics;
 pub mod priors;
+pub mod profile;
 pub mod prompt;
 pub mod qgm;
 pub mod resample;

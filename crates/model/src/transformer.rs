@@ -1,5 +1,6 @@
 //! Restormer's transformer block, `x += MDTA(LN x); x += GDFN(LN x)`, and a stack of them.
 
+use crate::profile::span;
 use tch::{Tensor, nn};
 
 use crate::attention::TransposedAttention;
@@ -51,8 +52,14 @@ impl TransformerBlock {
 
     /// Applies both pre-norm residual sub-layers.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let x = x + self.attn.forward(&self.norm1.forward(x));
-        &x + self.ffn.forward(&self.norm2.forward(&x))
+        let x = x + span("attention", || {
+            self.attn
+                .forward(&span("layer_norm", || self.norm1.forward(x)))
+        });
+        &x + span("feed_forward", || {
+            self.ffn
+                .forward(&span("layer_norm", || self.norm2.forward(&x)))
+        })
     }
 }
 

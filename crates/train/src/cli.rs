@@ -360,6 +360,40 @@ pub struct DegradeArgs {
     pub reference: Option<PathBuf>,
 }
 
+/// `clearair profile`
+#[derive(Args, Debug, Clone)]
+pub struct ProfileArgs {
+    /// The restorer's weights (manifest beside them).
+    #[arg(long, default_value = "models/clearair-compact.safetensors")]
+    pub restorer: PathBuf,
+    /// The degradation encoder's weights (manifest beside them).
+    #[arg(long, default_value = "models/degradation-encoder.safetensors")]
+    pub encoder: PathBuf,
+    /// BRISQUE parameters (`make setup` writes them).
+    #[arg(long, default_value = "data/brisque/brisque_svr.json")]
+    pub brisque_params: PathBuf,
+    /// The photo, centre-cropped and resized to each size.
+    #[arg(long, default_value = "tests/fixtures/samples/noisy-coffee.png")]
+    pub image: PathBuf,
+    /// Sides of the square images profiled.
+    #[arg(long, value_delimiter = ',', default_value = "512")]
+    pub sizes: Vec<u32>,
+    /// Recorded passes per size, after one warm-up pass.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// libtorch intra-op threads (default: libtorch's choice, the machine's cores).
+    #[arg(long)]
+    pub threads: Option<i32>,
+    /// Also write the profiles as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Runs `clearair profile` (blocking).
+pub fn profile(args: ProfileArgs) -> anyhow::Result<()> {
+    crate::commands::profile_command(&args)
+}
+
 /// Runs `clearair train …` (blocking).
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     match args.command {
@@ -389,6 +423,7 @@ mod tests {
         Train(TrainArgs),
         Eval(EvalArgs),
         Degrade(DegradeArgs),
+        Profile(ProfileArgs),
     }
 
     #[test]

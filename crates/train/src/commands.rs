@@ -604,3 +604,29 @@ fn file_stem(path: &Path) -> String {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".to_owned())
 }
+
+/// `clearair profile`.
+pub(crate) fn profile_command(args: &crate::cli::ProfileArgs) -> anyhow::Result<()> {
+    let device = setup_device("cpu", args.threads)?;
+    let mut reports = Vec::new();
+    for &size in &args.sizes {
+        let settings = crate::profile::ProfileSettings {
+            restorer: args.restorer.clone(),
+            encoder: args.encoder.clone(),
+            brisque_params: args.brisque_params.clone(),
+            image: args.image.clone(),
+            size,
+            runs: args.runs,
+            device,
+        };
+        let report = crate::profile::run_profile(&settings)
+            .with_context(|| format!("profiling the restorer at {size}²"))?;
+        println!("{}", crate::profile::describe_profile(&report));
+        reports.push(report);
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&reports)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

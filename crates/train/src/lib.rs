@@ -39,6 +39,7 @@ pub mod optimizer;
 pub mod photos;
 pub mod prefetch;
 pub mod priors;
+pub mod profile;
 pub mod progress;
 pub mod protocol;
 pub mod restorer_training;
@@ -48,5 +49,5 @@ pub mod step;
 mod test_support;
 pub mod windows;
 
-pub use cli::{DegradeArgs, EvalArgs, TrainArgs, degrade, eval, train};
+pub use cli::{DegradeArgs, EvalArgs, ProfileArgs, TrainArgs, degrade, eval, profile, train};
 pub use error::{Result, TrainError};
