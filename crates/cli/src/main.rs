@@ -304,6 +304,8 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Before any model allocates (see the module's figures).
+    clearair_runtime::memory::retain_freed_memory();
     let cli = Cli::parse();
     let _telemetry = clearair_runtime::telemetry::init("clearair")?;
     match cli.command {

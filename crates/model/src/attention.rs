@@ -36,28 +36,51 @@ impl TransposedAttention {
         let qkv = span("qkv_conv1x1", || self.qkv.forward(x));
         let qkv = span("qkv_dwconv3x3", || self.qkv_dwconv.forward(&qkv));
         let mixed = span("channel_attention", || {
-            // N×P×3×h×d: a view of channels-last features; each part then N×h×d×P.
-            let tokens = pixel_tokens(&qkv).reshape([batch, -1, 3, self.heads, head_dim]);
-            let part = |index: i64| tokens.select(2, index).permute([0, 2, 3, 1]);
-            let query = l2_normalize_last(&part(0));
-            let key = l2_normalize_last(&part(1));
-            let attention =
-                (query.matmul(&key.transpose(-2, -1)) * &self.temperature).softmax(-1, None);
-            // Mixed in token layout (N×h×P×d = V·Aᵀ) so the result is channels-last again.
-            let value = tokens.select(2, 2).permute([0, 2, 1, 3]);
-            let mixed = value
-                .matmul(&attention.transpose(-2, -1))
-                .permute([0, 2, 1, 3])
-                .reshape([batch, -1, channels]);
+            // N×P×3C: a view of channels-last features; q, k and v are strided views of it.
+            let tokens = pixel_tokens(&qkv);
+            let part = |index: i64| tokens.narrow(2, index * channels, channels);
+            let value = part(2);
+            // One product (q|k)ᵀ(q|k) over the pixels gives qᵀk and, on its diagonal, the
+            // squared norms F.normalize divides q and k by: normalising scales the rows and
+            // columns of qᵀk, so the 2C×2C product is divided instead of the P×C features
+            // (strided norm reductions over the pixels cost more than the product itself).
+            let query_key = tokens.narrow(2, 0, 2 * channels);
+            let products = query_key.transpose(1, 2).matmul(&query_key);
+            // max(‖·‖, 1e-12) as F.normalize floors it, clamped before the root so that a
+            // zero channel has a zero gradient rather than 0·∞.
+            let norms = products.diagonal(0, 1, 2).clamp_min(1e-24).sqrt();
+            let scale = norms
+                .narrow(1, 0, channels)
+                .view([batch, self.heads, head_dim, 1])
+                * norms
+                    .narrow(1, channels, channels)
+                    .view([batch, self.heads, 1, head_dim]);
+            let gram = products
+                .narrow(1, 0, channels)
+                .narrow(2, channels, channels);
+            // Each head's diagonal block of qᵀk: N×h×d×d.
+            let blocks = gram
+                .view([batch, self.heads, head_dim, self.heads, head_dim])
+                .diagonal(0, 1, 3)
+                .permute([0, 3, 1, 2]);
+            let attention = (blocks / scale * &self.temperature).softmax(-1, None);
+            // Each head's values times Aᵀ, written straight into N×P×C (channels-last).
+            let mixed = if self.heads == 1 {
+                value.matmul(&attention.select(1, 0).transpose(-2, -1))
+            } else {
+                let per_head: Vec<Tensor> = (0..self.heads)
+                    .map(|h| {
+                        value
+                            .narrow(2, h * head_dim, head_dim)
+                            .matmul(&attention.select(1, h).transpose(-2, -1))
+                    })
+                    .collect();
+                Tensor::cat(&per_head, 2)
+            };
             from_pixel_tokens(&mixed, height, width)
         });
         span("project_out_conv1x1", || self.project_out.forward(&mixed))
     }
-}
-
-/// `F.normalize(x, dim=-1)`: divides by the L2 norm over the last axis, floored at 1e-12.
-pub(crate) fn l2_normalize_last(x: &Tensor) -> Tensor {
-    x / x.norm_scalaropt_dim(2.0, [-1], true).clamp_min(1e-12)
 }
 
 #[cfg(test)]

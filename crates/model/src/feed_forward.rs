@@ -36,7 +36,14 @@ impl GatedFeedForward {
         let expanded = span("dwconv3x3", || self.dwconv.forward(&expanded));
         let gated = span("gelu_gate", || {
             let halves = expanded.chunk(2, 1);
-            halves[0].gelu("none") * &halves[1]
+            let mut gate = halves[0].gelu("none");
+            if gate.requires_grad() {
+                gate * &halves[1]
+            } else {
+                // Inference: multiply into the fresh GELU output instead of a third buffer.
+                gate *= &halves[1];
+                gate
+            }
         });
         span("project_out_conv1x1", || self.project_out.forward(&gated))
     }

@@ -52,14 +52,26 @@ impl TransformerBlock {
 
     /// Applies both pre-norm residual sub-layers.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let x = x + span("attention", || {
+        let attended = span("attention", || {
             self.attn
                 .forward(&span("layer_norm", || self.norm1.forward(x)))
         });
-        &x + span("feed_forward", || {
+        let x = residual(attended, x);
+        let fed = span("feed_forward", || {
             self.ffn
                 .forward(&span("layer_norm", || self.norm2.forward(&x)))
-        })
+        });
+        residual(fed, &x)
+    }
+}
+
+/// `branch + x`; in inference into the branch's own fresh buffer rather than a new one.
+pub(crate) fn residual(mut branch: Tensor, x: &Tensor) -> Tensor {
+    if branch.requires_grad() || x.requires_grad() {
+        branch + x
+    } else {
+        branch += x;
+        branch
     }
 }
 

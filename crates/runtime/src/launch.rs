@@ -40,6 +40,7 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Error + Send + Sync + 'static,
 {
+    crate::memory::retain_freed_memory();
     let args = ServiceArgs::parse();
     let _telemetry = crate::telemetry::init(binary)?;
     let config: C = crate::config::load(env_prefix, args.config.as_deref())?;

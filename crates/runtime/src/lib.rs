@@ -26,6 +26,7 @@
 //! - [`auth`]: the optional bearer token on a server's services (UNAUTHENTICATED otherwise).
 //! - [`model`]: background model loading ([`model::ModelSlot`]) and blocking inference.
 //! - [`launch`]: the shared `main` of every service binary.
+//! - [`memory`]: keep freed memory for reuse instead of faulting it in again every layer.
 //! - [`shutdown`]: SIGTERM / ctrl-c.
 //! - [`status`]: the status of a failure by whose fault it is (ours: INTERNAL, source chain
 //!   logged).
@@ -38,6 +39,7 @@ pub mod config;
 pub mod deadline;
 mod error;
 pub mod launch;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod propagation;
