@@ -302,10 +302,11 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    // Before any model allocates (see the module's figures).
-    clearair_runtime::memory::retain_freed_memory();
+fn main() -> anyhow::Result<()> {
+    clearair_runtime::launch::run(run_command())
+}
+
+async fn run_command() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _telemetry = clearair_runtime::telemetry::init("clearair")?;
     match cli.command {

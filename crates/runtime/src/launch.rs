@@ -27,6 +27,19 @@ pub struct ServiceArgs {
 /// The shutdown trigger handed to a service's `serve`.
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// The `main` of every binary: the memory policy ([`crate::memory`]) before any thread
+/// starts, then a multi-threaded tokio runtime running `future`.
+pub fn run<T, E>(future: impl Future<Output = Result<T, E>>) -> Result<T, E>
+where
+    E: From<std::io::Error>,
+{
+    crate::memory::retain_freed_memory();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(future)
+}
+
 /// Runs a service binary: `binary` names it in telemetry, `env_prefix` is its configuration
 /// prefix (e.g. `CLEARAIR_QUALITY`), `serve` is the library's entry point.
 pub async fn launch<C, F, Fut, E>(
@@ -40,7 +53,6 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Error + Send + Sync + 'static,
 {
-    crate::memory::retain_freed_memory();
     let args = ServiceArgs::parse();
     let _telemetry = crate::telemetry::init(binary)?;
     let config: C = crate::config::load(env_prefix, args.config.as_deref())?;

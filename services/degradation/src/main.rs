@@ -1,11 +1,9 @@
 //! `clearair-degradation`: the degradation service as its own process.
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    clearair_runtime::launch::launch(
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    clearair_runtime::launch::run(clearair_runtime::launch::launch(
         "clearair-degradation",
         "CLEARAIR_DEGRADATION",
         clearair_degradation::serve,
-    )
-    .await
+    ))
 }

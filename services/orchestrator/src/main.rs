@@ -23,7 +23,10 @@ async fn serve(
     clearair_orchestrator::serve_with_web(config, listener, web, shutdown).await
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    clearair_runtime::launch::launch("clearair-orchestrator", "CLEARAIR_ORCHESTRATOR", serve).await
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    clearair_runtime::launch::run(clearair_runtime::launch::launch(
+        "clearair-orchestrator",
+        "CLEARAIR_ORCHESTRATOR",
+        serve,
+    ))
 }

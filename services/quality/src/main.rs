@@ -1,11 +1,9 @@
 //! `clearair-quality`: the quality service as its own process.
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    clearair_runtime::launch::launch(
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    clearair_runtime::launch::run(clearair_runtime::launch::launch(
         "clearair-quality",
         "CLEARAIR_QUALITY",
         clearair_quality::serve,
-    )
-    .await
+    ))
 }
