@@ -23,10 +23,22 @@ async fn the_bench_measures_every_level_and_both_ratios() {
             "{level:?}"
         );
         assert!(level.throughput_rps > 0.0, "{level:?}");
+        // The per-stage breakdown: the orchestrator's stages, ending with the total, each a
+        // median no larger than the total's.
+        let names: Vec<&str> = level.stages.iter().map(|s| s.stage.as_str()).collect();
+        for stage in ["decode", "restoration", "encode", "total"] {
+            assert!(names.contains(&stage), "{stage} in {names:?}");
+        }
+        let total = level.stages.last().expect("stages");
+        assert_eq!(total.stage, "total");
+        assert!(
+            level.stages.iter().all(|s| s.ms >= 0.0 && s.ms <= total.ms),
+            "{level:?}"
+        );
     }
     for ratio in [
-        &report.orchestrator_overhead,
-        &report.parallel_over_sequential,
+        report.orchestrator_overhead.as_ref().expect("measured"),
+        report.parallel_over_sequential.as_ref().expect("measured"),
     ] {
         assert!(
             ratio.measured_ms > 0.0 && ratio.baseline_ms > 0.0,
@@ -34,7 +46,7 @@ async fn the_bench_measures_every_level_and_both_ratios() {
         );
         assert!((ratio.ratio - ratio.measured_ms / ratio.baseline_ms).abs() < 1e-9);
     }
-    let alone = &report.priors_alone;
+    let alone = report.priors_alone.as_ref().expect("measured");
     for ms in [
         alone.quality_ms,
         alone.segmentation_ms,
@@ -52,10 +64,27 @@ async fn the_bench_measures_every_level_and_both_ratios() {
         "orchestrated / direct calls",
         "parallel / sequential prior fan-out",
         "prior services alone",
+        "stages at concurrency 1",
     ] {
         assert!(
             table.contains(expected),
             "{expected} missing from:\n{table}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_ratio_requests_only_the_load_is_measured() {
+    let options = BenchOptions {
+        image: photo(),
+        requests: 2,
+        concurrency: vec![1],
+        ratio_requests: 0,
+    };
+    let report = run(test_config(), &options).await.expect("the bench runs");
+    assert_eq!(report.load.len(), 1);
+    assert!(report.orchestrator_overhead.is_none() && report.priors_alone.is_none());
+    let table = render(&report);
+    assert!(table.contains("stages at concurrency 1"), "{table}");
+    assert!(!table.contains("orchestrated / direct"), "{table}");
 }

@@ -175,3 +175,51 @@ async fn every_server_answers_health_and_reflection_v1_and_v1alpha() {
     }
     mesh.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_client_gets_what_restore_returns_with_progress() {
+    let mesh = start_mesh(|_| {}).await;
+    let mut client = public_client(&mesh).await;
+    let input = photo();
+    let unary = clearair_mesh::client::restore(
+        &mut client,
+        input.clone(),
+        ImageFormat::Png,
+        std::time::Duration::from_secs(120),
+    )
+    .await
+    .expect("Restore");
+    let mut stages = Vec::new();
+    let streamed = clearair_mesh::client::restore_stream(
+        &mut client,
+        input.clone(),
+        ImageFormat::Png,
+        std::time::Duration::from_secs(120),
+        // Small chunks: the upload is many messages.
+        8 << 10,
+        |progress| stages.push((progress.stage.clone(), progress.fraction)),
+    )
+    .await
+    .expect("RestoreStream");
+    assert!(input.len() > 8 << 10, "the photo is sent in several chunks");
+    assert_eq!(
+        streamed.image.as_ref().unwrap().data,
+        unary.image.as_ref().unwrap().data,
+        "the same restored bytes"
+    );
+    assert_eq!(streamed.image.unwrap().media_type, "image/png");
+    assert_eq!(
+        (streamed.width, streamed.height),
+        (unary.width, unary.height)
+    );
+    let names: Vec<&str> = stages.iter().map(|(s, _)| s.as_str()).collect();
+    assert!(
+        names.contains(&"upload") && names.contains(&"restoration"),
+        "{names:?}"
+    );
+    assert!(
+        stages.windows(2).all(|w| w[0].1 <= w[1].1),
+        "progress never goes back: {stages:?}"
+    );
+    mesh.shutdown().await.expect("clean shutdown");
+}

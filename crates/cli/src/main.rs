@@ -42,6 +42,9 @@ enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        /// Send it through RestoreStream (chunked upload, progress events): for large photos.
+        #[arg(long)]
+        stream: bool,
     },
     /// Print the priors of a photo: quality, degradations, regions.
     Analyze {
@@ -106,19 +109,23 @@ struct BenchArgs {
     /// Mesh config file, as for `up` (ports are ignored: the bench uses ephemeral ones).
     #[arg(long, env = "CLEARAIR_CONFIG")]
     config: Option<PathBuf>,
-    /// The photo to send, centre-cropped and resized to --size.
+    /// The photo to send, centre-cropped and resized to each size.
     #[arg(long, default_value = "tests/fixtures/samples/noisy-coffee.png")]
     image: PathBuf,
-    /// Side of the square image sent.
-    #[arg(long, default_value_t = 256)]
-    size: u32,
-    /// Requests per concurrency level.
+    /// Sides of the square images sent, one report each (above 512 the restorer tiles).
+    #[arg(long, value_delimiter = ',', default_value = "256,512,1024")]
+    sizes: Vec<u32>,
+    /// One size only (same as `--sizes N`).
+    #[arg(long, conflicts_with = "sizes")]
+    size: Option<u32>,
+    /// Requests per concurrency level at 256²; larger sizes send as many pixels (at least 4
+    /// requests).
     #[arg(long, default_value_t = 32)]
     requests: usize,
     /// Concurrency levels.
-    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
     concurrency: Vec<usize>,
-    /// Requests on each side of the two ratios.
+    /// Requests on each side of the two ratios (measured at the first size; 0 skips them).
     #[arg(long, default_value_t = 12)]
     ratio_requests: usize,
     /// Use freshly initialised networks instead of the trained weights.
@@ -199,13 +206,21 @@ async fn restore(
     endpoint: String,
     sheet: Option<PathBuf>,
     timeout: u64,
+    stream: bool,
 ) -> anyhow::Result<()> {
     let data = std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
     let mut client = client::connect(&endpoint).await?;
     let timeout = Duration::from_secs(timeout);
-    let response = client::restore(&mut client, data.clone(), output_format(&output), timeout)
+    let format = output_format(&output);
+    let response = if stream {
+        client::restore_stream(&mut client, data.clone(), format, timeout, 1 << 20, |p| {
+            eprintln!("  {:>3.0}% {}: {}", 100.0 * p.fraction, p.stage, p.message);
+        })
         .await
-        .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?;
+    } else {
+        client::restore(&mut client, data.clone(), format, timeout).await
+    }
+    .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?;
     let restored = response.image.clone().unwrap_or_default();
     std::fs::write(&output, &restored.data)
         .with_context(|| format!("writing {}", output.display()))?;
@@ -286,18 +301,24 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         side,
         side,
     )?;
-    let sized = square.resize(args.size, args.size)?;
-    let (image, _) = clearair_imaging::encode(&sized, clearair_imaging::OutputFormat::Png, 0)?;
-    let options = bench::BenchOptions {
-        image,
-        requests: args.requests,
-        concurrency: args.concurrency,
-        ratio_requests: args.ratio_requests,
-    };
-    let report = bench::run(config, &options).await?;
-    println!("{}", bench::render(&report));
+    let sizes = args.size.map_or(args.sizes.clone(), |size| vec![size]);
+    let mut reports = Vec::new();
+    for (index, &size) in sizes.iter().enumerate() {
+        let sized = square.resize(size, size)?;
+        let (image, _) = clearair_imaging::encode(&sized, clearair_imaging::OutputFormat::Png, 0)?;
+        let pixels_ratio = (256.0 * 256.0) / (f64::from(size) * f64::from(size));
+        let options = bench::BenchOptions {
+            image,
+            requests: ((args.requests as f64 * pixels_ratio).round() as usize).max(4),
+            concurrency: args.concurrency.clone(),
+            ratio_requests: if index == 0 { args.ratio_requests } else { 0 },
+        };
+        let report = bench::run(config.clone(), &options).await?;
+        println!("{}", bench::render(&report));
+        reports.push(report);
+    }
     if let Some(path) = args.json {
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+        std::fs::write(&path, serde_json::to_string_pretty(&reports)?)?;
     }
     Ok(())
 }
@@ -317,7 +338,8 @@ async fn run_command() -> anyhow::Result<()> {
             endpoint,
             sheet,
             timeout,
-        } => restore(input, output, endpoint, sheet, timeout).await,
+            stream,
+        } => restore(input, output, endpoint, sheet, timeout, stream).await,
         Command::Analyze {
             input,
             endpoint,

@@ -53,6 +53,18 @@ pub struct LoadResult {
     pub errors: usize,
     /// The first error, if any.
     pub first_error: Option<String>,
+    /// Median time of each stage the orchestrator reports, in its order (decode, the priors,
+    /// restoration, encode, total).
+    pub stages: Vec<StageMedian>,
+}
+
+/// The median of one stage's times over a level's requests.
+#[derive(Clone, Debug, Serialize)]
+pub struct StageMedian {
+    /// The stage, as the orchestrator names it.
+    pub stage: String,
+    /// Median, ms.
+    pub ms: f64,
 }
 
 /// A ratio of two medians measured in the same run.
@@ -77,12 +89,13 @@ pub struct BenchReport {
     pub height: u32,
     /// Latency and throughput per concurrency.
     pub load: Vec<LoadResult>,
-    /// Orchestrated Restore against direct calls of the same services.
-    pub orchestrator_overhead: Ratio,
+    /// Orchestrated Restore against direct calls of the same services (not measured when
+    /// `ratio_requests` is 0, as for all but the first size).
+    pub orchestrator_overhead: Option<Ratio>,
     /// Analyze with parallel fan-out against sequential fan-out.
-    pub parallel_over_sequential: Ratio,
+    pub parallel_over_sequential: Option<Ratio>,
     /// Each prior service called alone (median ms), to read the fan-out ratio against.
-    pub priors_alone: PriorsAlone,
+    pub priors_alone: Option<PriorsAlone>,
 }
 
 /// Median latency of each prior service called directly, one call at a time.
@@ -130,25 +143,43 @@ async fn load_level(
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 let mut errors = Vec::new();
+                let mut timings = Vec::new();
                 while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < requests {
                     let t = Instant::now();
                     match client::restore(&mut client, image.to_vec(), ImageFormat::Png, TIMEOUT)
                         .await
                     {
-                        Ok(_) => samples.push(t.elapsed().as_secs_f64() * 1e3),
+                        Ok(response) => {
+                            samples.push(t.elapsed().as_secs_f64() * 1e3);
+                            timings.push(response.timings);
+                        }
                         Err(status) => errors.push(status.to_string()),
                     }
                 }
-                (samples, errors)
+                (samples, errors, timings)
             })
         })
         .collect();
     let mut samples = Vec::new();
     let mut errors = Vec::new();
+    let mut timings = Vec::new();
     for worker in workers {
-        let (s, e) = worker.await.expect("bench worker panicked");
+        let (s, e, t) = worker.await.expect("bench worker panicked");
         samples.extend(s);
         errors.extend(e);
+        timings.extend(t);
+    }
+    let mut stages: Vec<StageMedian> = Vec::new();
+    for stage in timings.first().into_iter().flatten() {
+        let mut times: Vec<f64> = timings
+            .iter()
+            .flat_map(|t| t.iter().filter(|s| s.stage == stage.stage))
+            .map(|s| s.milliseconds)
+            .collect();
+        stages.push(StageMedian {
+            stage: stage.stage.clone(),
+            ms: median(&mut times),
+        });
     }
     let wall = started.elapsed().as_secs_f64();
     samples.sort_by(f64::total_cmp);
@@ -161,6 +192,7 @@ async fn load_level(
         throughput_rps: samples.len() as f64 / wall,
         errors: errors.len(),
         first_error: errors.into_iter().next(),
+        stages,
     }
 }
 
@@ -282,6 +314,17 @@ pub async fn run(config: MeshConfig, options: &BenchOptions) -> anyhow::Result<B
         load.push(load_level(&client, &image, concurrency, options.requests).await);
     }
 
+    if options.ratio_requests == 0 {
+        mesh.shutdown().await?;
+        return Ok(BenchReport {
+            width: decoded.width(),
+            height: decoded.height(),
+            load,
+            orchestrator_overhead: None,
+            parallel_over_sequential: None,
+            priors_alone: None,
+        });
+    }
     eprintln!("bench: orchestrated vs direct calls…");
     let mut direct = DirectClients::connect(&mesh).await?;
     direct.restore(&options.image).await?;
@@ -370,9 +413,9 @@ pub async fn run(config: MeshConfig, options: &BenchOptions) -> anyhow::Result<B
         width: decoded.width(),
         height: decoded.height(),
         load,
-        orchestrator_overhead,
-        parallel_over_sequential,
-        priors_alone,
+        orchestrator_overhead: Some(orchestrator_overhead),
+        parallel_over_sequential: Some(parallel_over_sequential),
+        priors_alone: Some(priors_alone),
     })
 }
 
@@ -419,6 +462,18 @@ pub fn render(report: &BenchReport) -> String {
             level.errors
         ));
     }
+    if let Some(level) = report.load.first().filter(|l| !l.stages.is_empty()) {
+        let stages: Vec<String> = level
+            .stages
+            .iter()
+            .map(|s| format!("{} {:.1}", s.stage, s.ms))
+            .collect();
+        out.push_str(&format!(
+            "stages at concurrency {} (median ms, as the orchestrator reports them): {}\n",
+            level.concurrency,
+            stages.join(", ")
+        ));
+    }
     let verdict = |r: &Ratio| {
         if r.ratio <= r.target {
             "meets"
@@ -426,30 +481,33 @@ pub fn render(report: &BenchReport) -> String {
             "MISSES"
         }
     };
-    let o = &report.orchestrator_overhead;
-    out.push_str(&format!(
-        "\norchestrated / direct calls: {:.1} ms / {:.1} ms = {:.3} ({} target <= {:.2})\n",
-        o.measured_ms,
-        o.baseline_ms,
-        o.ratio,
-        verdict(o),
-        o.target
-    ));
-    let p = &report.parallel_over_sequential;
-    out.push_str(&format!(
-        "parallel / sequential prior fan-out: {:.1} ms / {:.1} ms = {:.3} ({} target <= {:.2})\n",
-        p.measured_ms,
-        p.baseline_ms,
-        p.ratio,
-        verdict(p),
-        p.target
-    ));
-    let a = &report.priors_alone;
-    out.push_str(&format!(
-        "prior services alone: quality {:.1} ms, segmentation {:.1} ms, degradation {:.1} ms; \
-         slowest / sum = {:.3}, the fan-out's floor with a core per service ({} cores shared \
-         here)\n",
-        a.quality_ms, a.segmentation_ms, a.degradation_ms, a.ideal_ratio, a.cores
-    ));
+    if let Some(o) = &report.orchestrator_overhead {
+        out.push_str(&format!(
+            "\norchestrated / direct calls: {:.1} ms / {:.1} ms = {:.3} ({} target <= {:.2})\n",
+            o.measured_ms,
+            o.baseline_ms,
+            o.ratio,
+            verdict(o),
+            o.target
+        ));
+    }
+    if let Some(p) = &report.parallel_over_sequential {
+        out.push_str(&format!(
+            "parallel / sequential prior fan-out: {:.1} ms / {:.1} ms = {:.3} ({} target <= {:.2})\n",
+            p.measured_ms,
+            p.baseline_ms,
+            p.ratio,
+            verdict(p),
+            p.target
+        ));
+    }
+    if let Some(a) = &report.priors_alone {
+        out.push_str(&format!(
+            "prior services alone: quality {:.1} ms, segmentation {:.1} ms, degradation {:.1} ms; \
+             slowest / sum = {:.3}, the fan-out's floor with a core per service ({} cores shared \
+             here)\n",
+            a.quality_ms, a.segmentation_ms, a.degradation_ms, a.ideal_ratio, a.cores
+        ));
+    }
     out
 }

@@ -8,7 +8,9 @@ use clearair_imaging::{
 };
 use clearair_proto::v1::{
     AnalyzeRequest, AnalyzeResponse, ClearAirRestoreRequest, ClearAirRestoreResponse, EncodedImage,
-    ImageFormat, PriorKind, PriorSummary, StageTiming, clear_air_client::ClearAirClient,
+    ImageFormat, PriorKind, PriorSummary, RestoreProgress, RestoreStreamHeader,
+    RestoreStreamRequest, StageTiming, clear_air_client::ClearAirClient,
+    restore_stream_request::Part, restore_stream_response::Event,
 };
 use tonic::transport::Channel;
 
@@ -44,6 +46,62 @@ pub async fn restore(
     });
     request.set_timeout(timeout);
     Ok(client.restore(request).await?.into_inner())
+}
+
+/// Restores encoded bytes through `RestoreStream`: the upload in `chunk_bytes` pieces,
+/// `progress` called with every progress event, the result reassembled from its chunks. The
+/// response's `image.data` holds the whole result.
+pub async fn restore_stream(
+    client: &mut ClearAirClient<Channel>,
+    data: Vec<u8>,
+    format: ImageFormat,
+    timeout: Duration,
+    chunk_bytes: usize,
+    mut progress: impl FnMut(&RestoreProgress),
+) -> Result<ClearAirRestoreResponse, tonic::Status> {
+    let chunk_bytes = chunk_bytes.max(1);
+    let mut messages = vec![RestoreStreamRequest {
+        part: Some(Part::Header(RestoreStreamHeader {
+            output_format: format as i32,
+            jpeg_quality: 0,
+            total_bytes: data.len() as u64,
+            chunk_bytes: chunk_bytes as u32,
+        })),
+    }];
+    messages.extend(data.chunks(chunk_bytes).map(|chunk| RestoreStreamRequest {
+        part: Some(Part::Chunk(chunk.to_vec())),
+    }));
+    let mut request = tonic::Request::new(tokio_stream::iter(messages));
+    request.set_timeout(timeout);
+    let mut events = client.restore_stream(request).await?.into_inner();
+    let mut result: Option<(ClearAirRestoreResponse, u64)> = None;
+    let mut bytes = Vec::new();
+    while let Some(message) = events.message().await? {
+        match message.event {
+            Some(Event::Progress(event)) => progress(&event),
+            Some(Event::Result(header)) => {
+                let response = header.response.unwrap_or_default();
+                bytes.reserve(header.total_bytes as usize);
+                result = Some((response, header.total_bytes));
+            }
+            Some(Event::Chunk(chunk)) => bytes.extend_from_slice(&chunk),
+            None => {}
+        }
+    }
+    let (mut response, total) =
+        result.ok_or_else(|| tonic::Status::internal("the stream ended without a result"))?;
+    if bytes.len() as u64 != total {
+        return Err(tonic::Status::data_loss(format!(
+            "received {} of {total} result bytes",
+            bytes.len()
+        )));
+    }
+    let media_type = response.image.take().unwrap_or_default().media_type;
+    response.image = Some(EncodedImage {
+        data: bytes,
+        media_type,
+    });
+    Ok(response)
 }
 
 /// Analyzes encoded bytes, with the full priors when `include_priors`.

@@ -381,6 +381,12 @@ pub struct ProfileArgs {
     /// Recorded passes per size, after one warm-up pass.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Tile side of the restore (the restoration service's `tile_size`).
+    #[arg(long, default_value_t = 512)]
+    pub tile_size: u32,
+    /// Tile overlap (the service's `tile_overlap`).
+    #[arg(long, default_value_t = 32)]
+    pub tile_overlap: u32,
     /// libtorch intra-op threads (default: libtorch's choice, the machine's cores).
     #[arg(long)]
     pub threads: Option<i32>,

@@ -617,6 +617,7 @@ pub(crate) fn profile_command(args: &crate::cli::ProfileArgs) -> anyhow::Result<
             image: args.image.clone(),
             size,
             runs: args.runs,
+            tiling: clearair_backends::restoration::Tiling::new(args.tile_size, args.tile_overlap)?,
             device,
         };
         let report = crate::profile::run_profile(&settings)

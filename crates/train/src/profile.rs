@@ -36,6 +36,8 @@ pub struct ProfileSettings {
     pub size: u32,
     /// Recorded passes (after one warm-up pass).
     pub runs: usize,
+    /// The restorer's tiles (the service's default unless measuring another).
+    pub tiling: Tiling,
     /// Where the networks run (the CPU: spans time synchronous ops).
     pub device: Device,
 }
@@ -62,6 +64,8 @@ pub struct ProfileRow {
 pub struct ProfileReport {
     /// Image side.
     pub size: u32,
+    /// Tiles the restore was cut into.
+    pub tiles: usize,
     /// Recorded passes.
     pub runs: usize,
     /// libtorch intra-op threads.
@@ -119,7 +123,7 @@ pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
             &image,
             &cpu.masks,
             &global,
-            Tiling::default(),
+            settings.tiling,
             settings.device,
             |tile, priors| {
                 span("network", || {
@@ -175,6 +179,10 @@ pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
     by_operation.sort_by(|a, b| b.ms.total_cmp(&a.ms));
     Ok(ProfileReport {
         size: settings.size,
+        tiles: totals
+            .iter()
+            .find(|t| t.path == "restore/network")
+            .map_or(0, |t| t.calls as usize / runs),
         runs,
         threads: tch::get_num_threads(),
         restore_ms,
@@ -186,8 +194,9 @@ pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
 /// The profile as two plain-text tables.
 pub fn describe_profile(report: &ProfileReport) -> String {
     let mut out = format!(
-        "restorer profile: {side}×{side}, {threads} libtorch threads, {runs} passes after a warm-up: {ms:.1} ms per restore\n\n",
+        "restorer profile: {side}×{side} in {tiles} tile(s), {threads} libtorch threads, {runs} passes after a warm-up: {ms:.1} ms per restore\n\n",
         side = report.size,
+        tiles = report.tiles,
         threads = report.threads,
         runs = report.runs,
         ms = report.restore_ms,
