@@ -54,6 +54,7 @@ fn write_fixture() {
         encoder: &encoder.network,
         priors: &backends,
         device: Device::Cpu,
+        precision: clearair_backends::Precision::Fp32,
     };
     let cpu = backends.compute(&photo).expect("priors");
     let (content, degradation, _) = mesh.embed(&photo).expect("embeddings");
@@ -130,4 +131,41 @@ fn fp32_outputs_match_the_recorded_ones() {
         .mean(Kind::Float)
         .double_value(&[]);
     assert!(change > 1e-3, "mean change {change}");
+}
+
+#[test]
+fn bf16_outputs_stay_close_to_the_fp32_ones() {
+    let recorded: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(fixture_path())
+            .expect("tests/fixtures/restorer-outputs.safetensors")
+            .into_iter()
+            .collect();
+    let mut restorer = load_restorer(&weights(), Device::Cpu).expect("restorer");
+    restorer.store.bfloat16();
+    let priors = Priors {
+        quality: recorded["quality"].shallow_clone(),
+        masks: recorded["masks"].to_kind(Kind::Float),
+        content: recorded["content"].shallow_clone(),
+        degradation: recorded["degradation"].shallow_clone(),
+    };
+    let output = clearair_backends::restoration::forward_in(
+        clearair_backends::Precision::Bf16,
+        &restorer.network,
+        &recorded["image"],
+        &priors,
+    )
+    .expect("bf16 forward");
+    assert_eq!(output.kind(), Kind::Float, "the output comes back in fp32");
+    let difference = (&output - &recorded["output"]).abs();
+    let (largest, mean) = (
+        difference.max().double_value(&[]),
+        difference.mean(Kind::Float).double_value(&[]),
+    );
+    // bfloat16 keeps 8 bits of mantissa: about 1/256 relative; clearair eval measures what
+    // that costs in dB (README, speed section).
+    assert!(
+        mean < 4e-3 && largest < 0.1,
+        "mean {mean:e}, largest {largest:e}"
+    );
+    assert!(largest > 0.0, "the pass really ran in bf16");
 }

@@ -117,6 +117,13 @@ impl EncoderBackend {
         let model = &config.model;
         let what = format!("degradation encoder {}", model.weights.display());
         let device = parse_device(&model.device).map_err(|e| BackendError::load(&what, e))?;
+        if model.precision != crate::Precision::Fp32 {
+            return Err(BackendError::load(
+                &what,
+                "model.precision: the degradation encoder runs in fp32 only (bf16 is a restorer \
+                 setting)",
+            ));
+        }
         let encoder_config = if model.random_init {
             tracing::warn!("degradation encoder uses random weights (random_init = true)");
             EncoderConfig::default()
@@ -304,6 +311,20 @@ mod tests {
             })
             .collect();
         Rgb8Image::new(width, height, data).unwrap()
+    }
+
+    #[test]
+    fn bf16_is_refused_by_name() {
+        let config = DegradationBackendConfig {
+            model: ModelConfig {
+                random_init: true,
+                precision: crate::Precision::Bf16,
+                ..DegradationBackendConfig::default().model
+            },
+            ..DegradationBackendConfig::default()
+        };
+        let error = EncoderBackend::load(&config).unwrap_err().to_string();
+        assert!(error.contains("model.precision"), "{error}");
     }
 
     #[test]

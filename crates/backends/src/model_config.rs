@@ -16,6 +16,30 @@ pub struct ModelConfig {
     pub random_init: bool,
     /// `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).
     pub device: String,
+    /// Arithmetic of the forward pass: `fp32` (the default) or `bf16` (the restorer only; on
+    /// CPUs with AVX-512 BF16 or AMX it is faster, see the README's speed section).
+    pub precision: Precision,
+}
+
+/// Arithmetic a network runs in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats.
+    #[default]
+    Fp32,
+    /// bfloat16 weights and features; inputs are cast in and the output back to fp32.
+    Bf16,
+}
+
+impl Precision {
+    /// The tensor kind of the forward pass.
+    pub fn kind(self) -> tch::Kind {
+        match self {
+            Self::Fp32 => tch::Kind::Float,
+            Self::Bf16 => tch::Kind::BFloat16,
+        }
+    }
 }
 
 impl ModelConfig {
@@ -25,6 +49,7 @@ impl ModelConfig {
             weights: weights.into(),
             random_init: false,
             device: "cpu".to_owned(),
+            precision: Precision::Fp32,
         }
     }
 }

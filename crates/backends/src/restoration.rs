@@ -191,6 +191,31 @@ where
     Ok((restored, plan.tiles().len() as u32))
 }
 
+/// One forward pass of the restorer in `precision`: the tile and the priors cast to its kind
+/// (the network's weights must already be in it), the output back in fp32.
+pub fn forward_in(
+    precision: crate::Precision,
+    network: &clearair_model::ClearAirNet,
+    tile: &Tensor,
+    priors: &Priors,
+) -> Result<Tensor, ModelError> {
+    let kind = precision.kind();
+    if kind == tch::Kind::Float {
+        return tch::no_grad(|| network.forward_checked(tile, priors, false));
+    }
+    let cast = Priors {
+        quality: priors.quality.to_kind(kind),
+        masks: priors.masks.to_kind(kind),
+        content: priors.content.to_kind(kind),
+        degradation: priors.degradation.to_kind(kind),
+    };
+    tch::no_grad(|| {
+        network
+            .forward_checked(&tile.to_kind(kind), &cast, false)
+            .map(|out| out.to_kind(tch::Kind::Float))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -318,6 +318,9 @@ pub struct EvalArgs {
     /// Python environment.
     #[arg(long)]
     pub no_ffdnet: bool,
+    /// Run the restorer in bfloat16, as the service's `model.precision = "bf16"` does.
+    #[arg(long)]
+    pub bf16: bool,
     /// Evaluate centred crops of this side instead of the whole photos.
     #[arg(long)]
     pub crop: Option<u32>,
@@ -387,6 +390,9 @@ pub struct ProfileArgs {
     /// Tile overlap (the service's `tile_overlap`).
     #[arg(long, default_value_t = 32)]
     pub tile_overlap: u32,
+    /// Run the network in bfloat16 (to measure reduced precision on CPUs with AVX-512 BF16).
+    #[arg(long)]
+    pub bf16: bool,
     /// libtorch intra-op threads (default: libtorch's choice, the machine's cores).
     #[arg(long)]
     pub threads: Option<i32>,

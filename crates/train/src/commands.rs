@@ -345,6 +345,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
             encoder: &encoder.network,
             priors: &priors,
             device,
+            precision: clearair_backends::Precision::Fp32,
         };
         let settings = EvalSettings {
             crop: Some(args.quick_eval_crop),
@@ -435,7 +436,7 @@ fn default_python() -> PathBuf {
 /// `clearair eval`.
 pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     let device = setup_device(&args.device, args.threads)?;
-    let restorer = load_restorer(&args.restorer, device)?;
+    let mut restorer = load_restorer(&args.restorer, device)?;
     let encoder = load_encoder(&args.encoder, device)?;
     let priors = CpuPriorBackends::load(&args.brisque_params)?;
     let photos = load_photos(&args.photos)?;
@@ -466,11 +467,18 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         encoder_repeats: args.encoder_repeats,
         show_progress: true,
     };
+    let precision = if args.bf16 {
+        restorer.store.bfloat16();
+        clearair_backends::Precision::Bf16
+    } else {
+        clearair_backends::Precision::Fp32
+    };
     let mesh = MeshRestorer {
         restorer: &restorer.network,
         encoder: &encoder.network,
         priors: &priors,
         device,
+        precision,
     };
     let model = restorer.manifest.name.clone();
     let report = evaluate(&mesh, &photos, &settings)?;
@@ -618,6 +626,7 @@ pub(crate) fn profile_command(args: &crate::cli::ProfileArgs) -> anyhow::Result<
             size,
             runs: args.runs,
             tiling: clearair_backends::restoration::Tiling::new(args.tile_size, args.tile_overlap)?,
+            bf16: args.bf16,
             device,
         };
         let report = crate::profile::run_profile(&settings)

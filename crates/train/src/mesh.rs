@@ -2,7 +2,10 @@
 //! backends on the 8-bit image, the encoder on its ≤256 scaled copy, then the restorer in
 //! the restoration service's overlapping tiles ([`restore_in_tiles`], the service's own code).
 
-use clearair_backends::restoration::{GlobalPriors, Tiling, restore_in_tiles};
+use clearair_backends::{
+    Precision,
+    restoration::{GlobalPriors, Tiling, forward_in, restore_in_tiles},
+};
 use clearair_imaging::Rgb8Image;
 use clearair_model::{ClearAirNet, DegradationEncoder};
 use tch::{Device, Kind, Tensor};
@@ -26,6 +29,8 @@ pub struct MeshRestorer<'a> {
     pub priors: &'a CpuPriorBackends,
     /// Where the networks run.
     pub device: Device,
+    /// The restorer's arithmetic (its weights already converted to it).
+    pub precision: Precision,
 }
 
 /// A restored image and what the priors said about its input.
@@ -90,7 +95,7 @@ impl MeshRestorer<'_> {
             &global,
             Tiling::default(),
             self.device,
-            |tile, priors| tch::no_grad(|| self.restorer.forward_checked(tile, priors, false)),
+            |tile, priors| forward_in(self.precision, self.restorer, tile, priors),
         )?;
         Ok(MeshOutput {
             restored,

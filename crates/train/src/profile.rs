@@ -10,7 +10,7 @@
 
 use std::{collections::BTreeMap, path::PathBuf, time::Instant};
 
-use clearair_backends::restoration::{GlobalPriors, Tiling, restore_in_tiles};
+use clearair_backends::restoration::{GlobalPriors, Tiling, forward_in, restore_in_tiles};
 use clearair_model::profile::{SpanTotal, collect, span};
 use serde::Serialize;
 use tch::Device;
@@ -38,6 +38,8 @@ pub struct ProfileSettings {
     pub runs: usize,
     /// The restorer's tiles (the service's default unless measuring another).
     pub tiling: Tiling,
+    /// Run the network in bfloat16 (weights, features and priors; the output back in fp32).
+    pub bf16: bool,
     /// Where the networks run (the CPU: spans time synchronous ops).
     pub device: Device,
 }
@@ -92,7 +94,13 @@ fn per_pass(total: &SpanTotal, runs: usize, pass_ms: f64) -> ProfileRow {
 
 /// Profiles the restorer on one photo.
 pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
-    let restorer = load_restorer(&settings.restorer, settings.device)?;
+    let mut restorer = load_restorer(&settings.restorer, settings.device)?;
+    let precision = if settings.bf16 {
+        restorer.store.bfloat16();
+        clearair_backends::Precision::Bf16
+    } else {
+        clearair_backends::Precision::Fp32
+    };
     let encoder = load_encoder(&settings.encoder, settings.device)?;
     let priors = CpuPriorBackends::load(&settings.brisque_params)?;
     let photo = read_photo(&settings.image)?;
@@ -110,6 +118,7 @@ pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
         encoder: &encoder.network,
         priors: &priors,
         device: settings.device,
+        precision: clearair_backends::Precision::Fp32,
     };
     let cpu = priors.compute(&image)?;
     let (content, degradation, _) = mesh.embed(&image)?;
@@ -127,7 +136,7 @@ pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
             settings.device,
             |tile, priors| {
                 span("network", || {
-                    tch::no_grad(|| restorer.network.forward_checked(tile, priors, false))
+                    forward_in(precision, &restorer.network, tile, priors)
                 })
             },
         )

@@ -171,6 +171,7 @@ impl ProgressEval {
             encoder: &self.encoder,
             priors: &self.priors,
             device,
+            precision: clearair_backends::Precision::Fp32,
         };
         let settings = EvalSettings {
             crop: Some(self.crop),

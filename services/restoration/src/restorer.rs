@@ -4,7 +4,10 @@
 
 use std::sync::Mutex;
 
-use clearair_backends::restoration::{GlobalPriors, Tiling, neutral, restore_in_tiles};
+use clearair_backends::{
+    Precision,
+    restoration::{GlobalPriors, Tiling, forward_in, neutral, restore_in_tiles},
+};
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::{
     ClearAirConfig, ClearAirNet, ModelManifest, NetworkConfig, PriorBackends, load_weights,
@@ -37,6 +40,7 @@ pub struct Restorer {
     // Tensors are `Send` but not `Sync`: one pass at a time, which on a CPU is also the fast
     // way (libtorch spreads each pass over every core).
     network: Mutex<(nn::VarStore, ClearAirNet)>,
+    precision: Precision,
     config: ClearAirConfig,
     device: Device,
     tiling: Tiling,
@@ -95,10 +99,15 @@ impl Restorer {
         if !model.random_init {
             load_weights(&mut store, &model.weights).map_err(|e| load_error(e.to_string()))?;
         }
+        if model.precision == Precision::Bf16 {
+            store.bfloat16();
+            tracing::info!("restorer runs in bfloat16 (model.precision = \"bf16\")");
+        }
         let tiling = Tiling::new(config.tile_size, config.tile_overlap)
             .map_err(|e| load_error(e.to_string()))?;
         Ok(Self {
             network: Mutex::new((store, network)),
+            precision: model.precision,
             config: network_config,
             device,
             tiling,
@@ -127,7 +136,7 @@ impl Restorer {
             self.device,
             |tile, priors| {
                 let guard = self.network.lock().expect("restorer lock poisoned");
-                tch::no_grad(|| guard.1.forward_checked(tile, priors, false))
+                forward_in(self.precision, &guard.1, tile, priors)
             },
         )?;
         Ok(restored)

@@ -24,6 +24,7 @@ fn evaluation_scores_each_row_and_photo_with_the_protocol() {
         encoder: &encoder,
         priors: &priors,
         device: Device::Cpu,
+        precision: clearair_backends::Precision::Fp32,
     };
     let photos = eval_photos();
     let settings = EvalSettings {
