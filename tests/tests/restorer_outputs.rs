@@ -141,7 +141,7 @@ fn bf16_outputs_stay_close_to_the_fp32_ones() {
             .into_iter()
             .collect();
     let mut restorer = load_restorer(&weights(), Device::Cpu).expect("restorer");
-    restorer.store.bfloat16();
+    clearair_backends::Precision::Bf16.convert(&mut restorer.store);
     let priors = Priors {
         quality: recorded["quality"].shallow_clone(),
         masks: recorded["masks"].to_kind(Kind::Float),

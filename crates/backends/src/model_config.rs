@@ -33,6 +33,18 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// `Bf16` when `bf16`, else `Fp32` (the command-line switches).
+    pub fn bf16_if(bf16: bool) -> Self {
+        if bf16 { Self::Bf16 } else { Self::Fp32 }
+    }
+
+    /// Converts the weights in `store` (loaded in fp32) to this precision.
+    pub fn convert(self, store: &mut tch::nn::VarStore) {
+        if self == Self::Bf16 {
+            store.bfloat16();
+        }
+    }
+
     /// The tensor kind of the forward pass.
     pub fn kind(self) -> tch::Kind {
         match self {

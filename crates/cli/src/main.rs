@@ -294,13 +294,7 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     let data =
         std::fs::read(&args.image).with_context(|| format!("reading {}", args.image.display()))?;
     let photo = clearair_imaging::decode(&data, &Default::default())?.image;
-    let side = photo.width().min(photo.height());
-    let square = photo.crop(
-        (photo.width() - side) / 2,
-        (photo.height() - side) / 2,
-        side,
-        side,
-    )?;
+    let square = photo.centre_square();
     let sizes = args.size.map_or(args.sizes.clone(), |size| vec![size]);
     let mut reports = Vec::new();
     for (index, &size) in sizes.iter().enumerate() {

@@ -171,6 +171,18 @@ impl Rgb8Image {
         })
     }
 
+    /// The largest centred square (what the benchmarks resize to each size they measure).
+    pub fn centre_square(&self) -> Self {
+        let side = self.width.min(self.height);
+        self.crop(
+            (self.width - side) / 2,
+            (self.height - side) / 2,
+            side,
+            side,
+        )
+        .expect("a centred square lies inside the image")
+    }
+
     /// BLAKE3 over the dimensions and the bytes: equal hashes mean equal images, so the
     /// orchestrator keys its prior cache on this.
     pub fn content_hash(&self) -> [u8; 32] {
@@ -386,6 +398,17 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_centre_square_is_the_middle_of_the_long_side() {
+        let image = sample(6, 4);
+        let square = image.centre_square();
+        assert_eq!(square, image.crop(1, 0, 4, 4).unwrap());
+        assert_eq!(
+            sample(3, 5).centre_square(),
+            sample(3, 5).crop(0, 1, 3, 3).unwrap()
+        );
     }
 
     #[test]

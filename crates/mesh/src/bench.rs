@@ -474,32 +474,29 @@ pub fn render(report: &BenchReport) -> String {
             stages.join(", ")
         ));
     }
-    let verdict = |r: &Ratio| {
-        if r.ratio <= r.target {
-            "meets"
-        } else {
-            "MISSES"
+    for (separator, label, ratio) in [
+        (
+            "\n",
+            "orchestrated / direct calls",
+            &report.orchestrator_overhead,
+        ),
+        (
+            "",
+            "parallel / sequential prior fan-out",
+            &report.parallel_over_sequential,
+        ),
+    ] {
+        if let Some(r) = ratio {
+            let verdict = if r.ratio <= r.target {
+                "meets"
+            } else {
+                "MISSES"
+            };
+            out.push_str(&format!(
+                "{separator}{label}: {:.1} ms / {:.1} ms = {:.3} ({verdict} target <= {:.2})\n",
+                r.measured_ms, r.baseline_ms, r.ratio, r.target
+            ));
         }
-    };
-    if let Some(o) = &report.orchestrator_overhead {
-        out.push_str(&format!(
-            "\norchestrated / direct calls: {:.1} ms / {:.1} ms = {:.3} ({} target <= {:.2})\n",
-            o.measured_ms,
-            o.baseline_ms,
-            o.ratio,
-            verdict(o),
-            o.target
-        ));
-    }
-    if let Some(p) = &report.parallel_over_sequential {
-        out.push_str(&format!(
-            "parallel / sequential prior fan-out: {:.1} ms / {:.1} ms = {:.3} ({} target <= {:.2})\n",
-            p.measured_ms,
-            p.baseline_ms,
-            p.ratio,
-            verdict(p),
-            p.target
-        ));
     }
     if let Some(a) = &report.priors_alone {
         out.push_str(&format!(

@@ -17,7 +17,10 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::{
+        conn::auto,
+        graceful::{GracefulShutdown, Watcher},
+    },
 };
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -221,6 +224,33 @@ fn asset(request: &Request<Incoming>, page: Option<&'static [Asset]>) -> Respons
     response
 }
 
+/// One connection (plain or TLS): gRPC-Web requests to `grpc_web`, anything else to the page's
+/// files; `watcher` lets the shutdown wait for it.
+async fn serve_connection<I>(
+    io: I,
+    grpc_web: GrpcService,
+    page: Option<&'static [Asset]>,
+    watcher: Watcher,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let handler = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let grpc_web = grpc_web.clone();
+        async move {
+            if is_grpc_web(&request) {
+                grpc_web.oneshot(request.map(Body::new)).await
+            } else {
+                Ok::<_, Infallible>(asset(&request, page))
+            }
+        }
+    });
+    let connection = auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), handler)
+        .into_owned();
+    watcher.watch(connection).await
+}
+
 /// Serves the web front until `shutdown` resolves, then stops accepting and lets open
 /// connections finish (the caller bounds how long).
 pub(crate) async fn serve(
@@ -259,50 +289,23 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let grpc_web = grpc_web.clone();
-        let handler = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let grpc_web = grpc_web.clone();
-            async move {
-                if is_grpc_web(&request) {
-                    grpc_web.oneshot(request.map(Body::new)).await
-                } else {
-                    Ok::<_, Infallible>(asset(&request, page))
-                }
+        let (grpc_web, acceptor, watcher) =
+            (grpc_web.clone(), acceptor.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let served = match acceptor {
+                None => serve_connection(stream, grpc_web, page, watcher).await,
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => serve_connection(stream, grpc_web, page, watcher).await,
+                    Err(error) => {
+                        tracing::debug!(service, %peer, %error, "web TLS handshake failed");
+                        return;
+                    }
+                },
+            };
+            if let Err(error) = served {
+                tracing::debug!(service, %peer, %error, "web connection ended with an error");
             }
         });
-        let builder = auto::Builder::new(TokioExecutor::new());
-        match &acceptor {
-            None => {
-                let connection = builder
-                    .serve_connection(TokioIo::new(stream), handler)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(service, %peer, %error, "web connection ended with an error");
-                    }
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream = match acceptor.accept(stream).await {
-                        Ok(stream) => stream,
-                        Err(error) => {
-                            tracing::debug!(service, %peer, %error, "web TLS handshake failed");
-                            return;
-                        }
-                    };
-                    let connection = builder
-                        .serve_connection(TokioIo::new(stream), handler)
-                        .into_owned();
-                    if let Err(error) = watcher.watch(connection).await {
-                        tracing::debug!(service, %peer, %error, "web connection ended with an error");
-                    }
-                });
-            }
-        }
     }
     drop(listener);
     graceful.shutdown().await;

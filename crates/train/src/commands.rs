@@ -467,12 +467,8 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         encoder_repeats: args.encoder_repeats,
         show_progress: true,
     };
-    let precision = if args.bf16 {
-        restorer.store.bfloat16();
-        clearair_backends::Precision::Bf16
-    } else {
-        clearair_backends::Precision::Fp32
-    };
+    let precision = clearair_backends::Precision::bf16_if(args.bf16);
+    precision.convert(&mut restorer.store);
     let mesh = MeshRestorer {
         restorer: &restorer.network,
         encoder: &encoder.network,
@@ -626,7 +622,7 @@ pub(crate) fn profile_command(args: &crate::cli::ProfileArgs) -> anyhow::Result<
             size,
             runs: args.runs,
             tiling: clearair_backends::restoration::Tiling::new(args.tile_size, args.tile_overlap)?,
-            bf16: args.bf16,
+            precision: clearair_backends::Precision::bf16_if(args.bf16),
             device,
         };
         let report = crate::profile::run_profile(&settings)

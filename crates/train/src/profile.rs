@@ -10,7 +10,10 @@
 
 use std::{collections::BTreeMap, path::PathBuf, time::Instant};
 
-use clearair_backends::restoration::{GlobalPriors, Tiling, forward_in, restore_in_tiles};
+use clearair_backends::{
+    Precision,
+    restoration::{GlobalPriors, Tiling, forward_in, restore_in_tiles},
+};
 use clearair_model::profile::{SpanTotal, collect, span};
 use serde::Serialize;
 use tch::Device;
@@ -38,8 +41,8 @@ pub struct ProfileSettings {
     pub runs: usize,
     /// The restorer's tiles (the service's default unless measuring another).
     pub tiling: Tiling,
-    /// Run the network in bfloat16 (weights, features and priors; the output back in fp32).
-    pub bf16: bool,
+    /// The network's arithmetic (bf16: weights, features and priors; the output back in fp32).
+    pub precision: Precision,
     /// Where the networks run (the CPU: spans time synchronous ops).
     pub device: Device,
 }
@@ -95,30 +98,19 @@ fn per_pass(total: &SpanTotal, runs: usize, pass_ms: f64) -> ProfileRow {
 /// Profiles the restorer on one photo.
 pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
     let mut restorer = load_restorer(&settings.restorer, settings.device)?;
-    let precision = if settings.bf16 {
-        restorer.store.bfloat16();
-        clearair_backends::Precision::Bf16
-    } else {
-        clearair_backends::Precision::Fp32
-    };
+    let precision = settings.precision;
+    precision.convert(&mut restorer.store);
     let encoder = load_encoder(&settings.encoder, settings.device)?;
     let priors = CpuPriorBackends::load(&settings.brisque_params)?;
-    let photo = read_photo(&settings.image)?;
-    let side = photo.width().min(photo.height());
-    let image = photo
-        .crop(
-            (photo.width() - side) / 2,
-            (photo.height() - side) / 2,
-            side,
-            side,
-        )?
+    let image = read_photo(&settings.image)?
+        .centre_square()
         .resize(settings.size, settings.size)?;
     let mesh = MeshRestorer {
         restorer: &restorer.network,
         encoder: &encoder.network,
         priors: &priors,
         device: settings.device,
-        precision: clearair_backends::Precision::Fp32,
+        precision,
     };
     let cpu = priors.compute(&image)?;
     let (content, degradation, _) = mesh.embed(&image)?;
@@ -142,15 +134,15 @@ pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
         )
     };
     restore()?; // warm-up: allocator pools, oneDNN primitives
+    let runs = settings.runs.max(1);
     let started = Instant::now();
     let (outcome, totals) = collect(|| -> Result<()> {
-        for _ in 0..settings.runs.max(1) {
+        for _ in 0..runs {
             span("restore", restore)?;
         }
         Ok(())
     });
     outcome?;
-    let runs = settings.runs.max(1);
     let restore_ms = started.elapsed().as_secs_f64() * 1e3 / runs as f64;
     let tree: Vec<ProfileRow> = totals
         .iter()

@@ -99,8 +99,8 @@ impl Restorer {
         if !model.random_init {
             load_weights(&mut store, &model.weights).map_err(|e| load_error(e.to_string()))?;
         }
+        model.precision.convert(&mut store);
         if model.precision == Precision::Bf16 {
-            store.bfloat16();
             tracing::info!("restorer runs in bfloat16 (model.precision = \"bf16\")");
         }
         let tiling = Tiling::new(config.tile_size, config.tile_overlap)
