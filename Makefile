@@ -43,8 +43,8 @@ help:
 $(SETUP_STAMP): deploy/python/requirements.txt
 	@echo "==> Python environment (.venv: torch 2.11 for libtorch, BRISQUE reference, gRPC tools)"
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r deploy/python/requirements.txt
-	SAM2_BUILD_CUDA=0 $(PYTHON) -m pip install --quiet --disable-pip-version-check \
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-cache-dir -r deploy/python/requirements.txt
+	SAM2_BUILD_CUDA=0 $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-cache-dir \
 		--no-build-isolation --no-deps $(SAM2_PACKAGE)
 	@touch $@
 

@@ -76,7 +76,7 @@ for entry in "${PINNED[@]}"; do
         echo "==> $name (${package#pypi:} from PyPI)"
         python="${PYTHON:-$ROOT/.venv/bin/python}"
         rm -rf "$TOOLS/pypi/$name"
-        "$python" -m pip install --quiet --disable-pip-version-check --no-deps \
+        "$python" -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps \
             --target "$TOOLS/pypi/$name" "${package#pypi:}"
         cp "$TOOLS/pypi/$name/bin/$built" "$GOBIN/$name"
         chmod +x "$GOBIN/$name"
