@@ -65,12 +65,19 @@ async fn the_bench_measures_every_level_and_both_ratios() {
         "parallel / sequential prior fan-out",
         "prior services alone",
         "stages at concurrency 1",
+        "throughput against concurrency 1",
     ] {
         assert!(
             table.contains(expected),
             "{expected} missing from:\n{table}"
         );
     }
+    // The scaling line states the ratio of the two levels measured above.
+    let ratio = report.load[1].throughput_rps / report.load[0].throughput_rps;
+    assert!(
+        table.contains(&format!("at concurrency 2 = {ratio:.2}x")),
+        "{ratio:.2} missing from:\n{table}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,4 +94,8 @@ async fn without_ratio_requests_only_the_load_is_measured() {
     let table = render(&report);
     assert!(table.contains("stages at concurrency 1"), "{table}");
     assert!(!table.contains("orchestrated / direct"), "{table}");
+    assert!(
+        !table.contains("throughput against"),
+        "one level has nothing to scale against: {table}"
+    );
 }

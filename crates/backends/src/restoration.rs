@@ -6,6 +6,8 @@
 //! masks, and the tiles are blended back with feathered overlaps ([`TileBlender`]). Memory
 //! stays bounded by the tile whatever the image size.
 
+use std::ops::ControlFlow;
+
 use clearair_imaging::{ImagingError, PackedMasks, Rgb8Image, TileBlender, TilePlan};
 use clearair_model::{ModelError, Priors};
 use tch::{Device, Tensor};
@@ -137,10 +139,33 @@ pub fn restore_in_tiles<F>(
     priors: &GlobalPriors,
     tiling: Tiling,
     device: Device,
-    mut forward: F,
+    forward: F,
 ) -> Result<(Rgb8Image, u32), BackendError>
 where
     F: FnMut(&Tensor, &Priors) -> Result<Tensor, ModelError>,
+{
+    let restored =
+        restore_in_tiles_watched(image, masks, priors, tiling, device, forward, |_, _| {
+            ControlFlow::Continue(())
+        })?;
+    Ok(restored.expect("a watcher that always continues never stops the restore"))
+}
+
+/// [`restore_in_tiles`] that tells `after_tile` of every tile restored (tiles done, tiles in
+/// all) and stops between tiles, returning `None`, when it answers [`ControlFlow::Break`]:
+/// the caller left or its deadline passed, so the rest of the image is not worth the time.
+pub fn restore_in_tiles_watched<F, W>(
+    image: &Rgb8Image,
+    masks: &PackedMasks,
+    priors: &GlobalPriors,
+    tiling: Tiling,
+    device: Device,
+    mut forward: F,
+    mut after_tile: W,
+) -> Result<Option<(Rgb8Image, u32)>, BackendError>
+where
+    F: FnMut(&Tensor, &Priors) -> Result<Tensor, ModelError>,
+    W: FnMut(u32, u32) -> ControlFlow<()>,
 {
     for (field, expected, actual) in [
         ("width", image.width(), masks.width()),
@@ -155,6 +180,7 @@ where
         }
     }
     let plan = TilePlan::new(image.width(), image.height(), tiling.size, tiling.overlap)?;
+    let total = plan.tiles().len() as u32;
     let mut blender = TileBlender::new(&plan);
     for (index, tile) in plan.tiles().iter().enumerate() {
         let pixels = tile
@@ -186,9 +212,12 @@ where
         blender
             .add(index, &restored)
             .map_err(BackendError::Assembly)?;
+        if after_tile(index as u32 + 1, total).is_break() {
+            return Ok(None);
+        }
     }
     let restored = blender.finish_rgb8().map_err(BackendError::Assembly)?;
-    Ok((restored, plan.tiles().len() as u32))
+    Ok(Some((restored, total)))
 }
 
 /// One forward pass of the restorer in `precision`: the tile and the priors cast to its kind
@@ -265,6 +294,57 @@ mod tests {
             assert_eq!(tile[2..], masks[2..], "each tile gets its own mask window");
             assert_eq!(masks[1], 1);
         }
+    }
+
+    #[test]
+    fn the_watcher_hears_every_tile_and_can_stop_between_tiles() {
+        let image = gradient(150, 97);
+        let (masks, priors) = neutral(150, 97);
+        let tiling = Tiling::new(64, 8).unwrap();
+        let mut heard = Vec::new();
+        let restored = restore_in_tiles_watched(
+            &image,
+            &masks,
+            &priors,
+            tiling,
+            Device::Cpu,
+            |tile, _| Ok(tile.shallow_clone()),
+            |done, total| {
+                heard.push((done, total));
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap()
+        .expect("not stopped");
+        let total = restored.1;
+        assert_eq!(restored.0, image);
+        assert_eq!(
+            heard,
+            (1..=total).map(|done| (done, total)).collect::<Vec<_>>()
+        );
+
+        let mut forwards = 0;
+        let stopped = restore_in_tiles_watched(
+            &image,
+            &masks,
+            &priors,
+            tiling,
+            Device::Cpu,
+            |tile, _| {
+                forwards += 1;
+                Ok(tile.shallow_clone())
+            },
+            |done, _| {
+                if done == 2 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
+        .unwrap();
+        assert!(stopped.is_none());
+        assert_eq!(forwards, 2, "no tile runs after the watcher stops");
     }
 
     #[test]

@@ -443,6 +443,33 @@ async fn start_sequential_orchestrator(
     Ok((addr, stop))
 }
 
+/// Throughput of each higher concurrency level against the lowest, measured in the same run:
+/// more requests at once must never serve fewer per second (requests queue for the restorer's
+/// one thread, and the priors of the next overlap the restoration of the current one).
+fn throughput_scaling(load: &[LoadResult]) -> Option<String> {
+    let base = load.iter().min_by_key(|l| l.concurrency)?;
+    let parts: Vec<String> = load
+        .iter()
+        .filter(|l| l.concurrency > base.concurrency && base.throughput_rps > 0.0)
+        .map(|l| {
+            let ratio = l.throughput_rps / base.throughput_rps;
+            let verdict = if ratio >= 1.0 { "" } else { " LOWER" };
+            format!(
+                "{:.2} req/s at concurrency {} = {ratio:.2}x{verdict}",
+                l.throughput_rps, l.concurrency
+            )
+        })
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "throughput against concurrency {} ({:.2} req/s): {}\n",
+            base.concurrency,
+            base.throughput_rps,
+            parts.join(", ")
+        )
+    })
+}
+
 /// The report as the table `clearair bench` prints.
 pub fn render(report: &BenchReport) -> String {
     let mut out = format!(
@@ -461,6 +488,9 @@ pub fn render(report: &BenchReport) -> String {
             level.throughput_rps,
             level.errors
         ));
+    }
+    if let Some(line) = throughput_scaling(&report.load) {
+        out.push_str(&line);
     }
     if let Some(level) = report.load.first().filter(|l| !l.stages.is_empty()) {
         let stages: Vec<String> = level

@@ -42,7 +42,7 @@ impl ClearAir for ClearAirHandler {
         let output = OutputOptions::parse(request.output_format, request.jpeg_quality)?;
         let response = self
             .pipeline
-            .restore_encoded(image.data, output, deadline, &mut |_, _| {})
+            .restore_encoded(image.data, output, deadline, None)
             .await?;
         Ok(Response::new(response))
     }

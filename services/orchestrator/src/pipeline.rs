@@ -6,9 +6,15 @@ use std::{
 };
 
 use clearair_imaging::{DecodeLimits, ImagingError, OutputFormat, Rgb8Image};
-use clearair_proto::v1::{ClearAirRestoreResponse, EncodedImage, RestoreRequest, StageTiming};
+use clearair_proto::v1::{
+    ClearAirRestoreResponse, EncodedImage, RestoreRequest, RestoreResponse, RestoreTilesRequest,
+    StageTiming, TileProgress, restore_tiles_response::Event as TileEvent,
+};
 use clearair_runtime::{deadline::Deadline, model::blocking};
-use tonic::Request;
+use tonic::{Code, Request, Response, Status};
+
+/// Hears the request's progress: stage, fraction of the whole request done, what happened.
+pub(crate) type Progress<'a> = dyn FnMut(&str, f32, String) + Send + 'a;
 
 use crate::{
     cache::PriorCache,
@@ -93,29 +99,45 @@ impl Pipeline {
     }
 
     /// Runs the whole request on one encoded upload: decode, priors, restore, encode, each
-    /// timed; `progress` hears each stage as it finishes (stage name, fraction done).
+    /// timed; `progress`, when given, hears each stage as it finishes and each restored tile
+    /// (stage name, fraction done, what happened).
     pub(crate) async fn restore_encoded(
         &self,
         data: Vec<u8>,
         output: OutputOptions,
         deadline: Option<Deadline>,
-        progress: &mut (dyn FnMut(&str, f32) + Send),
+        mut progress: Option<&mut Progress<'_>>,
     ) -> Result<ClearAirRestoreResponse, OrchestratorError> {
         if data.is_empty() {
             return Err(OrchestratorError::Image(ImagingError::Empty));
         }
+        let watched = progress.is_some();
+        let mut report = |stage: &str, fraction: f32, message: String| {
+            if let Some(progress) = progress.as_mut() {
+                progress(stage, fraction, message);
+            }
+        };
         let mut timings = Timings::start();
         let image = self.decode(data, &mut timings).await?;
-        progress("decode", 0.15);
+        report("decode", 0.15, "decode done".to_owned());
         let priors = self.priors(&image, deadline, &mut timings).await?;
-        progress("priors", 0.45);
-        let restored = self
-            .restore(&image, &priors, deadline, &mut timings)
-            .await?;
-        progress("restoration", 0.9);
+        report("priors", 0.45, "priors done".to_owned());
+        let restored = if watched {
+            let mut tiles = |done: u32, total: u32| {
+                let fraction = 0.45 + 0.45 * done as f32 / total.max(1) as f32;
+                let message = format!("tile {done} of {total} restored");
+                report("restoration", fraction, message);
+            };
+            self.restore(&image, &priors, deadline, &mut timings, Some(&mut tiles))
+                .await?
+        } else {
+            self.restore(&image, &priors, deadline, &mut timings, None)
+                .await?
+        };
+        report("restoration", 0.9, "restoration done".to_owned());
         let (width, height) = (image.width(), image.height());
         let encoded = self.encode(restored, output, &mut timings).await?;
-        progress("encode", 0.98);
+        report("encode", 0.98, "encode done".to_owned());
         Ok(ClearAirRestoreResponse {
             image: Some(encoded),
             priors: Some(summarize(&priors)),
@@ -168,40 +190,49 @@ impl Pipeline {
         Ok(set)
     }
 
-    /// Restores `image` with its priors on the restoration service.
+    /// Restores `image` with its priors on the restoration service; with `tiles`, through
+    /// `RestoreTiles`, which tells of each restored tile (tiles done, tiles in all).
     pub(crate) async fn restore(
         &self,
         image: &Rgb8Image,
         priors: &PriorSet,
         deadline: Option<Deadline>,
         timings: &mut Timings,
+        tiles: Option<&mut (dyn FnMut(u32, u32) + Send)>,
     ) -> Result<Rgb8Image, OrchestratorError> {
         if deadline.is_some_and(|d| d.expired()) {
             return Err(OrchestratorError::DeadlineExceeded("restoration"));
         }
         let started = Instant::now();
         // A prior that fell back is absent: the restorer owns what "neutral" means.
-        let mut request = Request::new(RestoreRequest {
-            image: Some(image.to_proto()),
-            quality: priors.quality.clone(),
-            masks: priors.masks.clone(),
-            degradation: priors.degradation.clone(),
-        });
-        Deadline::propagate(deadline, &mut request);
-        let response = self
-            .clients
-            .restoration
-            .clone()
-            .restore(request)
-            .await
-            .map_err(|status| {
-                if deadline.is_some_and(|d| d.expired()) {
-                    OrchestratorError::DeadlineExceeded("restoration")
-                } else {
-                    OrchestratorError::Restoration(status)
-                }
-            })?
-            .into_inner();
+        let request = || {
+            let mut request = Request::new(RestoreRequest {
+                image: Some(image.to_proto()),
+                quality: priors.quality.clone(),
+                masks: priors.masks.clone(),
+                degradation: priors.degradation.clone(),
+            });
+            Deadline::propagate(deadline, &mut request);
+            request
+        };
+        let failed = |status: Status| {
+            if deadline.is_some_and(|d| d.expired()) {
+                OrchestratorError::DeadlineExceeded("restoration")
+            } else {
+                OrchestratorError::Restoration(status)
+            }
+        };
+        let response = match tiles {
+            Some(tiles) => self.restore_tiles(&request, tiles).await.map_err(failed)?,
+            None => self
+                .clients
+                .restoration
+                .clone()
+                .restore(request())
+                .await
+                .map_err(failed)?
+                .into_inner(),
+        };
         let restored = response.image.ok_or_else(|| {
             OrchestratorError::Internal("restoration service returned no image".to_owned())
         })?;
@@ -219,6 +250,37 @@ impl Pipeline {
         }
         timings.record("restoration", started.elapsed());
         Ok(restored)
+    }
+
+    /// `RestoreTiles`: progress events to `tiles`, then the result. A restoration service
+    /// older than the call answers UNIMPLEMENTED; it is then asked with `Restore`, without
+    /// tile progress.
+    async fn restore_tiles(
+        &self,
+        request: &(dyn Fn() -> Request<RestoreRequest> + Sync),
+        tiles: &mut (dyn FnMut(u32, u32) + Send),
+    ) -> Result<RestoreResponse, Status> {
+        let mut client = self.clients.restoration.clone();
+        let tiled = request().map(|restore| RestoreTilesRequest {
+            restore: Some(restore),
+        });
+        let mut events = match client.restore_tiles(tiled).await {
+            Ok(events) => events.into_inner(),
+            Err(status) if status.code() == Code::Unimplemented => {
+                return client.restore(request()).await.map(Response::into_inner);
+            }
+            Err(status) => return Err(status),
+        };
+        while let Some(event) = events.message().await? {
+            match event.event {
+                Some(TileEvent::Progress(TileProgress { done, total })) => tiles(done, total),
+                Some(TileEvent::Result(result)) => return Ok(result),
+                None => {}
+            }
+        }
+        Err(Status::internal(
+            "the restoration service ended RestoreTiles without a result",
+        ))
     }
 
     /// Encodes the result in the requested format off the async runtime.

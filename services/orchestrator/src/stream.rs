@@ -172,10 +172,10 @@ async fn run(
         .await;
     // Progress is best effort: if the client reads slowly, an event is dropped rather than
     // holding up the restoration.
-    let mut report = |stage: &str, fraction| {
-        let _ = sender.try_send(Ok(progress(stage, fraction, format!("{stage} done"))));
+    let mut report = |stage: &str, fraction, message| {
+        let _ = sender.try_send(Ok(progress(stage, fraction, message)));
     };
-    let work = pipeline.restore_encoded(data, output, deadline, &mut report);
+    let work = pipeline.restore_encoded(data, output, deadline, Some(&mut report));
     let mut response = until_client_leaves(sender, work).await?;
     let image = response.image.take().unwrap_or_default();
     let total_bytes = image.data.len() as u64;

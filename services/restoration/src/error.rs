@@ -33,6 +33,12 @@ pub enum RestorationError {
     /// The network failed.
     #[error("restoration model failed: {0}")]
     Model(#[from] ModelError),
+    /// The request's deadline passed while it waited for the network or between its tiles.
+    #[error("deadline exceeded during restoration")]
+    DeadlineExceeded,
+    /// The restorer's thread did not answer (it failed on this request).
+    #[error("the restorer failed on this request and gave no answer")]
+    WorkerGone,
     /// Tiled inference refused the input or failed, classified where it happened.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -53,7 +59,9 @@ impl From<RestorationError> for Status {
             RestorationError::Backend(ref backend) if backend.is_client_fault() => {
                 client_fault(&error)
             }
+            RestorationError::DeadlineExceeded => Status::deadline_exceeded(error.to_string()),
             RestorationError::Model(_)
+            | RestorationError::WorkerGone
             | RestorationError::Backend(_)
             | RestorationError::Load { .. }
             | RestorationError::Runtime(_) => server_fault(&error),

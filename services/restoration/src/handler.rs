@@ -1,26 +1,28 @@
-//! `clearair.v1.RestorationService/Restore`: validates the image and every prior, then runs
-//! the restorer off the async runtime.
+//! `clearair.v1.RestorationService/Restore` and `RestoreTiles`: validate the image and every
+//! prior, then queue the work for the restorer's thread.
 
-use std::{sync::Arc, time::Instant};
+use std::{pin::Pin, sync::Arc};
 
 use clearair_backends::restoration::neutral;
 use clearair_imaging::{DecodeLimits, PackedMasks, Rgb8Image};
 use clearair_proto::v1::{
-    RestoreRequest, RestoreResponse, restoration_service_server::RestorationService,
+    RestoreRequest, RestoreResponse, RestoreTilesRequest, RestoreTilesResponse, TileProgress,
+    restoration_service_server::RestorationService, restore_tiles_response::Event,
 };
-use clearair_runtime::{
-    deadline::Deadline,
-    metrics::ServiceMetrics,
-    model::{ModelSlot, blocking},
-};
+use clearair_runtime::{deadline::Deadline, metrics::ServiceMetrics, model::ModelSlot};
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
 use crate::{
     RestorationConfig,
     config::BackendNames,
     error::RestorationError,
-    restorer::{Restorer, RestorerInput},
+    restorer::{Restored, Restorer, RestorerInput, TileProgress as HearTile},
 };
+
+/// The reply stream of `RestoreTiles`.
+type TileEvents = Pin<Box<dyn Stream<Item = Result<RestoreTilesResponse, Status>> + Send>>;
 
 /// Backend name under which orchestrators before 0.2 sent their own neutral fallback priors;
 /// still accepted. Today an orchestrator leaves a failed prior out and the restorer fills in
@@ -133,13 +135,16 @@ fn validate(
     })
 }
 
-#[tonic::async_trait]
-impl RestorationService for RestorationHandler {
-    #[tracing::instrument(skip_all, fields(width, height, tiles))]
-    async fn restore(
-        &self,
-        request: Request<RestoreRequest>,
-    ) -> Result<Response<RestoreResponse>, Status> {
+/// A validated request, ready for the restorer's thread.
+struct Prepared {
+    restorer: Arc<Restorer>,
+    input: RestorerInput,
+    deadline: Option<Deadline>,
+}
+
+impl RestorationHandler {
+    /// Validates the request completely; every refusal answers the call itself.
+    fn prepare(&self, request: Request<RestoreRequest>) -> Result<Prepared, Status> {
         let deadline = Deadline::of(&request);
         let restorer: Arc<Restorer> = self.slot.get()?;
         let input = validate(
@@ -148,24 +153,99 @@ impl RestorationService for RestorationHandler {
             &self.backends,
             &restorer,
         )?;
-        let span = tracing::Span::current();
-        span.record("width", input.image.width())
+        tracing::Span::current()
+            .record("width", input.image.width())
             .record("height", input.image.height());
         if deadline.is_some_and(|d| d.expired()) {
             return Err(Deadline::exceeded("restoration"));
         }
-        let (restored, elapsed) = blocking(move || {
-            let started = Instant::now();
-            (restorer.restore(&input), started.elapsed())
+        Ok(Prepared {
+            restorer,
+            input,
+            deadline,
         })
-        .await?;
-        self.metrics.observe_model(elapsed, 1);
-        let (image, tiles) = restored?;
-        span.record("tiles", tiles);
-        Ok(Response::new(RestoreResponse {
-            image: Some(image.to_proto()),
-            model_milliseconds: elapsed.as_secs_f64() * 1e3,
-            tiles,
-        }))
+    }
+}
+
+/// Restores a prepared request on the restorer's thread; `progress` hears each tile.
+async fn restore(
+    prepared: Prepared,
+    metrics: &ServiceMetrics,
+    progress: Option<HearTile>,
+) -> Result<RestoreResponse, Status> {
+    let Prepared {
+        restorer,
+        input,
+        deadline,
+    } = prepared;
+    let Restored {
+        image,
+        tiles,
+        model_time,
+        queued,
+    } = restorer.restore(input, deadline, progress).await?;
+    metrics.observe_model(model_time, 1);
+    tracing::Span::current()
+        .record("tiles", tiles)
+        .record("queued_ms", queued.as_millis() as u64);
+    Ok(RestoreResponse {
+        image: Some(image.to_proto()),
+        model_milliseconds: model_time.as_secs_f64() * 1e3,
+        tiles,
+    })
+}
+
+#[tonic::async_trait]
+impl RestorationService for RestorationHandler {
+    #[tracing::instrument(skip_all, fields(width, height, tiles, queued_ms))]
+    async fn restore(
+        &self,
+        request: Request<RestoreRequest>,
+    ) -> Result<Response<RestoreResponse>, Status> {
+        let prepared = self.prepare(request)?;
+        restore(prepared, &self.metrics, None)
+            .await
+            .map(Response::new)
+    }
+
+    type RestoreTilesStream = TileEvents;
+
+    #[tracing::instrument(skip_all, fields(width, height, tiles, queued_ms))]
+    async fn restore_tiles(
+        &self,
+        request: Request<RestoreTilesRequest>,
+    ) -> Result<Response<Self::RestoreTilesStream>, Status> {
+        let (metadata, extensions, message) = request.into_parts();
+        let inner = message
+            .restore
+            .ok_or(RestorationError::Missing("restore"))?;
+        let prepared = self.prepare(Request::from_parts(metadata, extensions, inner))?;
+        // Every tile's event fits (a 40-megapixel image in 512-pixel tiles is under 200
+        // tiles), so the restorer's thread never waits for a slow reader.
+        let (sender, events) = mpsc::channel(256);
+        let tiles = sender.clone();
+        let progress: HearTile = Box::new(move |done, total| {
+            let event = Event::Progress(TileProgress { done, total });
+            let _ = tiles.try_send(Ok(RestoreTilesResponse { event: Some(event) }));
+        });
+        let metrics = self.metrics.clone();
+        let work = async move {
+            tokio::select! {
+                answer = restore(prepared, &metrics, Some(progress)) => {
+                    let message = answer.map(|result| RestoreTilesResponse {
+                        event: Some(Event::Result(result)),
+                    });
+                    let _ = sender.send(message).await;
+                }
+                // The caller stopped reading: dropping the work stops the restorer between
+                // tiles.
+                () = sender.closed() => {}
+            }
+        };
+        tokio::spawn(tracing::Instrument::instrument(
+            work,
+            tracing::Span::current(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(events))))
     }
 }

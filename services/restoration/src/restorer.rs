@@ -1,19 +1,36 @@
 //! The restorer: the ClearAIR network, loaded and checked against the running priors, applied
-//! to an image and its priors in overlapping tiles ([`restore_in_tiles`], shared with
+//! to an image and its priors in overlapping tiles ([`restore_in_tiles_watched`], shared with
 //! training's evaluation) so memory stays bounded.
+//!
+//! The network lives on one thread of its own and requests queue for it, first come first
+//! served. libtorch spreads each pass over every core, so a second pass at the same time only
+//! splits the cores between two OpenMP teams that spin at each other's barriers; on one thread
+//! every pass gets the whole machine, the intra-op thread pool is made once, and a request
+//! whose caller left or whose deadline passed is dropped before (or between) its tiles instead
+//! of being restored for nobody.
 
-use std::sync::Mutex;
+use std::{
+    ops::ControlFlow,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
+    time::{Duration, Instant},
+};
 
 use clearair_backends::{
     Precision,
-    restoration::{GlobalPriors, Tiling, forward_in, neutral, restore_in_tiles},
+    restoration::{GlobalPriors, Tiling, forward_in, neutral, restore_in_tiles_watched},
 };
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::{
     ClearAirConfig, ClearAirNet, ModelManifest, NetworkConfig, PriorBackends, load_weights,
     parse_device,
 };
+use clearair_runtime::deadline::Deadline;
 use tch::{Device, nn};
+use tokio::sync::oneshot;
 
 use crate::{
     config::{BackendNames, RestorationConfig},
@@ -35,11 +52,36 @@ pub struct RestorerInput {
     pub degradation: Vec<f32>,
 }
 
-/// The ClearAIR network, loaded once and shared by every request.
+/// A restored image and what it cost.
+#[derive(Debug)]
+pub struct Restored {
+    /// The restored image, the size of the input.
+    pub image: Rgb8Image,
+    /// Number of tiles the image was cut into (1 when it fit whole).
+    pub tiles: u32,
+    /// Time the network took for this image.
+    pub model_time: Duration,
+    /// Time the request waited for the network (other requests ahead of it).
+    pub queued: Duration,
+}
+
+/// Hears each restored tile: (tiles done, tiles in all).
+pub type TileProgress = Box<dyn FnMut(u32, u32) + Send>;
+
+/// One request's work, run on the restorer's thread with the network.
+type Job = Box<dyn FnOnce(&Network) + Send>;
+
+/// The weights and the network built on them; only the restorer's thread touches them.
+struct Network {
+    // Owns the parameters `net` refers to.
+    _store: nn::VarStore,
+    net: ClearAirNet,
+}
+
+/// The ClearAIR network, loaded once and shared by every request through its own thread.
 pub struct Restorer {
-    // Tensors are `Send` but not `Sync`: one pass at a time, which on a CPU is also the fast
-    // way (libtorch spreads each pass over every core).
-    network: Mutex<(nn::VarStore, ClearAirNet)>,
+    jobs: mpsc::Sender<Job>,
+    tiles_run: Arc<AtomicU64>,
     precision: Precision,
     config: ClearAirConfig,
     device: Device,
@@ -105,8 +147,27 @@ impl Restorer {
         }
         let tiling = Tiling::new(config.tile_size, config.tile_overlap)
             .map_err(|e| load_error(e.to_string()))?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let network = Network {
+            _store: store,
+            net: network,
+        };
+        std::thread::Builder::new()
+            .name("restorer".to_owned())
+            .spawn(move || {
+                // Runs until the restorer (the only sender) is dropped. A pass that panics
+                // fails its own request (its answer is dropped) and the thread goes on.
+                for job in queue {
+                    let run = std::panic::AssertUnwindSafe(|| job(&network));
+                    if std::panic::catch_unwind(run).is_err() {
+                        tracing::error!("the restorer panicked on a request; serving the next");
+                    }
+                }
+            })
+            .map_err(|e| load_error(format!("cannot start the restorer thread: {e}")))?;
         Ok(Self {
-            network: Mutex::new((store, network)),
+            jobs,
+            tiles_run: Arc::new(AtomicU64::new(0)),
             precision: model.precision,
             config: network_config,
             device,
@@ -119,27 +180,102 @@ impl Restorer {
         &self.config
     }
 
-    /// Restores the image, tile by tile when it is large; returns the image and the number of
-    /// tiles. The network is locked per tile, so concurrent requests interleave their tiles.
-    pub fn restore(&self, input: &RestorerInput) -> Result<(Rgb8Image, u32), RestorationError> {
-        let priors = GlobalPriors::from_vectors(
-            &input.quality,
-            &input.content,
-            &input.degradation,
-            self.device,
-        );
-        let restored = restore_in_tiles(
-            &input.image,
-            &input.masks,
-            &priors,
-            self.tiling,
-            self.device,
-            |tile, priors| {
-                let guard = self.network.lock().expect("restorer lock poisoned");
-                forward_in(self.precision, &guard.1, tile, priors)
-            },
-        )?;
-        Ok(restored)
+    /// Tiles the network has restored since it was loaded (warm-up included).
+    pub fn tiles_run(&self) -> u64 {
+        self.tiles_run.load(Ordering::Relaxed)
+    }
+
+    /// Restores the image, tile by tile when it is large, once the requests ahead of it are
+    /// done. `progress` hears each tile. The work is abandoned, before or between tiles, when
+    /// the returned future is dropped (the caller left) or `deadline` passes.
+    pub async fn restore(
+        &self,
+        input: RestorerInput,
+        deadline: Option<Deadline>,
+        progress: Option<TileProgress>,
+    ) -> Result<Restored, RestorationError> {
+        self.submit(input, deadline, progress)?
+            .await
+            .map_err(|_| RestorationError::WorkerGone)?
+    }
+
+    /// [`Restorer::restore`] for a caller outside the async runtime (warm-up); blocks.
+    pub fn restore_blocking(&self, input: RestorerInput) -> Result<Restored, RestorationError> {
+        self.submit(input, None, None)?
+            .blocking_recv()
+            .map_err(|_| RestorationError::WorkerGone)?
+    }
+
+    /// Queues the request for the restorer's thread; the answer comes on the receiver.
+    fn submit(
+        &self,
+        input: RestorerInput,
+        deadline: Option<Deadline>,
+        mut progress: Option<TileProgress>,
+    ) -> Result<oneshot::Receiver<Result<Restored, RestorationError>>, RestorationError> {
+        let (reply, answer) = oneshot::channel();
+        let (precision, device, tiling) = (self.precision, self.device, self.tiling);
+        let submitted = Instant::now();
+        let tiles_run = self.tiles_run.clone();
+        let job: Job = Box::new(move |network: &Network| {
+            // Nobody waits for it any more: skip the whole image.
+            if reply.is_closed() {
+                return;
+            }
+            if deadline.is_some_and(|d| d.expired()) {
+                let _ = reply.send(Err(RestorationError::DeadlineExceeded));
+                return;
+            }
+            let started = Instant::now();
+            let priors = GlobalPriors::from_vectors(
+                &input.quality,
+                &input.content,
+                &input.degradation,
+                device,
+            );
+            let mut stopped_for_deadline = false;
+            let restored = restore_in_tiles_watched(
+                &input.image,
+                &input.masks,
+                &priors,
+                tiling,
+                device,
+                |tile, priors| forward_in(precision, &network.net, tile, priors),
+                |done, total| {
+                    tiles_run.fetch_add(1, Ordering::Relaxed);
+                    if let Some(progress) = progress.as_mut() {
+                        progress(done, total);
+                    }
+                    if done == total {
+                        ControlFlow::Continue(())
+                    } else if deadline.is_some_and(|d| d.expired()) {
+                        stopped_for_deadline = true;
+                        ControlFlow::Break(())
+                    } else if reply.is_closed() {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                },
+            );
+            let answer = match restored {
+                Ok(Some((image, tiles))) => Ok(Restored {
+                    image,
+                    tiles,
+                    model_time: started.elapsed(),
+                    queued: started - submitted,
+                }),
+                Ok(None) if stopped_for_deadline => Err(RestorationError::DeadlineExceeded),
+                // The caller left: nobody reads the answer.
+                Ok(None) => return,
+                Err(error) => Err(error.into()),
+            };
+            let _ = reply.send(answer);
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| RestorationError::WorkerGone)?;
+        Ok(answer)
     }
 }
 
@@ -190,7 +326,7 @@ pub fn warm_up(restorer: &Restorer) -> Result<(), RestorationError> {
         content: neutral::vector(restorer.config.content_dim as usize),
         degradation: neutral::vector(restorer.config.degradation_dim as usize),
     };
-    let (restored, _) = restorer.restore(&input)?;
+    let restored = restorer.restore_blocking(input)?.image;
     if (restored.width(), restored.height()) != (width, height) {
         return Err(RestorationError::Load {
             what: "restorer".to_owned(),
@@ -239,6 +375,107 @@ mod tests {
         );
         let error = check_backend_names(&trained("deqa", 4096), &running).unwrap_err();
         assert_eq!(error, "quality: trained with `deqa`, running `brisque`");
+    }
+
+    /// A restorer with random weights and `tile`-pixel tiles.
+    fn random_restorer(tile: u32) -> Restorer {
+        let mut config = RestorationConfig::default();
+        config.model.random_init = true;
+        config.tile_size = tile;
+        config.tile_overlap = 8;
+        Restorer::load(&config).expect("random weights load")
+    }
+
+    /// An image alone, every prior neutral.
+    fn input(restorer: &Restorer, width: u32, height: u32) -> RestorerInput {
+        let data = (0..width * height * 3).map(|i| (i % 251) as u8).collect();
+        RestorerInput {
+            image: Rgb8Image::new(width, height, data).unwrap(),
+            quality: neutral::vector(restorer.config.quality_dim as usize),
+            masks: neutral::masks(width, height),
+            content: neutral::vector(restorer.config.content_dim as usize),
+            degradation: neutral::vector(restorer.config.degradation_dim as usize),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_nobody_waits_for_are_not_restored() {
+        let restorer = Arc::new(random_restorer(64));
+        // 600×400 in 64-pixel tiles: dozens of them, the thread is busy for a while.
+        let tiles = clearair_imaging::TilePlan::new(600, 400, 64, 8)
+            .unwrap()
+            .tiles()
+            .len() as u32;
+        assert!(tiles > 50, "{tiles}");
+        let busy = {
+            let restorer = restorer.clone();
+            let input = input(&restorer, 600, 400);
+            tokio::spawn(async move { restorer.restore(input, None, None).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Queued behind it: one whose deadline passes, one whose caller leaves.
+        let hurried = restorer.restore(
+            input(&restorer, 600, 400),
+            Some(Deadline::after(Duration::from_millis(1))),
+            None,
+        );
+        let left = restorer.restore(input(&restorer, 600, 400), None, None);
+        let (hurried, left) = (Box::pin(hurried), Box::pin(left));
+        // Poll once so both are queued, then the caller of `left` goes away.
+        let _ = futures_poll_once(left).await;
+        let hurried = hurried.await;
+        assert!(
+            matches!(hurried, Err(RestorationError::DeadlineExceeded)),
+            "{hurried:?}"
+        );
+        let done = busy.await.unwrap().expect("the busy request is restored");
+        assert_eq!(done.tiles, tiles);
+        let small = restorer
+            .restore(input(&restorer, 40, 30), None, None)
+            .await
+            .expect("the restorer serves on");
+        assert_eq!(small.tiles, 1);
+        assert_eq!(
+            restorer.tiles_run(),
+            u64::from(tiles) + 1,
+            "only the busy request and the last one ran through the network"
+        );
+    }
+
+    /// Polls `future` once and drops it.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(mut future: F) {
+        std::future::poll_fn(|context| {
+            let _ = std::pin::Pin::new(&mut future).poll(context);
+            std::task::Poll::Ready(())
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_tile_is_heard_and_the_image_equals_the_unwatched_one() {
+        let restorer = random_restorer(64);
+        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = heard.clone();
+        let watched = restorer
+            .restore(
+                input(&restorer, 150, 100),
+                None,
+                Some(Box::new(move |done, total| {
+                    sink.lock().unwrap().push((done, total))
+                })),
+            )
+            .await
+            .unwrap();
+        let plain = restorer
+            .restore(input(&restorer, 150, 100), None, None)
+            .await
+            .unwrap();
+        assert_eq!(watched.image, plain.image);
+        let total = plain.tiles;
+        assert_eq!(
+            *heard.lock().unwrap(),
+            (1..=total).map(|done| (done, total)).collect::<Vec<_>>()
+        );
     }
 
     #[test]
