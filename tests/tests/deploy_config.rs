@@ -129,3 +129,52 @@ fn environment_switches_tls_on_and_clears_the_public_client_ca() {
     );
     assert!(!orchestrator.segmentation.tls.enabled);
 }
+
+#[test]
+fn prior_services_admit_a_full_batch() {
+    let defaults = MeshConfig::default();
+    let quality = load_like(&defaults.quality, "quality", "CLEARAIR_DT_QUALITY_B");
+    let segmentation = load_like(&defaults.segmentation, "segmentation", "CLEARAIR_DT_SEG_B");
+    let degradation = load_like(&defaults.degradation, "degradation", "CLEARAIR_DT_DEG_B");
+    for (name, server, batching) in [
+        ("quality", &quality.server, &quality.batching),
+        ("segmentation", &segmentation.server, &segmentation.batching),
+        ("degradation", &degradation.server, &degradation.batching),
+        (
+            "quality default",
+            &defaults.quality.server,
+            &defaults.quality.batching,
+        ),
+        (
+            "segmentation default",
+            &defaults.segmentation.server,
+            &defaults.segmentation.batching,
+        ),
+        (
+            "degradation default",
+            &defaults.degradation.server,
+            &defaults.degradation.batching,
+        ),
+    ] {
+        batching
+            .check_admission("batching", server.max_concurrency)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batching_backend_with_fewer_slots_than_a_batch_refuses_to_start() {
+    let mut config = clearair_e2e::test_config();
+    config.quality.backend = clearair_backends::quality::QualityBackendKind::Torchscript;
+    config.quality.server.max_concurrency = 4;
+    let mut mesh = clearair_mesh::Mesh::start(config)
+        .await
+        .expect("the listeners bind");
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(60), mesh.any_stopped())
+        .await
+        .expect("the quality service stops at once");
+    let message = stopped.to_string();
+    for needle in ["server.max_concurrency is 4", "batching.max_batch_size 8"] {
+        assert!(message.contains(needle), "{message}");
+    }
+}

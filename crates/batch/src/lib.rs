@@ -67,6 +67,23 @@ impl BatchingConfig {
     }
 }
 
+impl BatchingConfig {
+    /// Checks that a service admitting `max_concurrency` calls at once can fill a batch: a
+    /// batch only ever holds calls that were admitted together, so with fewer slots than
+    /// `max_batch_size` the model never sees a full batch and the GPU runs part-empty.
+    pub fn check_admission(&self, section: &str, max_concurrency: usize) -> Result<(), String> {
+        if max_concurrency < self.max_batch_size {
+            return Err(format!(
+                "server.max_concurrency is {max_concurrency}, below {section}.max_batch_size \
+                 {}: a batch holds only calls admitted at once, so it would never fill; raise \
+                 server.max_concurrency to at least {} or lower {section}.max_batch_size",
+                self.max_batch_size, self.max_batch_size
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Where a batcher reports what it did (a service's metrics). Called on the batching
 /// thread, so implementations must be quick.
 pub trait BatchObserver: Send + Sync {

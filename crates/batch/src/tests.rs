@@ -181,3 +181,17 @@ fn invalid_settings_are_named() {
     );
     BatchingConfig::default().validate("batching").unwrap();
 }
+
+#[test]
+fn fewer_admission_slots_than_a_batch_are_refused_by_name() {
+    let config = BatchingConfig {
+        max_batch_size: 8,
+        max_queue_delay_ms: 5,
+    };
+    assert_eq!(config.check_admission("batching", 8), Ok(()));
+    assert_eq!(config.check_admission("batching", 16), Ok(()));
+    let refused = config.check_admission("batching", 4).unwrap_err();
+    for needle in ["server.max_concurrency is 4", "batching.max_batch_size 8"] {
+        assert!(refused.contains(needle), "{refused}");
+    }
+}

@@ -41,6 +41,9 @@ impl Default for DegradationConfig {
             server: ServerConfig {
                 listen: "0.0.0.0:50054".to_owned(),
                 metrics_listen: "0.0.0.0:9464".to_owned(),
+                // As many calls at once as a batch holds (`batching.max_batch_size`), so
+                // batches of the TorchScript backend can fill.
+                max_concurrency: 8,
                 ..ServerConfig::default()
             },
             backend,

@@ -37,6 +37,14 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DegradationError> {
+    if config.backend == clearair_backends::degradation::DegradationBackendKind::Torchscript {
+        config
+            .batching
+            .check_admission("batching", config.server.max_concurrency)
+            .map_err(|e| {
+                DegradationError::Runtime(clearair_runtime::RuntimeError::InvalidConfig(e))
+            })?;
+    }
     let server_config = config.server.clone();
     let model_config = config.clone();
     let build = |slot, metrics| {

@@ -42,6 +42,9 @@ impl Default for QualityConfig {
             server: ServerConfig {
                 listen: "0.0.0.0:50052".to_owned(),
                 metrics_listen: "0.0.0.0:9462".to_owned(),
+                // As many calls at once as a batch holds (`batching.max_batch_size`), so
+                // batches of the TorchScript backend can fill.
+                max_concurrency: 8,
                 ..ServerConfig::default()
             },
             backend,

@@ -37,6 +37,12 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), QualityError> {
+    if config.backend == clearair_backends::quality::QualityBackendKind::Torchscript {
+        config
+            .batching
+            .check_admission("batching", config.server.max_concurrency)
+            .map_err(|e| QualityError::Runtime(clearair_runtime::RuntimeError::InvalidConfig(e)))?;
+    }
     let server_config = config.server.clone();
     let model_config = config.clone();
     let build = |slot, metrics| {

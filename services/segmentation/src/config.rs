@@ -45,6 +45,9 @@ impl Default for SegmentationConfig {
             server: ServerConfig {
                 listen: "0.0.0.0:50053".to_owned(),
                 metrics_listen: "0.0.0.0:9463".to_owned(),
+                // As many calls at once as a batch holds (`batching.max_batch_size`), so
+                // batches of the TorchScript backend can fill.
+                max_concurrency: 8,
                 ..ServerConfig::default()
             },
             backend,
