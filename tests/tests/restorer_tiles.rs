@@ -1,6 +1,6 @@
 //! The restorer's own thread and `RestoreTiles`: every tile is reported in order and the result
 //! is the very image `Restore` gives; a request whose deadline passes while it waits behind
-//! others is dropped with DEADLINE_EXCEEDED instead of being restored for nobody; an invalid
+//! others ends at its deadline and the restorer serves on; an invalid
 //! request is refused before any stream starts; RestoreStream relays the tiles as progress.
 
 use std::time::Duration;
@@ -89,7 +89,7 @@ async fn tiles_are_reported_in_order_and_the_result_is_the_one_restore_gives() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_whose_deadline_passes_in_the_queue_is_dropped_not_restored() {
+async fn a_request_whose_deadline_passes_in_the_queue_ends_at_it_and_the_restorer_serves_on() {
     let mesh = start_mesh(|config| {
         config.restoration.server.max_concurrency = 4;
     })
@@ -108,7 +108,15 @@ async fn a_request_whose_deadline_passes_in_the_queue_is_dropped_not_restored() 
         .restore(request)
         .await
         .expect_err("the deadline passes while the large image is restored");
-    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    // The server answers DEADLINE_EXCEEDED at the deadline; on a loaded machine the client's
+    // own timer for the same deadline may fire first and cancel the call. Either way the call
+    // ends at its deadline (that the queued work is then skipped, not run, is checked on the
+    // restorer itself: `restorer::tests::requests_nobody_waits_for_are_not_restored`).
+    let client_timer = status.code() == Code::Cancelled && status.message() == "Timeout expired";
+    assert!(
+        status.code() == Code::DeadlineExceeded || client_timer,
+        "{status:?}"
+    );
 
     let long = long.await.unwrap().expect("the large image is restored");
     assert_eq!(long.into_inner().image.unwrap().width, 1200);
