@@ -407,13 +407,11 @@ mod tests {
             .tiles()
             .len() as u32;
         assert!(tiles > 50, "{tiles}");
-        let busy = {
-            let restorer = restorer.clone();
-            let input = input(&restorer, 600, 400);
-            tokio::spawn(async move { restorer.restore(input, None, None).await })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        // Queued behind it: one whose deadline passes, one whose caller leaves.
+        // Queued first, so the two below wait behind it.
+        let busy = restorer
+            .submit(input(&restorer, 600, 400), None, None)
+            .expect("queued");
+        // Queued behind it: one whose deadline passes while it waits, one whose caller leaves.
         let hurried = restorer.restore(
             input(&restorer, 600, 400),
             Some(Deadline::after(Duration::from_millis(1))),
@@ -421,14 +419,17 @@ mod tests {
         );
         let left = restorer.restore(input(&restorer, 600, 400), None, None);
         let (hurried, left) = (Box::pin(hurried), Box::pin(left));
-        // Poll once so both are queued, then the caller of `left` goes away.
-        let _ = futures_poll_once(left).await;
+        // Poll `left` once so it is queued, then its caller goes away.
+        futures_poll_once(left).await;
         let hurried = hurried.await;
         assert!(
             matches!(hurried, Err(RestorationError::DeadlineExceeded)),
             "{hurried:?}"
         );
-        let done = busy.await.unwrap().expect("the busy request is restored");
+        let done = busy
+            .await
+            .expect("answered")
+            .expect("the busy request is restored");
         assert_eq!(done.tiles, tiles);
         let small = restorer
             .restore(input(&restorer, 40, 30), None, None)
