@@ -41,9 +41,7 @@ pub async fn serve(
         config
             .batching
             .check_admission("batching", config.server.max_concurrency)
-            .map_err(|e| {
-                DegradationError::Runtime(clearair_runtime::RuntimeError::InvalidConfig(e))
-            })?;
+            .map_err(clearair_runtime::RuntimeError::InvalidConfig)?;
     }
     let server_config = config.server.clone();
     let model_config = config.clone();

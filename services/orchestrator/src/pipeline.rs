@@ -13,9 +13,6 @@ use clearair_proto::v1::{
 use clearair_runtime::{deadline::Deadline, model::blocking};
 use tonic::{Code, Request, Response, Status};
 
-/// Hears the request's progress: stage, fraction of the whole request done, what happened.
-pub(crate) type Progress<'a> = dyn FnMut(&str, f32, String) + Send + 'a;
-
 use crate::{
     cache::PriorCache,
     clients::Clients,
@@ -24,6 +21,9 @@ use crate::{
     priors::{self, PriorSet, prior_name},
     summary::summarize,
 };
+
+/// Hears the request's progress: stage, fraction of the whole request done, what happened.
+pub(crate) type Progress<'a> = dyn FnMut(&str, f32, String) + Send + 'a;
 
 /// Wall time per stage, ending with "total".
 pub(crate) struct Timings {
@@ -122,18 +122,18 @@ impl Pipeline {
         report("decode", 0.15, "decode done".to_owned());
         let priors = self.priors(&image, deadline, &mut timings).await?;
         report("priors", 0.45, "priors done".to_owned());
-        let restored = if watched {
-            let mut tiles = |done: u32, total: u32| {
-                let fraction = 0.45 + 0.45 * done as f32 / total.max(1) as f32;
-                let message = format!("tile {done} of {total} restored");
-                report("restoration", fraction, message);
-            };
-            self.restore(&image, &priors, deadline, &mut timings, Some(&mut tiles))
-                .await?
-        } else {
-            self.restore(&image, &priors, deadline, &mut timings, None)
-                .await?
+        let mut tiles = |done: u32, total: u32| {
+            let fraction = 0.45 + 0.45 * done as f32 / total.max(1) as f32;
+            report(
+                "restoration",
+                fraction,
+                format!("tile {done} of {total} restored"),
+            );
         };
+        let tiles = watched.then_some(&mut tiles as &mut (dyn FnMut(u32, u32) + Send));
+        let restored = self
+            .restore(&image, &priors, deadline, &mut timings, tiles)
+            .await?;
         report("restoration", 0.9, "restoration done".to_owned());
         let (width, height) = (image.width(), image.height());
         let encoded = self.encode(restored, output, &mut timings).await?;

@@ -220,8 +220,8 @@ impl RestorationService for RestorationHandler {
             .restore
             .ok_or(RestorationError::Missing("restore"))?;
         let prepared = self.prepare(Request::from_parts(metadata, extensions, inner))?;
-        // Every tile's event fits (a 40-megapixel image in 512-pixel tiles is under 200
-        // tiles), so the restorer's thread never waits for a slow reader.
+        // The restorer's thread never waits for a slow reader: events go in with `try_send`,
+        // and 256 of them hold every tile of a 40-megapixel image in 512-pixel tiles (192).
         let (sender, events) = mpsc::channel(256);
         let tiles = sender.clone();
         let progress: HearTile = Box::new(move |done, total| {

@@ -400,7 +400,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn requests_nobody_waits_for_are_not_restored() {
-        let restorer = Arc::new(random_restorer(64));
+        let restorer = random_restorer(64);
         // 600×400 in 64-pixel tiles: dozens of them, the thread is busy for a while.
         let tiles = clearair_imaging::TilePlan::new(600, 400, 64, 8)
             .unwrap()
