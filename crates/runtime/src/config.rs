@@ -30,6 +30,11 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// On SIGTERM, how long in-flight calls may take to finish before the process exits, in ms.
     pub drain_timeout_ms: u64,
+    /// Close each client connection after this long, in ms (0: never): the server says GOAWAY
+    /// and the calls in flight finish (each within `request_timeout_ms`). Clients then reconnect — through a load balancer
+    /// or a re-resolved name, to whichever replica is there now — so long-lived connections
+    /// do not stay pinned to the first pods of a scaled-out Deployment.
+    pub max_connection_age_ms: u64,
     /// TLS, optionally mutual (`[server.tls]`); off by default.
     pub tls: ServerTls,
     /// Bearer token required on the server's own services (`[server.auth]`); off by default.
@@ -46,6 +51,7 @@ impl Default for ServerConfig {
             max_queue: 32,
             request_timeout_ms: 120_000,
             drain_timeout_ms: 30_000,
+            max_connection_age_ms: 0,
             tls: ServerTls::default(),
             auth: AuthConfig::default(),
         }
@@ -76,6 +82,16 @@ impl ServerConfig {
     }
 }
 
+/// Keys whose environment value is a comma-separated list (also under `orchestrator.`, where
+/// one config holds every service's).
+const LIST_KEYS: [&str; 5] = [
+    "web.allowed_origins",
+    "quality.endpoints",
+    "segmentation.endpoints",
+    "degradation.endpoints",
+    "restoration.endpoints",
+];
+
 /// Loads `T` from its defaults, then `file` (if given), then environment variables starting with
 /// `env_prefix` followed by `__` (e.g. `CLEARAIR_QUALITY__SERVER__LISTEN`).
 pub fn load<T>(env_prefix: &str, file: Option<&Path>) -> Result<T, RuntimeError>
@@ -91,16 +107,19 @@ where
     if let Some(file) = file {
         builder = builder.add_source(config::File::from(file).required(true));
     }
-    builder = builder.add_source(
-        config::Environment::with_prefix(env_prefix)
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true)
-            // The one list a deployment sets by environment: comma-separated origins.
-            .list_separator(",")
-            .with_list_parse_key("web.allowed_origins")
-            .with_list_parse_key("orchestrator.web.allowed_origins"),
-    );
+    let mut environment = config::Environment::with_prefix(env_prefix)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        // The lists a deployment sets by environment, comma-separated: web origins and
+        // the replicas of each peer.
+        .list_separator(",");
+    for key in LIST_KEYS {
+        environment = environment
+            .with_list_parse_key(key)
+            .with_list_parse_key(&format!("orchestrator.{key}"));
+    }
+    builder = builder.add_source(environment);
     builder
         .build()
         .and_then(|c| c.try_deserialize())
@@ -163,6 +182,27 @@ mod tests {
         assert_eq!(
             loaded.server.listen, "127.0.0.1:1,2",
             "other keys stay strings"
+        );
+    }
+
+    #[test]
+    fn a_peer_s_replicas_are_a_comma_separated_list_in_the_environment() {
+        #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        struct WithPeer {
+            restoration: crate::client::PeerConfig,
+        }
+        // SAFETY: this test is the only reader of this uniquely prefixed variable.
+        unsafe {
+            std::env::set_var(
+                "CLEARAIR_CFGPEER__RESTORATION__ENDPOINTS",
+                "http://127.0.0.2:50055,http://127.0.0.3:50055",
+            );
+        }
+        let loaded: WithPeer = load("CLEARAIR_CFGPEER", None).unwrap();
+        assert_eq!(
+            loaded.restoration.endpoints,
+            ["http://127.0.0.2:50055", "http://127.0.0.3:50055"]
         );
     }
 

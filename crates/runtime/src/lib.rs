@@ -21,6 +21,8 @@
 //! - [`server`]: assembles the tower stack and serves on a caller-owned listener.
 //! - [`web`]: the optional web front of a public server: gRPC-Web (CORS for configured
 //!   origins) through the same stack, and a page's static files on the same origin.
+//! - [`balance`]: a peer's calls spread over all its replicas (names re-resolved, unreachable
+//!   replicas passed over).
 //! - [`client`]: channels to peer services with limits, compression, TLS and trace injection.
 //! - [`tls`]: TLS and mutual TLS settings of servers and peer channels (rustls).
 //! - [`auth`]: the optional bearer token on a server's services (UNAUTHENTICATED otherwise).
@@ -33,6 +35,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod balance;
 mod body;
 pub mod client;
 pub mod config;

@@ -248,6 +248,13 @@ impl GrpcServer {
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls)?;
         }
+        if self.config.max_connection_age_ms > 0 {
+            // GOAWAY at that age; calls in flight finish (each is capped by the request
+            // timeout). No `max_connection_age_grace`: tonic would then skip the GOAWAY and
+            // cut the connection at age + grace instead.
+            builder = builder
+                .max_connection_age(Duration::from_millis(self.config.max_connection_age_ms));
+        }
         let router = builder
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .layer(layers)

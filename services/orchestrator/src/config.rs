@@ -117,6 +117,9 @@ impl Default for OrchestratorConfig {
                 metrics_listen: "0.0.0.0:9461".to_owned(),
                 max_concurrency: 16,
                 max_queue: 64,
+                // Public clients re-connect every 5 minutes, so scaled-out orchestrators
+                // get their share of long-lived client connections.
+                max_connection_age_ms: 300_000,
                 ..ServerConfig::default()
             },
             web: WebConfig {
