@@ -116,6 +116,39 @@ sys.exit(1 if problems else 0)
 PY
 }
 
+# The orchestrator can spread calls over every pod of each model: the model Services are
+# headless (their names resolve to every ready pod), the orchestrator's own is not, and each
+# peer endpoint names its model's Service and port, re-resolved on the configured interval.
+chart_balances_over_replicas() {
+    local rendered
+    rendered="$("$BIN/helm" template clearair "$ROOT/helm/clearair" --kube-version "$KUBE_VERSION" \
+        --set balancing.resolveIntervalMs=2500 2>/dev/null)" || return 1
+    python3 - <(echo "$rendered") <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+component = lambda d: d["metadata"]["labels"].get("app.kubernetes.io/component")
+services = {component(d): d for d in docs if d["kind"] == "Service"}
+problems = []
+for name, service in services.items():
+    headless = service["spec"].get("clusterIP") == "None"
+    if headless != (name != "orchestrator"):
+        problems.append(f"Service {name}: clusterIP {service['spec'].get('clusterIP')!r}")
+deployment, = [d for d in docs if d["kind"] == "Deployment" and component(d) == "orchestrator"]
+env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+for peer in ("quality", "segmentation", "degradation", "restoration"):
+    service = services[peer]
+    port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc")
+    want = f"http://{service['metadata']['name']}:{port}"
+    key = f"CLEARAIR_ORCHESTRATOR__{peer.upper()}__"
+    if env.get(key + "ENDPOINT") != want:
+        problems.append(f"{key}ENDPOINT {env.get(key + 'ENDPOINT')!r}, want {want!r}")
+    if env.get(key + "RESOLVE_INTERVAL_MS") != "2500":
+        problems.append(f"{key}RESOLVE_INTERVAL_MS {env.get(key + 'RESOLVE_INTERVAL_MS')!r}")
+print("\n".join(problems) or "model Services headless; every peer endpoint names its Service, re-resolved")
+sys.exit(1 if problems else 0)
+PY
+}
+
 dockerfile_matches_compose() {
     "$BIN/docker-compose" -f "$ROOT/docker-compose.yml" -f "$ROOT/deploy/docker/compose.cpu.yml" \
         config --format json >"$WORK/compose.json" || return 1
@@ -172,6 +205,8 @@ check "helm template | kubeconform -strict (every option on)" \
     chart_renders_valid "$ROOT/helm/clearair/ci/full-values.yaml"
 check "helm template refuses tls.enabled without a Secret" chart_refuses_tls_without_a_secret
 check "helm template serves the web front (Service, NetworkPolicy, Ingress)" chart_serves_the_web_front
+check "helm template balances over replicas (headless model Services, peer endpoints)" \
+    chart_balances_over_replicas
 check "docker compose config (GPU)" "$BIN/docker-compose" -f "$ROOT/docker-compose.yml" config --quiet
 check "docker compose config (CPU override)" "$BIN/docker-compose" -f "$ROOT/docker-compose.yml" \
     -f "$ROOT/deploy/docker/compose.cpu.yml" config --quiet
