@@ -31,9 +31,15 @@ PANELS = [
      [('histogram_quantile(0.95, sum by (service, le) (rate(clearair_model_duration_seconds_bucket[1m])))',
        "{{service}}")],
      "Time spent in the model itself, without queueing and transport."),
+    ("Saturation", "percentunit",
+     [('(sum by (service) (rate(clearair_slot_busy_seconds_total[1m]))'
+       ' + sum by (service) (rate(clearair_queue_wait_seconds_total[1m])))'
+       ' / sum by (service) (clearair_capacity)', "{{service}}")],
+     "(In flight + queued) / capacity over a minute: the autoscaling signal. 100% is every "
+     "slot busy with nothing waiting; above it requests queue."),
     ("Queue depth", "short",
      [('sum by (service) (clearair_queue_depth)', "{{service}}")],
-     "Requests waiting for a processing slot: the autoscaling signal of the model services."),
+     "Requests waiting for a processing slot now."),
     ("In flight", "short",
      [('sum by (service) (clearair_in_flight)', "{{service}}")],
      "Requests being processed now."),

@@ -93,6 +93,7 @@ impl AdmissionLayer {
     /// Admits `max_concurrency` requests at once with `max_queue` waiting.
     pub fn new(max_concurrency: usize, max_queue: usize, metrics: ServiceMetrics) -> Self {
         // Publish zeros at once so dashboards and autoscalers see the series before any load.
+        metrics.set_capacity(max_concurrency.max(1));
         metrics.set_in_flight(0);
         metrics.set_queue_depth(0);
         Self {

@@ -2,14 +2,22 @@
 //!
 //! One registry per process, with a `service` label, so `clearair up` (five servers in one
 //! process) exposes one coherent page and a Kubernetes HPA can scale each model on its own
-//! `clearair_in_flight` / `clearair_queue_depth`.
+//! load.
+//!
+//! The load worth scaling on is saturation, `(in flight + queued) / capacity` averaged over a
+//! window: the gauges `clearair_in_flight` and `clearair_queue_depth` are instants (a queue
+//! that drains between scrapes reads 0 at full load), so their time integrals are exported as
+//! counters, `clearair_slot_busy_seconds_total` and `clearair_queue_wait_seconds_total`, kept
+//! exact to the scrape: `rate()` of each is the average number in flight / queued over the
+//! window, and `clearair_capacity` is what they are measured against.
 
 use std::{
+    collections::HashMap,
     convert::Infallible,
     future::Future,
     net::SocketAddr,
     pin::Pin,
-    sync::OnceLock,
+    sync::{Mutex, OnceLock, PoisonError},
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -18,7 +26,8 @@ use http_body_util::Full;
 use hyper::{body::Bytes, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use tokio::net::TcpListener;
 use tonic::body::Body;
@@ -34,6 +43,12 @@ pub struct Metrics {
     latency: HistogramVec,
     in_flight: IntGaugeVec,
     queue_depth: IntGaugeVec,
+    capacity: IntGaugeVec,
+    slot_busy: CounterVec,
+    queue_wait: CounterVec,
+    /// Per service: the in-flight and queued counts since their last change, integrated
+    /// into `slot_busy` / `queue_wait` at every change and every scrape.
+    occupancy: Mutex<HashMap<String, Occupancy>>,
     model_time: HistogramVec,
     batch_size: HistogramVec,
     batch_queue: HistogramVec,
@@ -78,6 +93,30 @@ impl Metrics {
             &["service"],
         )
         .expect("valid metric");
+        let capacity = IntGaugeVec::new(
+            Opts::new(
+                "clearair_capacity",
+                "Requests processed at once (max_concurrency): what saturation is measured against",
+            ),
+            &["service"],
+        )
+        .expect("valid metric");
+        let slot_busy = CounterVec::new(
+            Opts::new(
+                "clearair_slot_busy_seconds_total",
+                "Requests being processed, integrated over time: its rate is the average in flight",
+            ),
+            &["service"],
+        )
+        .expect("valid metric");
+        let queue_wait = CounterVec::new(
+            Opts::new(
+                "clearair_queue_wait_seconds_total",
+                "Requests waiting for a slot, integrated over time: its rate is the average queue",
+            ),
+            &["service"],
+        )
+        .expect("valid metric");
         let model_time = HistogramVec::new(
             HistogramOpts::new("clearair_model_duration_seconds", "Time spent in the model")
                 .buckets(latency_buckets()),
@@ -112,6 +151,9 @@ impl Metrics {
             Box::new(latency.clone()),
             Box::new(in_flight.clone()),
             Box::new(queue_depth.clone()),
+            Box::new(capacity.clone()),
+            Box::new(slot_busy.clone()),
+            Box::new(queue_wait.clone()),
             Box::new(model_time.clone()),
             Box::new(batch_size.clone()),
             Box::new(batch_queue.clone()),
@@ -127,11 +169,40 @@ impl Metrics {
             latency,
             in_flight,
             queue_depth,
+            capacity,
+            slot_busy,
+            queue_wait,
+            occupancy: Mutex::new(HashMap::new()),
             model_time,
             batch_size,
             batch_queue,
             fallbacks,
         }
+    }
+
+    /// Brings `service`'s occupancy integrals up to now, then applies `change` to its counts.
+    fn occupancy_changes(&self, service: &str, change: impl FnOnce(&mut Occupancy)) {
+        let mut all = self
+            .occupancy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let occupancy = all
+            .entry(service.to_owned())
+            .or_insert_with(|| Occupancy::new(Instant::now()));
+        self.integrate(service, occupancy, Instant::now());
+        change(occupancy);
+    }
+
+    fn integrate(&self, service: &str, occupancy: &mut Occupancy, now: Instant) {
+        let elapsed = now.saturating_duration_since(occupancy.since).as_secs_f64();
+        occupancy.since = now;
+        let labels = [service];
+        self.slot_busy
+            .with_label_values(&labels)
+            .inc_by(occupancy.in_flight as f64 * elapsed);
+        self.queue_wait
+            .with_label_values(&labels)
+            .inc_by(occupancy.queued as f64 * elapsed);
     }
 
     /// The metric handles of one service.
@@ -147,13 +218,47 @@ impl Metrics {
         self.fallbacks.with_label_values(&[prior]).inc();
     }
 
+    /// Publishes `prior`'s fallback counter at 0, so dashboards and alerts see the series
+    /// before the first fallback.
+    pub fn expect_fallbacks(&self, prior: &str) {
+        self.fallbacks.with_label_values(&[prior]);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        {
+            let now = Instant::now();
+            let mut all = self
+                .occupancy
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for (service, occupancy) in all.iter_mut() {
+                self.integrate(service, occupancy, now);
+            }
+        }
         let mut buffer = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buffer)
             .expect("text encoding into a Vec cannot fail");
         String::from_utf8(buffer).expect("Prometheus text is UTF-8")
+    }
+}
+
+/// One service's requests in flight and queued, and since when they have been so.
+#[derive(Debug)]
+struct Occupancy {
+    since: Instant,
+    in_flight: usize,
+    queued: usize,
+}
+
+impl Occupancy {
+    fn new(since: Instant) -> Self {
+        Self {
+            since,
+            in_flight: 0,
+            queued: 0,
+        }
     }
 }
 
@@ -197,18 +302,30 @@ impl ServiceMetrics {
             .observe(waited.as_secs_f64());
     }
 
-    /// Sets the in-flight gauge.
+    /// Sets the in-flight gauge (and integrates the previous count over its time).
     pub fn set_in_flight(&self, value: usize) {
+        self.metrics
+            .occupancy_changes(&self.service, |o| o.in_flight = value);
         self.metrics
             .in_flight
             .with_label_values(&[self.service.as_str()])
             .set(value as i64);
     }
 
-    /// Sets the queue-depth gauge.
+    /// Sets the queue-depth gauge (and integrates the previous depth over its time).
     pub fn set_queue_depth(&self, value: usize) {
         self.metrics
+            .occupancy_changes(&self.service, |o| o.queued = value);
+        self.metrics
             .queue_depth
+            .with_label_values(&[self.service.as_str()])
+            .set(value as i64);
+    }
+
+    /// Sets the capacity gauge: requests processed at once.
+    pub fn set_capacity(&self, value: usize) {
+        self.metrics
+            .capacity
             .with_label_values(&[self.service.as_str()])
             .set(value as i64);
     }
@@ -402,6 +519,52 @@ mod tests {
             "clearair_requests_total{code=\"RESOURCE_EXHAUSTED\",method=\"/x.Y/Z\",service=\"metrics-test\"} 1"
         ), "{page}");
         assert!(page.contains("clearair_model_duration_seconds_count{service=\"metrics-test\"} 1"));
+    }
+
+    /// The value of `family{service="<service>"}` on `page`.
+    fn sample(page: &str, family: &str, service: &str) -> f64 {
+        let prefix = format!("{family}{{service=\"{service}\"}} ");
+        page.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {page}"))
+            .parse()
+            .expect("a number")
+    }
+
+    #[test]
+    fn occupancy_is_integrated_up_to_the_scrape_and_stops_when_idle() {
+        let service = "occupancy-test";
+        let metrics = global().service(service);
+        metrics.set_capacity(4);
+        metrics.set_in_flight(2);
+        metrics.set_queue_depth(1);
+        std::thread::sleep(Duration::from_millis(200));
+        let page = global().render();
+        assert_eq!(sample(&page, "clearair_capacity", service), 4.0);
+        let busy = sample(&page, "clearair_slot_busy_seconds_total", service);
+        let queued = sample(&page, "clearair_queue_wait_seconds_total", service);
+        assert!(busy >= 0.4, "two in flight for 0.2 s at least: {busy}");
+        assert!(queued >= 0.2, "one queued for 0.2 s at least: {queued}");
+        assert!(
+            busy >= 2.0 * queued,
+            "twice as many in flight as queued: {busy} {queued}"
+        );
+
+        metrics.set_queue_depth(0);
+        metrics.set_in_flight(0);
+        let idle = global().render();
+        std::thread::sleep(Duration::from_millis(50));
+        let later = global().render();
+        for family in [
+            "clearair_slot_busy_seconds_total",
+            "clearair_queue_wait_seconds_total",
+        ] {
+            assert_eq!(
+                sample(&idle, family, service),
+                sample(&later, family, service),
+                "{family} grows while idle"
+            );
+        }
     }
 
     #[test]

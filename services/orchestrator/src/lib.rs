@@ -33,7 +33,7 @@ mod summary;
 
 use std::{future::Future, sync::Arc};
 
-use clearair_proto::v1::clear_air_server::ClearAirServer;
+use clearair_proto::v1::{PriorKind, clear_air_server::ClearAirServer};
 use clearair_runtime::{configure_grpc, server::GrpcServer, web::WebFront};
 use tokio::net::TcpListener;
 
@@ -63,6 +63,13 @@ pub async fn serve_with_web(
     let server_config = config.server.clone();
     let config_web = config.web.clone();
     let pipeline = Arc::new(pipeline::Pipeline::new(config)?);
+    for kind in [
+        PriorKind::Quality,
+        PriorKind::Segmentation,
+        PriorKind::Degradation,
+    ] {
+        clearair_runtime::metrics::global().expect_fallbacks(priors::prior_name(kind));
+    }
     server
         .add_service(configure_grpc!(
             ClearAirServer::new(handler::ClearAirHandler::new(pipeline)),
