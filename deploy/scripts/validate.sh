@@ -4,7 +4,8 @@
 #   helm lint + helm template | kubeconform -strict   chart with default values and with every
 #                                                     option on (helm/clearair/ci/full-values.yaml),
 #                                                     against offline Kubernetes schemas
-#   docker compose config                             docker-compose.yml, alone and with the CPU override
+#   docker compose config                             docker-compose.yml, alone and with the CPU and
+#                                                     production overrides
 #   Dockerfile targets and COPY sources               every compose target is a stage; sources exist
 #   buf lint, buf breaking                            proto/ against the last release tag
 # Prints one line per check and exits non-zero if any failed.
@@ -149,6 +150,178 @@ sys.exit(1 if problems else 0)
 PY
 }
 
+# With the Prometheus Operator's API the chart renders a PodMonitor that selects every pod of
+# the release on a port each container has; without the API (or switched off) it renders none.
+# The rest of that render passes kubeconform like the default one (the PodMonitor is a CRD,
+# with no schema offline: checked here by structure).
+chart_renders_monitors() {
+    local api=(--api-versions monitoring.coreos.com/v1/PodMonitor)
+    "$BIN/helm" template clearair "$ROOT/helm/clearair" --kube-version "$KUBE_VERSION" "${api[@]}" \
+        >"$WORK/operator.yaml" 2>/dev/null || return 1
+    "$BIN/helm" template clearair "$ROOT/helm/clearair" --kube-version "$KUBE_VERSION" \
+        >"$WORK/plain.yaml" 2>/dev/null || return 1
+    "$BIN/helm" template clearair "$ROOT/helm/clearair" --kube-version "$KUBE_VERSION" "${api[@]}" \
+        --set metrics.podMonitor.enabled=false >"$WORK/off.yaml" 2>/dev/null || return 1
+    python3 - "$WORK/operator.yaml" "$WORK/plain.yaml" "$WORK/off.yaml" "$WORK/operator-core.yaml" <<'PY' || return 1
+import sys, yaml
+load = lambda path: [d for d in yaml.safe_load_all(open(path)) if d]
+operator, plain, off = (load(p) for p in sys.argv[1:4])
+problems = []
+monitors = [d for d in operator if d["kind"] == "PodMonitor"]
+if len(monitors) != 1:
+    problems.append(f"{len(monitors)} PodMonitors with the operator API")
+else:
+    spec = monitors[0]["spec"]
+    selector = spec["selector"]["matchLabels"]
+    ports = {e["port"] for e in spec["podMetricsEndpoints"]}
+    if not all(e.get("honorLabels") for e in spec["podMetricsEndpoints"]):
+        problems.append("the PodMonitor does not honour the services' labels")
+    for deployment in (d for d in operator if d["kind"] == "Deployment"):
+        template = deployment["spec"]["template"]
+        labels = template["metadata"]["labels"]
+        if any(labels.get(k) != v for k, v in selector.items()):
+            problems.append(f"the PodMonitor misses {deployment['metadata']['name']}")
+        names = {p["name"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+        if not ports <= names:
+            problems.append(f"{deployment['metadata']['name']} has no port {ports - names}")
+for name, docs in (("without the API", plain), ("switched off", off)):
+    if any(d["kind"] == "PodMonitor" for d in docs):
+        problems.append(f"a PodMonitor {name}")
+yaml.safe_dump_all([d for d in operator if d["kind"] != "PodMonitor"], open(sys.argv[4], "w"))
+print("\n".join(problems) or "PodMonitor with the operator API only, selecting every pod's metrics port")
+sys.exit(1 if problems else 0)
+PY
+    "$BIN/kubeconform" -strict -summary -kubernetes-version "$KUBE_VERSION" \
+        -schema-location "$SCHEMAS/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
+        "$WORK/operator-core.yaml" | grep -q "Errors: 0, Skipped: 0"
+}
+
+# The production profile switches every model service together (the same variables as
+# deploy/docker/compose.production.yml), mounts the model store, sizes the pods for the big
+# models; GPU placement follows gpuResource / gpuRuntimeClassName; PDBs never guard a single
+# pod. Each profile's render also passes kubeconform -strict.
+chart_profiles() {
+    local base=(template clearair "$ROOT/helm/clearair" --kube-version "$KUBE_VERSION")
+    local out
+    "$BIN/helm" "${base[@]}" --set backendProfile=production --set modelStore.existingClaim=models \
+        >"$WORK/production-pvc.yaml" 2>/dev/null || return 1
+    "$BIN/helm" "${base[@]}" --set backendProfile=production \
+        --set modelStore.image=registry.example.com/clearair-models:1 \
+        --set gpuResource=nvidia.com/mig-1g.10gb --set gpuRuntimeClassName=nvidia \
+        >"$WORK/production-image.yaml" 2>/dev/null || return 1
+    "$BIN/helm" "${base[@]}" --set services.orchestrator.autoscaling.enabled=false \
+        --set services.orchestrator.replicas=1 >"$WORK/single.yaml" 2>/dev/null || return 1
+    if out="$("$BIN/helm" "${base[@]}" --set backendProfile=production 2>&1)"; then
+        echo "production rendered without a model store"; return 1
+    fi
+    grep -q "needs the models" <<<"$out" || { echo "$out"; return 1; }
+    if out="$("$BIN/helm" "${base[@]}" --set services.orchestrator.autoscaling.minReplicas=2 \
+            --set services.orchestrator.pdb.minAvailable=2 2>&1)"; then
+        echo "a PDB that blocks every drain rendered"; return 1
+    fi
+    grep -q "would block every node drain" <<<"$out" || { echo "$out"; return 1; }
+    for rendered in production-pvc production-image single; do
+        "$BIN/kubeconform" -strict -summary -kubernetes-version "$KUBE_VERSION" \
+            -schema-location "$SCHEMAS/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
+            "$WORK/$rendered.yaml" | grep -q "Errors: 0, Skipped: 0" || { echo "$rendered: kubeconform"; return 1; }
+    done
+    python3 - "$WORK" "$ROOT/deploy/docker/compose.production.yml" <<'PY'
+import sys, yaml
+work, compose_file = sys.argv[1], sys.argv[2]
+load = lambda name: [d for d in yaml.safe_load_all(open(f"{work}/{name}.yaml")) if d]
+component = lambda d: d["metadata"]["labels"].get("app.kubernetes.io/component")
+pod = lambda d: d["spec"]["template"]["spec"]
+problems = []
+models = ("quality", "segmentation", "degradation", "restoration")
+compose = yaml.safe_load(open(compose_file).read().replace("${CLEARAIR_MODEL_STORE:?set CLEARAIR_MODEL_STORE to the folder holding the production models}", "/store"))
+for name in ("production-pvc", "production-image"):
+    for d in (d for d in load(name) if d["kind"] == "Deployment"):
+        spec, service = pod(d), component(d)
+        container = spec["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"] if e["name"].startswith("CLEARAIR_")}
+        mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        if service not in models:
+            if "/models" in mounts:
+                problems.append(f"{name}: the orchestrator mounts the models")
+            continue
+        wanted = compose["services"][service]["environment"]
+        switched = {k: v for k, v in env.items() if k in wanted}
+        if switched != {k: str(v) for k, v in wanted.items()}:
+            problems.append(f"{name} {service}: chart {switched} != compose {wanted}")
+        if not mounts.get("/models", {}).get("readOnly"):
+            problems.append(f"{name} {service}: /models not mounted read-only")
+        gpu = "nvidia.com/gpu" if name == "production-pvc" else "nvidia.com/mig-1g.10gb"
+        if container["resources"]["limits"].get(gpu) != 1:
+            problems.append(f"{name} {service}: no {gpu} limit: {container['resources']}")
+        if name == "production-pvc":
+            if volumes["models"].get("persistentVolumeClaim", {}).get("claimName") != "models":
+                problems.append(f"{service}: models volume {volumes['models']}")
+            if spec.get("runtimeClassName"):
+                problems.append(f"{service}: runtimeClassName without gpuRuntimeClassName")
+        else:
+            init = spec.get("initContainers", [])
+            if [c["name"] for c in init] != ["models"] or "emptyDir" not in volumes["models"]:
+                problems.append(f"{service}: model image not copied in: {init} {volumes['models']}")
+            else:
+                source, target = init[0]["command"][-2:]
+                mounted = [m["mountPath"] for m in init[0]["volumeMounts"]]
+                if mounted != [target.rstrip("/")] or source.startswith(target.rstrip("/")):
+                    problems.append(f"{service}: copies {source} to {target} with {mounted} mounted")
+            if spec.get("runtimeClassName") != "nvidia":
+                problems.append(f"{service}: runtimeClassName {spec.get('runtimeClassName')}")
+        if service == "quality" and container["resources"]["requests"]["memory"] != "24Gi":
+            problems.append(f"quality: not sized for DeQA: {container['resources']}")
+for d in (d for d in load("single") if d["kind"] == "Deployment"):
+    if pod(d).get("nodeSelector"):
+        problems.append(f"{component(d)}: a default nodeSelector {pod(d)['nodeSelector']}")
+    if component(d) in ("quality", "segmentation") and "runtimeClassName" in pod(d):
+        problems.append(f"{component(d)}: runtimeClassName on a CPU pod")
+pdbs = {component(d) for d in load("single") if d["kind"] == "PodDisruptionBudget"}
+if "orchestrator" in pdbs:
+    problems.append("a PDB over a single orchestrator pod")
+print("\n".join(problems) or "production profile = compose override; model store, GPUs and PDBs as configured")
+sys.exit(1 if problems else 0)
+PY
+}
+
+# GPUs in compose: a GPU is reserved by id (never `count`, which hands every container GPU
+# 0 whatever the host has), only where the backend runs on it, and a service with one runs
+# with device = "cuda" so a missing driver fails its start; the CPU override reserves none.
+compose_gpus() {
+    local files
+    for variant in gpu cpu production; do
+        files=(-f "$ROOT/docker-compose.yml")
+        [[ $variant == cpu ]] && files+=(-f "$ROOT/deploy/docker/compose.cpu.yml")
+        [[ $variant == production ]] && files+=(-f "$ROOT/deploy/docker/compose.production.yml")
+        CLEARAIR_MODEL_STORE=/srv/models "$BIN/docker-compose" "${files[@]}" config --format json \
+            >"$WORK/compose-$variant.json" || return 1
+    done
+    python3 - "$WORK" <<'PY'
+import json, sys
+problems = []
+expected = {"gpu": {"degradation", "restoration"}, "cpu": set(),
+            "production": {"quality", "segmentation", "degradation", "restoration"}}
+for variant, gpu_services in expected.items():
+    services = json.load(open(f"{sys.argv[1]}/compose-{variant}.json"))["services"]
+    for name, service in services.items():
+        devices = (((service.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get("devices") or []
+        env = service.get("environment") or {}
+        device = next((v for k, v in env.items() if k.endswith("__DEVICE")), None)
+        if (name in gpu_services) != bool(devices):
+            problems.append(f"{variant}: {name} reserves {devices or 'no GPU'}")
+        for d in devices:
+            if d.get("count") is not None or not d.get("device_ids"):
+                problems.append(f"{variant}: {name} reserves by count, not device_ids: {d}")
+        if name in gpu_services and device != "cuda":
+            problems.append(f"{variant}: {name} has a GPU but device {device!r}")
+        if variant == "cpu" and device not in (None, "cpu", "auto"):
+            problems.append(f"cpu: {name} runs with device {device!r}")
+print("\n".join(problems) or "GPUs reserved by id where a backend uses one, with device = cuda")
+sys.exit(1 if problems else 0)
+PY
+}
+
 dockerfile_matches_compose() {
     "$BIN/docker-compose" -f "$ROOT/docker-compose.yml" -f "$ROOT/deploy/docker/compose.cpu.yml" \
         config --format json >"$WORK/compose.json" || return 1
@@ -207,9 +380,15 @@ check "helm template refuses tls.enabled without a Secret" chart_refuses_tls_wit
 check "helm template serves the web front (Service, NetworkPolicy, Ingress)" chart_serves_the_web_front
 check "helm template balances over replicas (headless model Services, peer endpoints)" \
     chart_balances_over_replicas
+check "helm template renders a PodMonitor with the Prometheus Operator API" chart_renders_monitors
+check "helm template profiles (production model store, GPU placement, PDBs)" chart_profiles
 check "docker compose config (GPU)" "$BIN/docker-compose" -f "$ROOT/docker-compose.yml" config --quiet
 check "docker compose config (CPU override)" "$BIN/docker-compose" -f "$ROOT/docker-compose.yml" \
     -f "$ROOT/deploy/docker/compose.cpu.yml" config --quiet
+check "docker compose config (production override)" env CLEARAIR_MODEL_STORE=/srv/models \
+    "$BIN/docker-compose" -f "$ROOT/docker-compose.yml" -f "$ROOT/deploy/docker/compose.production.yml" \
+    config --quiet
+check "docker compose GPUs (device_ids, only where used, device = cuda)" compose_gpus
 check "Dockerfile stages and COPY sources match compose" dockerfile_matches_compose
 check "buf lint proto/" bash -c "cd '$ROOT/proto' && '$BIN/buf' lint"
 check "buf breaking" buf_breaking

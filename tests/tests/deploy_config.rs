@@ -178,3 +178,96 @@ async fn a_batching_backend_with_fewer_slots_than_a_batch_refuses_to_start() {
         assert!(message.contains(needle), "{message}");
     }
 }
+
+/// The `CLEARAIR_…` variables compose's production override sets on `service`.
+fn production_environment(service: &str) -> Vec<(String, String)> {
+    let path = workspace().join("deploy/docker/compose.production.yml");
+    let text = std::fs::read_to_string(&path).expect("compose.production.yml");
+    let section = format!("  {service}:");
+    let body = text
+        .split_once(&format!("\n{section}\n"))
+        .unwrap_or_else(|| panic!("no service {service} in {}", path.display()))
+        .1;
+    body.lines()
+        .take_while(|line| line.is_empty() || line.starts_with("    "))
+        .filter_map(|line| line.trim().split_once(": "))
+        .filter(|(name, _)| name.starts_with("CLEARAIR_"))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
+/// The backend name `deploy/export/<script>` writes into its module's manifest.
+fn exported_backend_name(script: &str) -> String {
+    let text = std::fs::read_to_string(workspace().join("deploy/export").join(script)).unwrap();
+    let after = text
+        .split_once("\"backend_name\": \"")
+        .unwrap_or_else(|| panic!("{script} writes no backend_name"))
+        .1;
+    after.split('"').next().unwrap().to_owned()
+}
+
+/// Loads `service`'s deploy config with compose's production variables applied (renamed to
+/// a prefix of this test's own, so no other test sees them).
+fn load_production<T: ServiceConfig>(like: &T, service: &str) -> T {
+    let prefix = format!("CLEARAIR_DT_PROD_{}", service.to_uppercase());
+    let real = format!("CLEARAIR_{}__", service.to_uppercase());
+    let variables = production_environment(service);
+    assert!(!variables.is_empty(), "{service}: no production switches");
+    for (name, value) in variables {
+        let renamed = name
+            .strip_prefix(&real)
+            .unwrap_or_else(|| panic!("{name} is not a {service} variable"));
+        // SAFETY: the prefix is unique to this test; no other code reads these variables.
+        unsafe { std::env::set_var(format!("{prefix}__{renamed}"), value) };
+    }
+    load_like(like, service, &prefix)
+}
+
+#[test]
+fn the_production_profile_switches_every_model_service_to_its_exported_backend() {
+    use clearair_backends::{
+        degradation::DegradationBackendKind, quality::QualityBackendKind,
+        segmentation::SegmentationBackendKind,
+    };
+    let defaults = MeshConfig::default();
+    let quality = load_production(&defaults.quality, "quality");
+    assert_eq!(quality.backend, QualityBackendKind::Torchscript);
+    assert_eq!(quality.device, "cuda", "a missing GPU must fail the start");
+    assert_eq!(quality.torchscript.module, PathBuf::from("/models/deqa.pt"));
+
+    let segmentation = load_production(&defaults.segmentation, "segmentation");
+    assert_eq!(segmentation.backend, SegmentationBackendKind::Torchscript);
+    assert_eq!(segmentation.device, "cuda");
+    assert_eq!(
+        segmentation.torchscript.module,
+        PathBuf::from("/models/sam2.pt")
+    );
+
+    let degradation = load_production(&defaults.degradation, "degradation");
+    assert_eq!(degradation.backend, DegradationBackendKind::Torchscript);
+    assert_eq!(degradation.model.device, "cuda");
+    assert_eq!(
+        degradation.torchscript.module,
+        PathBuf::from("/models/daclip.pt")
+    );
+
+    let restoration = load_production(&defaults.restoration, "restoration");
+    assert_eq!(restoration.model.device, "cuda");
+    assert_eq!(
+        restoration.model.weights,
+        PathBuf::from("/models/clearair-full.safetensors")
+    );
+    // The restorer refuses to start unless these match the modules' manifests.
+    assert_eq!(
+        restoration.backends.quality,
+        exported_backend_name("deqa_export.py")
+    );
+    assert_eq!(
+        restoration.backends.segmentation,
+        exported_backend_name("sam2_export.py")
+    );
+    assert_eq!(
+        restoration.backends.degradation,
+        exported_backend_name("daclip.py")
+    );
+}

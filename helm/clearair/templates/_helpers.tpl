@@ -69,6 +69,12 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- if and .Values.tls.enabled (not .Values.tls.existingSecret) -}}
 {{- fail "tls.enabled needs tls.existingSecret: a Secret with ca.pem, server.pem, server.key, client.pem, client.key" -}}
 {{- end -}}
+{{- if not (has .Values.backendProfile (list "embedded" "production")) -}}
+{{- fail (printf "backendProfile must be embedded or production, not %q" .Values.backendProfile) -}}
+{{- end -}}
+{{- if and (eq .Values.backendProfile "production") (not (or .Values.modelStore.existingClaim .Values.modelStore.image)) -}}
+{{- fail "backendProfile production needs the models: modelStore.existingClaim (a PVC) or modelStore.image" -}}
+{{- end -}}
 {{- if and .Values.auth.enabled (not .Values.auth.existingSecret) -}}
 {{- fail "auth.enabled needs auth.existingSecret: a Secret holding the bearer token" -}}
 {{- end -}}
@@ -77,8 +83,47 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- if and $.Values.services.orchestrator.enabled (not $svc.enabled) -}}
 {{- fail (printf "services.%s.enabled is false but the orchestrator needs it" $name) -}}
 {{- end -}}
-{{- if not (has $svc.autoscaling.metric (list "clearair_in_flight" "clearair_queue_depth")) -}}
-{{- fail (printf "services.%s.autoscaling.metric must be clearair_in_flight or clearair_queue_depth" $name) -}}
+{{- if not (has $svc.autoscaling.metric (list "clearair_saturation" "clearair_in_flight" "clearair_queue_depth")) -}}
+{{- fail (printf "services.%s.autoscaling.metric must be clearair_saturation, clearair_in_flight or clearair_queue_depth (the metrics deploy/prometheus/adapter-values.yaml serves)" $name) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/* One service's values, with its `production` block applied in the production
+     backendProfile. Call with (list $ "quality"); returns YAML (use fromYaml). */}}
+{{- define "clearair.serviceValues" -}}
+{{- $root := index . 0 -}}
+{{- $svc := deepCopy (index $root.Values.services (index . 1)) -}}
+{{- if and (eq $root.Values.backendProfile "production") $svc.production -}}
+{{- $svc = mergeOverwrite $svc $svc.production -}}
+{{- end -}}
+{{- toYaml $svc -}}
+{{- end -}}
+
+{{/* The environment that switches one model service to its production backend, read from
+     /models, on CUDA. Call with (list $ "quality"). */}}
+{{- define "clearair.productionEnv" -}}
+{{- $root := index . 0 -}}
+{{- $name := index . 1 -}}
+{{- $prefix := include "clearair.envPrefix" $name -}}
+{{- $files := $root.Values.modelStore.files -}}
+{{- if eq $name "quality" }}
+- {name: {{ $prefix }}__BACKEND, value: torchscript}
+- {name: {{ $prefix }}__TORCHSCRIPT__MODULE, value: /models/{{ $files.quality }}}
+- {name: {{ $prefix }}__DEVICE, value: cuda}
+{{- else if eq $name "segmentation" }}
+- {name: {{ $prefix }}__BACKEND, value: torchscript}
+- {name: {{ $prefix }}__TORCHSCRIPT__MODULE, value: /models/{{ $files.segmentation }}}
+- {name: {{ $prefix }}__DEVICE, value: cuda}
+{{- else if eq $name "degradation" }}
+- {name: {{ $prefix }}__BACKEND, value: torchscript}
+- {name: {{ $prefix }}__TORCHSCRIPT__MODULE, value: /models/{{ $files.degradation }}}
+- {name: {{ $prefix }}__MODEL__DEVICE, value: cuda}
+{{- else if eq $name "restoration" }}
+- {name: {{ $prefix }}__MODEL__WEIGHTS, value: /models/{{ $files.restoration }}}
+- {name: {{ $prefix }}__MODEL__DEVICE, value: cuda}
+- {name: {{ $prefix }}__BACKENDS__QUALITY, value: deqa}
+- {name: {{ $prefix }}__BACKENDS__SEGMENTATION, value: sam2}
+- {name: {{ $prefix }}__BACKENDS__DEGRADATION, value: daclip}
+{{- end }}
 {{- end -}}
