@@ -373,6 +373,10 @@ cd "$ROOT" || exit 1
 check "helm lint (default values)" helm lint "$ROOT/helm/clearair" --kube-version "$KUBE_VERSION" --strict
 check "helm lint (every option on)" helm lint "$ROOT/helm/clearair" --kube-version "$KUBE_VERSION" --strict \
     -f "$ROOT/helm/clearair/ci/full-values.yaml"
+check "helm lint (production profile)" helm lint "$ROOT/helm/clearair" --kube-version "$KUBE_VERSION" \
+    --strict --set backendProfile=production --set modelStore.existingClaim=models
+check "helm lint (PodMonitor on)" helm lint "$ROOT/helm/clearair" \
+    --kube-version "$KUBE_VERSION" --strict --set metrics.podMonitor.enabled=true
 check "helm template | kubeconform -strict (default values, Kubernetes $KUBE_VERSION)" chart_renders_valid ""
 check "helm template | kubeconform -strict (every option on)" \
     chart_renders_valid "$ROOT/helm/clearair/ci/full-values.yaml"
