@@ -96,6 +96,21 @@ pub async fn channel(mesh: &Mesh, service: Service) -> Channel {
         .expect("service reachable")
 }
 
+/// The page of a Prometheus `/metrics` endpoint, fetched over plain HTTP/1.0.
+pub async fn scrape_metrics(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("metrics at {addr}: {e}"));
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("request sent");
+    let mut page = String::new();
+    stream.read_to_string(&mut page).await.expect("page read");
+    page
+}
+
 /// PNG bytes of a `width × height` image.
 pub fn png_of(width: u32, height: u32, rgb: Vec<u8>) -> Vec<u8> {
     let image = clearair_imaging::Rgb8Image::new(width, height, rgb).expect("consistent image");

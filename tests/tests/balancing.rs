@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use clearair_e2e::{photo, public_client, restore_request, start_mesh};
+use clearair_e2e::{photo, public_client, restore_request, scrape_metrics, start_mesh};
 use clearair_mesh::Service;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic_health::pb::{
@@ -85,14 +85,9 @@ impl Replica {
 
     /// Restorations served so far.
     async fn restores(&self) -> u64 {
-        let mut stream = tokio::net::TcpStream::connect(self.metrics).await.unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        scrape_metrics(self.metrics)
             .await
-            .unwrap();
-        let mut page = String::new();
-        stream.read_to_string(&mut page).await.unwrap();
-        page.lines()
+            .lines()
             .find_map(|l| l.strip_prefix(RESTORES))
             .map_or(0, |v| v.trim().parse().expect("a count"))
     }

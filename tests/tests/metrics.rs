@@ -1,21 +1,8 @@
 //! Compression on the wire and the Prometheus metrics of the mesh. In a file of its own: the
 //! metric registry is per process, and the counts asserted here must not see other tests.
 
-use clearair_e2e::{photo, public_client, restore_request_as, start_mesh};
+use clearair_e2e::{photo, public_client, restore_request_as, scrape_metrics, start_mesh};
 use clearair_proto::v1::ImageFormat;
-
-/// `GET /metrics` over plain HTTP/1.0.
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut page = String::new();
-    stream.read_to_string(&mut page).await.unwrap();
-    page
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compressed_calls_work_and_metrics_count_them_by_status_code() {
@@ -39,7 +26,7 @@ async fn compressed_calls_work_and_metrics_count_them_by_status_code() {
         .await;
     assert_eq!(bad.unwrap_err().code(), tonic::Code::InvalidArgument);
 
-    let page = scrape(metrics).await;
+    let page = scrape_metrics(metrics).await;
     assert!(
         page.starts_with("HTTP/1.0 200") || page.starts_with("HTTP/1.1 200"),
         "{page}"

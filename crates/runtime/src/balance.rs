@@ -435,7 +435,12 @@ impl Service<http::Request<Body>> for BalancedChannel {
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let message = body.collect().await?.to_bytes();
-            if peer.replicas().is_empty() {
+            let none_yet = peer
+                .replicas
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty();
+            if none_yet {
                 peer.refresh().await;
             }
             let mut tried = Vec::new();
