@@ -67,7 +67,7 @@ chart_refuses_tls_without_a_secret() {
         echo "rendered without a TLS Secret"
         return 1
     fi
-    grep -q "tls.enabled needs tls.existingSecret" <<<"$out" || { echo "$out"; return 1; }
+    grep -q "tls.enabled needs certificates" <<<"$out" || { echo "$out"; return 1; }
 }
 
 # The web front is reachable as the chart renders it: a Service port `http` to the container's
@@ -322,6 +322,73 @@ sys.exit(1 if problems else 0)
 PY
 }
 
+# TLS by role in cert-manager's layout: with an issuer the chart asks cert-manager for a server
+# certificate (every Service and localhost, server and client auth) and the orchestrator's
+# client certificate; every pod mounts the server Secret, only the orchestrator the client
+# one, and every TLS path the services and probes read lies in a mounted Secret folder. With
+# given Secrets, no Certificate is rendered and those Secrets are mounted.
+chart_tls_by_role() {
+    local base=(template clearair "$ROOT/helm/clearair" --kube-version "$KUBE_VERSION" --set tls.enabled=true)
+    "$BIN/helm" "${base[@]}" --set tls.certManager.issuerRef.name=clearair-ca \
+        --set tls.certManager.issuerRef.kind=Issuer --set tls.publicMutual=true \
+        >"$WORK/tls-issuer.yaml" 2>/dev/null || return 1
+    "$BIN/helm" "${base[@]}" --set tls.serverSecret=my-server --set tls.clientSecret=my-client \
+        >"$WORK/tls-secrets.yaml" 2>/dev/null || return 1
+    if "$BIN/helm" "${base[@]}" --set tls.serverSecret=my-server >/dev/null 2>&1; then
+        echo "a server Secret without a client Secret rendered"; return 1
+    fi
+    python3 - "$WORK" <<'PY' || return 1
+import sys, yaml
+work = sys.argv[1]
+load = lambda name: [d for d in yaml.safe_load_all(open(f"{work}/{name}.yaml")) if d]
+component = lambda d: d["metadata"]["labels"].get("app.kubernetes.io/component")
+problems = []
+for name, server, client in (("tls-issuer", "clearair-server-tls", "clearair-client-tls"),
+                             ("tls-secrets", "my-server", "my-client")):
+    docs = load(name)
+    certificates = {d["spec"]["secretName"]: d["spec"] for d in docs if d["kind"] == "Certificate"}
+    services = [d["metadata"]["name"] for d in docs if d["kind"] == "Service"]
+    if name == "tls-issuer":
+        if set(certificates) != {server, client}:
+            problems.append(f"{name}: Certificates for {sorted(certificates)}")
+        else:
+            names = set(certificates[server]["dnsNames"])
+            missing = [s for s in services + ["localhost"] if s not in names]
+            if missing:
+                problems.append(f"the server certificate does not name {missing}")
+            if not {"server auth", "client auth"} <= set(certificates[server]["usages"]):
+                problems.append(f"server certificate usages {certificates[server]['usages']}")
+            if "server auth" in certificates[client]["usages"]:
+                problems.append("the client certificate is a server certificate too")
+    elif certificates:
+        problems.append(f"{name}: Certificates rendered for given Secrets")
+    for d in (d for d in docs if d["kind"] == "Deployment"):
+        spec, who = d["spec"]["template"]["spec"], component(d)
+        secrets = {v["name"]: v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+        container = spec["containers"][0]
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        wanted = {"tls-server": server} | ({"tls-client": client} if who == "orchestrator" else {})
+        tls = {k: v for k, v in secrets.items() if k.startswith("tls")}
+        if tls != wanted:
+            problems.append(f"{name} {who}: TLS Secrets {tls}, want {wanted}")
+        for env in container["env"]:
+            value = env.get("value") or ""
+            if "TLS" in env["name"] or "HEALTH" in env["name"]:
+                if value.startswith("/") and not any(value.startswith(m + "/") for m in mounts):
+                    problems.append(f"{name} {who}: {env['name']}={value} outside its mounts {sorted(mounts)}")
+print("\n".join(problems) or "one Secret per role; model pods hold no client key; every TLS path mounted")
+sys.exit(1 if problems else 0)
+PY
+    python3 - "$WORK/tls-issuer.yaml" "$WORK/tls-core.yaml" <<'PY' || return 1
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] != "Certificate"]
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
+PY
+    "$BIN/kubeconform" -strict -summary -kubernetes-version "$KUBE_VERSION" \
+        -schema-location "$SCHEMAS/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
+        "$WORK/tls-core.yaml" | grep -q "Errors: 0, Skipped: 0"
+}
+
 dockerfile_matches_compose() {
     "$BIN/docker-compose" -f "$ROOT/docker-compose.yml" -f "$ROOT/deploy/docker/compose.cpu.yml" \
         config --format json >"$WORK/compose.json" || return 1
@@ -377,6 +444,9 @@ check "helm lint (production profile)" helm lint "$ROOT/helm/clearair" --kube-ve
     --strict --set backendProfile=production --set modelStore.existingClaim=models
 check "helm lint (PodMonitor on)" helm lint "$ROOT/helm/clearair" \
     --kube-version "$KUBE_VERSION" --strict --set metrics.podMonitor.enabled=true
+check "helm lint (TLS from cert-manager)" helm lint "$ROOT/helm/clearair" \
+    --kube-version "$KUBE_VERSION" --strict --set tls.enabled=true \
+    --set tls.certManager.issuerRef.name=clearair-ca
 check "helm template | kubeconform -strict (default values, Kubernetes $KUBE_VERSION)" chart_renders_valid ""
 check "helm template | kubeconform -strict (every option on)" \
     chart_renders_valid "$ROOT/helm/clearair/ci/full-values.yaml"
@@ -386,6 +456,7 @@ check "helm template balances over replicas (headless model Services, peer endpo
     chart_balances_over_replicas
 check "helm template renders a PodMonitor with the Prometheus Operator API" chart_renders_monitors
 check "helm template profiles (production model store, GPU placement, PDBs)" chart_profiles
+check "helm template TLS by role (cert-manager layout, no client key in model pods)" chart_tls_by_role
 check "docker compose config (GPU)" "$BIN/docker-compose" -f "$ROOT/docker-compose.yml" config --quiet
 check "docker compose config (CPU override)" "$BIN/docker-compose" -f "$ROOT/docker-compose.yml" \
     -f "$ROOT/deploy/docker/compose.cpu.yml" config --quiet

@@ -66,8 +66,11 @@ app.kubernetes.io/component: {{ index . 1 }}
 
 {{/* Checks that the values can work; fails the render with the reason otherwise. */}}
 {{- define "clearair.validate" -}}
-{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) -}}
-{{- fail "tls.enabled needs tls.existingSecret: a Secret with ca.pem, server.pem, server.key, client.pem, client.key" -}}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) (ne (include "clearair.tlsByRole" .) "true") -}}
+{{- fail "tls.enabled needs certificates: tls.certManager.issuerRef (the chart asks cert-manager for them), tls.serverSecret and tls.clientSecret (cert-manager's layout), or tls.existingSecret (ca.pem, server.pem, server.key, client.pem, client.key)" -}}
+{{- end -}}
+{{- if and .Values.tls.enabled (eq (include "clearair.tlsByRole" .) "true") (not .Values.tls.certManager.issuerRef.name) (not (and .Values.tls.serverSecret .Values.tls.clientSecret)) -}}
+{{- fail "tls.serverSecret and tls.clientSecret go together (or set tls.certManager.issuerRef to have both made)" -}}
 {{- end -}}
 {{- if not (has .Values.backendProfile (list "embedded" "production")) -}}
 {{- fail (printf "backendProfile must be embedded or production, not %q" .Values.backendProfile) -}}
@@ -126,4 +129,23 @@ app.kubernetes.io/component: {{ index . 1 }}
 - {name: {{ $prefix }}__BACKENDS__SEGMENTATION, value: sam2}
 - {name: {{ $prefix }}__BACKENDS__DEGRADATION, value: daclip}
 {{- end }}
+{{- end -}}
+
+{{/* Whether TLS uses one Secret per role in cert-manager's layout ("true") rather than the
+     single tls.existingSecret. */}}
+{{- define "clearair.tlsByRole" -}}
+{{- if or .Values.tls.certManager.issuerRef.name .Values.tls.serverSecret .Values.tls.clientSecret -}}
+true
+{{- else -}}
+false
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret of one TLS role ("server" or "client"): the configured one, or the one the
+     chart's cert-manager Certificate writes. Call with (list $ "server"). */}}
+{{- define "clearair.tlsSecret" -}}
+{{- $root := index . 0 -}}
+{{- $role := index . 1 -}}
+{{- $given := ternary $root.Values.tls.serverSecret $root.Values.tls.clientSecret (eq $role "server") -}}
+{{- default (printf "%s-%s-tls" (include "clearair.fullname" $root) $role) $given -}}
 {{- end -}}
