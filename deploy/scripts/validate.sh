@@ -371,12 +371,19 @@ for name, server, client in (("tls-issuer", "clearair-server-tls", "clearair-cli
         tls = {k: v for k, v in secrets.items() if k.startswith("tls")}
         if tls != wanted:
             problems.append(f"{name} {who}: TLS Secrets {tls}, want {wanted}")
+        for mount in container["volumeMounts"]:
+            if mount["name"].startswith("tls") and "subPath" in mount:
+                problems.append(f"{name} {who}: {mount['name']} by subPath (renewals never reach it)")
+        env_names = {env["name"] for env in container["env"]}
         for env in container["env"]:
             value = env.get("value") or ""
+            reload = env["name"].removesuffix("ENABLED") + "RELOAD_INTERVAL_MS"
+            if env["name"].endswith("TLS__ENABLED") and reload not in env_names:
+                problems.append(f"{name} {who}: {env['name']} without {reload}")
             if "TLS" in env["name"] or "HEALTH" in env["name"]:
                 if value.startswith("/") and not any(value.startswith(m + "/") for m in mounts):
                     problems.append(f"{name} {who}: {env['name']}={value} outside its mounts {sorted(mounts)}")
-print("\n".join(problems) or "one Secret per role; model pods hold no client key; every TLS path mounted")
+print("\n".join(problems) or "one Secret per role; model pods hold no client key; every TLS path mounted, reloaded")
 sys.exit(1 if problems else 0)
 PY
     python3 - "$WORK/tls-issuer.yaml" "$WORK/tls-core.yaml" <<'PY' || return 1

@@ -562,7 +562,7 @@ async fn with_server_tls_the_web_front_speaks_https() {
         enabled: true,
         cert: dir.join("server.pem"),
         key: dir.join("server.key"),
-        client_ca: Default::default(),
+        ..Default::default()
     };
     let mesh = Mesh::start(config).await.expect("mesh starts");
     let web = mesh.web_addr().expect("the web front is bound");

@@ -14,6 +14,10 @@
 //! that reached a replica is never sent again — only the calls in flight on a replica that
 //! dies are lost. The request's single message is kept for that resend, so only RPCs with a
 //! unary request are balanced (every call between the services of the mesh is one).
+//!
+//! With TLS, the peer's certificate files are read again every `tls.reload_interval_ms`; when
+//! they change, every replica gets a new channel made with them, so renewed certificates are
+//! used from the next call on without a restart.
 
 use std::{
     error::Error as StdError,
@@ -38,7 +42,12 @@ use tonic::{
 };
 use tower::{Service, ServiceExt};
 
-use crate::{RuntimeError, client::PeerConfig};
+use crate::{
+    RuntimeError,
+    client::PeerConfig,
+    metrics,
+    tls::{PeerFiles, PeerTls, report_reload},
+};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -94,6 +103,8 @@ impl Target {
 struct Dial {
     connect_timeout: Duration,
     tls: Option<ClientTlsConfig>,
+    /// The files `tls` was made from.
+    tls_files: Option<PeerFiles>,
     /// Whether the config names the certificate's expected host (else: the target's host,
     /// never the resolved address).
     tls_domain_given: bool,
@@ -124,6 +135,7 @@ impl Dial {
     fn replica(&self, target: &Target, address: SocketAddr) -> Result<Replica, RuntimeError> {
         let channel = self.endpoint(target, &address.to_string())?.connect_lazy();
         Ok(Replica {
+            target: target.clone(),
             address,
             channel,
             in_flight: AtomicUsize::new(0),
@@ -136,6 +148,8 @@ impl Dial {
 /// One replica: an address and its connection.
 #[derive(Debug)]
 struct Replica {
+    /// The URL it was found through.
+    target: Target,
     address: SocketAddr,
     channel: Channel,
     in_flight: AtomicUsize,
@@ -199,7 +213,11 @@ struct Peer {
     /// The configured URL(s), for messages.
     label: String,
     targets: Vec<Target>,
-    dial: Dial,
+    /// How replicas are dialled; replaced when the TLS files change. Locked after
+    /// `replicas` when both are.
+    dial: RwLock<Dial>,
+    /// The TLS settings (`None`: plaintext) and their section's name for errors.
+    tls: Option<(PeerTls, String)>,
     resolve: Resolver,
     replicas: RwLock<Vec<Arc<Replica>>>,
     /// Why the last resolution found nothing, for the error of a call with no replica.
@@ -209,6 +227,13 @@ struct Peer {
 }
 
 impl Peer {
+    fn dial(&self) -> Dial {
+        self.dial
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn replicas(&self) -> Vec<Arc<Replica>> {
         self.replicas
             .read()
@@ -247,6 +272,7 @@ impl Peer {
             .replicas
             .write()
             .unwrap_or_else(PoisonError::into_inner);
+        let dial = self.dial();
         let mut next: Vec<Arc<Replica>> = Vec::with_capacity(found.len());
         for (address, target) in found {
             if next.iter().any(|r| r.address == address) {
@@ -254,7 +280,7 @@ impl Peer {
             }
             match set.iter().find(|r| r.address == address) {
                 Some(kept) => next.push(kept.clone()),
-                None => match self.dial.replica(target, address) {
+                None => match dial.replica(target, address) {
                     Ok(replica) => next.push(Arc::new(replica)),
                     Err(e) => tracing::warn!(peer = %self.label, %address, error = %e,
                         "cannot dial a resolved replica"),
@@ -270,6 +296,39 @@ impl Peer {
             tracing::info!(peer = %self.label, replicas = ?addresses(&next), "peer replicas");
         }
         *set = next;
+    }
+
+    /// Reads the TLS files again; when they changed and load, every replica gets a new
+    /// channel made with them, so the next calls connect with the new certificates (calls in
+    /// flight finish on the old connections). Returns whether they changed; an error leaves
+    /// the channels as they are.
+    fn reload_tls(&self) -> Result<bool, RuntimeError> {
+        let Some((settings, field)) = &self.tls else {
+            return Ok(false);
+        };
+        let files = settings.read(field)?;
+        if self.dial().tls_files.as_ref() == Some(&files) {
+            return Ok(false);
+        }
+        let dial = Dial {
+            tls: Some(settings.config(&files)),
+            tls_files: Some(files),
+            ..self.dial()
+        };
+        for target in &self.targets {
+            dial.endpoint(target, &format!("{}:{}", target.host, target.port))?;
+        }
+        let mut set = self
+            .replicas
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let next = set
+            .iter()
+            .map(|r| dial.replica(&r.target, r.address).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        *self.dial.write().unwrap_or_else(PoisonError::into_inner) = dial;
+        *set = next;
+        Ok(true)
     }
 
     /// The replica for the next call: the fewest calls in flight among those not passed over
@@ -371,6 +430,18 @@ impl BalancedChannel {
                 }
             });
         }
+        let reload = Duration::from_millis(peer.tls.reload_interval_ms);
+        if peer.tls.enabled && !reload.is_zero() {
+            metrics::global().expect_tls_reloads("client", &channel.peer.label);
+            let peer = Arc::downgrade(&channel.peer);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(reload).await;
+                    let Some(live) = peer.upgrade() else { break };
+                    report_reload("client", &live.label, &live.reload_tls());
+                }
+            });
+        }
         Ok(channel)
     }
 
@@ -386,9 +457,15 @@ impl BalancedChannel {
             .map(|url| Target::parse(url).map_err(RuntimeError::InvalidConfig))
             .collect::<Result<Vec<_>, _>>()?;
         let tls_field = format!("peer {label} tls");
+        let tls_files = if peer.tls.enabled {
+            Some(peer.tls.read(&tls_field)?)
+        } else {
+            None
+        };
         let dial = Dial {
             connect_timeout: Duration::from_millis(peer.connect_timeout_ms),
-            tls: peer.tls.load(&tls_field)?,
+            tls: tls_files.as_ref().map(|files| peer.tls.config(files)),
+            tls_files,
             tls_domain_given: !peer.tls.domain.is_empty(),
         };
         let mut replicas: Vec<Arc<Replica>> = Vec::new();
@@ -405,7 +482,8 @@ impl BalancedChannel {
             peer: Arc::new(Peer {
                 label,
                 targets,
-                dial,
+                dial: RwLock::new(dial),
+                tls: peer.tls.enabled.then(|| (peer.tls.clone(), tls_field)),
                 resolve,
                 replicas: RwLock::new(replicas),
                 resolve_error: Mutex::new(None),

@@ -53,6 +53,7 @@ pub struct Metrics {
     batch_size: HistogramVec,
     batch_queue: HistogramVec,
     fallbacks: IntCounterVec,
+    tls_reloads: IntCounterVec,
 }
 
 /// Latency buckets from 1 ms to ~65 s: CPU restoration of a photo takes seconds.
@@ -146,6 +147,15 @@ impl Metrics {
             &["prior"],
         )
         .expect("valid metric");
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "clearair_tls_reloads_total",
+                "Changed TLS files read again: applied (ok) or refused, the certificates in use \
+                 kept (error)",
+            ),
+            &["side", "name", "result"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -158,6 +168,7 @@ impl Metrics {
             Box::new(batch_size.clone()),
             Box::new(batch_queue.clone()),
             Box::new(fallbacks.clone()),
+            Box::new(tls_reloads.clone()),
         ] {
             registry
                 .register(collector)
@@ -177,6 +188,7 @@ impl Metrics {
             batch_size,
             batch_queue,
             fallbacks,
+            tls_reloads,
         }
     }
 
@@ -222,6 +234,22 @@ impl Metrics {
     /// before the first fallback.
     pub fn expect_fallbacks(&self, prior: &str) {
         self.fallbacks.with_label_values(&[prior]);
+    }
+
+    /// Counts a reload of changed TLS files by `side` (`server` or `client`) `name`.
+    pub fn record_tls_reload(&self, side: &str, name: &str, applied: bool) {
+        let result = if applied { "ok" } else { "error" };
+        self.tls_reloads
+            .with_label_values(&[side, name, result])
+            .inc();
+    }
+
+    /// Publishes the reload counters of `side` `name` at 0, so an alert on errors has a series
+    /// from the start.
+    pub fn expect_tls_reloads(&self, side: &str, name: &str) {
+        for result in ["ok", "error"] {
+            self.tls_reloads.with_label_values(&[side, name, result]);
+        }
     }
 
     /// The Prometheus text exposition of every metric.

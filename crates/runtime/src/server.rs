@@ -15,7 +15,7 @@
 //! With `[server.tls]` enabled the listener speaks TLS (rustls); with a `client_ca` it refuses
 //! clients without a certificate that CA signed.
 
-use std::{convert::Infallible, future::Future, time::Duration};
+use std::{convert::Infallible, future::Future, pin::Pin, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -34,6 +34,7 @@ use crate::{
     deadline::DeadlineLayer,
     metrics::{self, MetricsLayer, ServiceMetrics},
     propagation::TraceContextLayer,
+    tls::ReloadingServerTls,
     web::WebFront,
 };
 
@@ -110,12 +111,9 @@ pub struct GrpcServer {
     routes: RoutesBuilder,
     admission: AdmissionLayer,
     auth: BearerAuthLayer,
-    tls: Option<tonic::transport::ServerTlsConfig>,
+    tls: Option<ReloadingServerTls>,
     metrics: ServiceMetrics,
-    web: Option<(
-        WebFront,
-        Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
-    )>,
+    web: Option<WebFront>,
 }
 
 impl GrpcServer {
@@ -124,7 +122,7 @@ impl GrpcServer {
     /// wrong path stops the service at start-up.
     pub async fn new(service: &'static str, config: ServerConfig) -> Result<Self, RuntimeError> {
         config.validate()?;
-        let tls = config.tls.load()?;
+        let tls = config.tls.reloading(service)?;
         let auth = BearerAuthLayer::new(config.auth.token()?);
         if tls.is_some() || auth.is_enabled() {
             tracing::info!(
@@ -159,15 +157,14 @@ impl GrpcServer {
     /// Also serves the added services over gRPC-Web, and the page, on `front`'s listener —
     /// with TLS when `[server.tls]` is on, behind the same layers and admission slots.
     pub fn with_web(&mut self, front: WebFront) -> Result<&mut Self, RuntimeError> {
-        let tls = self.config.tls.rustls(&[b"h2", b"http/1.1"])?;
         tracing::info!(
             service = self.service,
             addr = %front.listener.local_addr()?,
             page = front.config.page,
-            tls = tls.is_some(),
+            tls = self.tls.is_some(),
             "web front (page and gRPC-Web)"
         );
-        self.web = Some((front, tls));
+        self.web = Some(front);
         Ok(self)
     }
 
@@ -235,9 +232,9 @@ impl GrpcServer {
             .layer(MetricsLayer::new(self.metrics))
             .layer(DeadlineLayer::new(self.config.request_timeout()));
         let routes = self.routes.routes();
-        let web = self.web.map(|(front, tls)| {
+        let web = self.web.map(|front| {
             let grpc = tower::util::BoxCloneSyncService::new(layers.service(routes.clone()));
-            (front, tls, grpc)
+            (front, self.tls.clone(), grpc)
         });
         let mut builder = Server::builder()
             .initial_stream_window_size(STREAM_WINDOW)
@@ -245,9 +242,6 @@ impl GrpcServer {
                 self.config.max_concurrency,
                 self.config.max_queue,
             ));
-        if let Some(tls) = self.tls {
-            builder = builder.tls_config(tls)?;
-        }
         if self.config.max_connection_age_ms > 0 {
             // GOAWAY at that age; calls in flight finish (each is capped by the request
             // timeout). No `max_connection_age_grace`: tonic would then skip the GOAWAY and
@@ -282,8 +276,18 @@ impl GrpcServer {
             }))
         });
         let drain = Duration::from_millis(self.config.drain_timeout_ms);
-        let serving = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
-        tokio::pin!(serving);
+        let serving: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+            match self.tls {
+                Some(tls) => {
+                    tls.watch();
+                    let incoming = crate::tls::incoming(listener, tls, service);
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+                }
+                None => Box::pin(
+                    router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal),
+                ),
+            };
+        let mut serving = serving;
         tokio::select! {
             result = &mut serving => result?,
             () = async {

@@ -11,7 +11,7 @@
 //! Cross-origin callers are refused unless `[web] allowed_origins` names them (CORS);
 //! the page itself is same-origin and needs no CORS at all.
 
-use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, time::Duration};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -256,7 +256,7 @@ where
 pub(crate) async fn serve(
     front: WebFront,
     grpc: GrpcService,
-    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    tls: Option<crate::tls::ReloadingServerTls>,
     service: &'static str,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RuntimeError> {
@@ -273,7 +273,6 @@ pub(crate) async fn serve(
         GrpcService::new(stack)
     };
     let page = config.page.then_some(assets);
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -289,8 +288,11 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let (grpc_web, acceptor, watcher) =
-            (grpc_web.clone(), acceptor.clone(), graceful.watcher());
+        // The certificates in use now (they follow their files; see `tls`).
+        let acceptor = tls
+            .as_ref()
+            .map(crate::tls::ReloadingServerTls::web_acceptor);
+        let (grpc_web, watcher) = (grpc_web.clone(), graceful.watcher());
         tokio::spawn(async move {
             let served = match acceptor {
                 None => serve_connection(stream, grpc_web, page, watcher).await,

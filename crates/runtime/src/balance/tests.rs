@@ -197,6 +197,7 @@ fn an_unreachable_replica_is_passed_over_for_a_doubling_capped_time() {
     let dial = Dial {
         connect_timeout: Duration::from_secs(1),
         tls: None,
+        tls_files: None,
         tls_domain_given: false,
     };
     let target = Target::parse("http://127.0.0.2:7").unwrap();
