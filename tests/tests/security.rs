@@ -66,13 +66,7 @@ fn mutual_tls_mesh(certs: &Path, peers_present_cert: bool) -> MeshConfig {
         },
         ..PeerTls::default()
     };
-    let orchestrator = &mut config.orchestrator;
-    for peer in [
-        &mut orchestrator.quality,
-        &mut orchestrator.segmentation,
-        &mut orchestrator.degradation,
-        &mut orchestrator.restoration,
-    ] {
+    for peer in config.orchestrator.peers_mut() {
         peer.tls = peer_tls.clone();
         // A refused handshake should fail the call quickly, not after the default 2 s.
         peer.connect_timeout_ms = 1_000;
@@ -356,13 +350,7 @@ async fn renewed_certificates_apply_without_a_restart() {
     ] {
         server.max_connection_age_ms = 1_000;
     }
-    let orchestrator = &mut config.orchestrator;
-    for peer in [
-        &mut orchestrator.quality,
-        &mut orchestrator.segmentation,
-        &mut orchestrator.degradation,
-        &mut orchestrator.restoration,
-    ] {
+    for peer in config.orchestrator.peers_mut() {
         peer.tls.reload_interval_ms = 200;
     }
     let mesh = Mesh::start(config).await.expect("mesh starts");

@@ -139,6 +139,19 @@ impl Default for OrchestratorConfig {
     }
 }
 
+impl OrchestratorConfig {
+    /// The four peers (quality, segmentation, degradation, restoration), to change them
+    /// alike (e.g. every peer's TLS).
+    pub fn peers_mut(&mut self) -> [&mut PeerConfig; 4] {
+        [
+            &mut self.quality,
+            &mut self.segmentation,
+            &mut self.degradation,
+            &mut self.restoration,
+        ]
+    }
+}
+
 impl clearair_runtime::launch::ServiceConfig for OrchestratorConfig {
     fn server(&self) -> &ServerConfig {
         &self.server
