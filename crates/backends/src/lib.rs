@@ -31,4 +31,4 @@ pub mod segmentation;
 
 pub use clearair_batch as batch;
 pub use error::{BackendError, Fault, Reason};
-pub use model_config::{ModelConfig, Precision};
+pub use model_config::{ModelConfig, Precision, cpu_has_native_bf16};

@@ -296,6 +296,18 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     let photo = clearair_imaging::decode(&data, &Default::default())?.image;
     let square = photo.centre_square();
     let sizes = args.size.map_or(args.sizes.clone(), |size| vec![size]);
+    let model = &config.restoration.model;
+    let device = clearair_model::parse_device(&model.device)?;
+    println!(
+        "restorer: {:?} on {device:?} (configured {:?}; this CPU computes bfloat16 natively: {})\n",
+        model.precision.resolve(device),
+        model.precision,
+        if clearair_backends::cpu_has_native_bf16() {
+            "yes"
+        } else {
+            "no"
+        },
+    );
     let mut reports = Vec::new();
     for (index, &size) in sizes.iter().enumerate() {
         let sized = square.resize(size, size)?;

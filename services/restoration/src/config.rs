@@ -1,7 +1,7 @@
 //! Configuration of the restoration service.
 
 use clearair_backends::{
-    ModelConfig, degradation::ENCODER_BACKEND_NAME, quality::BRISQUE_BACKEND_NAME,
+    ModelConfig, Precision, degradation::ENCODER_BACKEND_NAME, quality::BRISQUE_BACKEND_NAME,
     segmentation::GRAPH_BACKEND_NAME,
 };
 use clearair_model::ClearAirConfig;
@@ -63,7 +63,12 @@ impl Default for RestorationConfig {
                 max_queue: 16,
                 ..ServerConfig::default()
             },
-            model: ModelConfig::with_weights("models/clearair-compact.safetensors"),
+            model: ModelConfig {
+                // bf16 where the CPU computes it natively (within 0.1 dB of fp32 in
+                // `clearair eval`; the README's speed section), fp32 elsewhere.
+                precision: Precision::Auto,
+                ..ModelConfig::with_weights("models/clearair-compact.safetensors")
+            },
             backends: BackendNames::default(),
             tile_size: 512,
             tile_overlap: 32,

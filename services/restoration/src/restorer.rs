@@ -141,10 +141,14 @@ impl Restorer {
         if !model.random_init {
             load_weights(&mut store, &model.weights).map_err(|e| load_error(e.to_string()))?;
         }
-        model.precision.convert(&mut store);
-        if model.precision == Precision::Bf16 {
-            tracing::info!("restorer runs in bfloat16 (model.precision = \"bf16\")");
-        }
+        let precision = model.precision.resolve(device);
+        precision.convert(&mut store);
+        tracing::info!(
+            configured = ?model.precision,
+            runs_in = ?precision,
+            native_bf16 = clearair_backends::cpu_has_native_bf16(),
+            "restorer precision"
+        );
         let tiling = Tiling::new(config.tile_size, config.tile_overlap)
             .map_err(|e| load_error(e.to_string()))?;
         let (jobs, queue) = mpsc::channel::<Job>();
@@ -168,7 +172,7 @@ impl Restorer {
         Ok(Self {
             jobs,
             tiles_run: Arc::new(AtomicU64::new(0)),
-            precision: model.precision,
+            precision,
             config: network_config,
             device,
             tiling,
