@@ -15,6 +15,9 @@
 //! dies are lost. The request's single message is kept for that resend, so only RPCs with a
 //! unary request are balanced (every call between the services of the mesh is one).
 //!
+//! `clearair_peer_replicas{peer}` says how many replicas each peer's calls are spread over and
+//! `clearair_peer_unreachable_total{peer}` counts calls that had to go to another replica.
+//!
 //! With TLS, the peer's certificate files are read again every `tls.reload_interval_ms`; when
 //! they change, every replica gets a new channel made with them, so renewed certificates are
 //! used from the next call on without a restart.
@@ -295,6 +298,7 @@ impl Peer {
         if addresses(&set) != addresses(&next) {
             tracing::info!(peer = %self.label, replicas = ?addresses(&next), "peer replicas");
         }
+        metrics::global().set_peer_replicas(&self.label, next.len());
         *set = next;
     }
 
@@ -478,6 +482,7 @@ impl BalancedChannel {
                 replicas.push(Arc::new(dial.replica(target, address)?));
             }
         }
+        metrics::global().set_peer_replicas(&label, replicas.len());
         Ok(Self {
             peer: Arc::new(Peer {
                 label,
@@ -545,6 +550,7 @@ impl Service<http::Request<Body>> for BalancedChannel {
                     }
                     Err(error) if never_sent(&error) => {
                         let wait = replica.unreachable();
+                        metrics::global().record_peer_unreachable(&peer.label);
                         tracing::warn!(peer = %peer.label, replica = %replica.address,
                             error = %error, passed_over_ms = wait.as_millis() as u64,
                             "replica unreachable; the call goes to another");

@@ -54,6 +54,8 @@ pub struct Metrics {
     batch_queue: HistogramVec,
     fallbacks: IntCounterVec,
     tls_reloads: IntCounterVec,
+    peer_replicas: IntGaugeVec,
+    peer_unreachable: IntCounterVec,
 }
 
 /// Latency buckets from 1 ms to ~65 s: CPU restoration of a photo takes seconds.
@@ -156,6 +158,23 @@ impl Metrics {
             &["side", "name", "result"],
         )
         .expect("valid metric");
+        let peer_replicas = IntGaugeVec::new(
+            Opts::new(
+                "clearair_peer_replicas",
+                "Replicas a peer's calls are spread over (its addresses as last resolved)",
+            ),
+            &["peer"],
+        )
+        .expect("valid metric");
+        let peer_unreachable = IntCounterVec::new(
+            Opts::new(
+                "clearair_peer_unreachable_total",
+                "Calls that could not connect to a replica and went to another (the replica \
+                 passed over for a back-off)",
+            ),
+            &["peer"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -169,6 +188,8 @@ impl Metrics {
             Box::new(batch_queue.clone()),
             Box::new(fallbacks.clone()),
             Box::new(tls_reloads.clone()),
+            Box::new(peer_replicas.clone()),
+            Box::new(peer_unreachable.clone()),
         ] {
             registry
                 .register(collector)
@@ -189,6 +210,8 @@ impl Metrics {
             batch_queue,
             fallbacks,
             tls_reloads,
+            peer_replicas,
+            peer_unreachable,
         }
     }
 
@@ -250,6 +273,20 @@ impl Metrics {
         for result in ["ok", "error"] {
             self.tls_reloads.with_label_values(&[side, name, result]);
         }
+    }
+
+    /// Sets how many replicas `peer`'s calls are spread over; publishes its unreachable
+    /// counter at 0 too.
+    pub fn set_peer_replicas(&self, peer: &str, replicas: usize) {
+        self.peer_replicas
+            .with_label_values(&[peer])
+            .set(i64::try_from(replicas).unwrap_or(i64::MAX));
+        self.peer_unreachable.with_label_values(&[peer]);
+    }
+
+    /// Counts a call that could not connect to one of `peer`'s replicas.
+    pub fn record_peer_unreachable(&self, peer: &str) {
+        self.peer_unreachable.with_label_values(&[peer]).inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -25,6 +25,15 @@ fn channel(urls: &[&str], resolve: Resolver) -> BalancedChannel {
     .expect("valid peer")
 }
 
+/// The value of `metric{peer="<peer>"}` on the metrics page.
+fn peer_metric(metric: &str, peer: &str) -> Option<f64> {
+    let wanted = format!("{metric}{{peer=\"{peer}\"}} ");
+    crate::metrics::global()
+        .render()
+        .lines()
+        .find_map(|line| line.strip_prefix(&wanted)?.parse().ok())
+}
+
 fn sorted(mut list: Vec<SocketAddr>) -> Vec<SocketAddr> {
     list.sort();
     list
@@ -77,7 +86,10 @@ async fn the_replica_set_follows_dns_and_keeps_the_connections_of_addresses_that
         addr("10.0.0.1:50055"),
         addr("10.0.0.2:50055"),
     ])));
-    let channel = channel(&["http://restoration:50055"], fake_dns(answer.clone()));
+    let channel = channel(
+        &["http://restoration-scaled:50055"],
+        fake_dns(answer.clone()),
+    );
     assert!(
         channel.replicas().is_empty(),
         "nothing resolved before the first refresh"
@@ -113,10 +125,19 @@ async fn the_replica_set_follows_dns_and_keeps_the_connections_of_addresses_that
         "an address that stays keeps its replica (and connection)"
     );
 
+    assert_eq!(
+        peer_metric("clearair_peer_replicas", "http://restoration-scaled:50055"),
+        Some(3.0)
+    );
+
     // A failed resolution keeps the replicas that serve.
     *answer.lock().unwrap() = None;
     channel.peer.refresh().await;
     assert_eq!(channel.replicas().len(), 3);
+    assert_eq!(
+        peer_metric("clearair_peer_replicas", "http://restoration-scaled:50055"),
+        Some(3.0)
+    );
 }
 
 #[tokio::test]
@@ -243,4 +264,11 @@ async fn a_refused_connection_goes_to_the_next_replica_and_is_never_sent_twice()
     );
     let now = Instant::now();
     assert!(channel.peer.replicas().iter().all(|r| r.set_aside(now)));
+    let label = urls.join(", ");
+    assert_eq!(peer_metric("clearair_peer_replicas", &label), Some(2.0));
+    assert_eq!(
+        peer_metric("clearair_peer_unreachable_total", &label),
+        Some(2.0),
+        "both replicas were tried once"
+    );
 }
