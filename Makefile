@@ -94,7 +94,7 @@ client-tests: build
 tools: $(SETUP_STAMP)
 	deploy/tools/install.sh
 
-validate: tools
+validate: tools build
 	deploy/scripts/validate.sh
 
 ghz-smoke: build tools

@@ -396,6 +396,22 @@ PY
         "$WORK/tls-core.yaml" | grep -q "Errors: 0, Skipped: 0"
 }
 
+images_hold_their_libraries() {
+    # The binaries the build made (debug in `make test`, else release) and the venv's torch.
+    local dir
+    for dir in "$ROOT/target/debug" "$ROOT/target/release" ""; do
+        [[ -n "$dir" && -x "$dir/clearair-restoration" && -x "$dir/clearair-quality" ]] && break
+    done
+    if [[ -z "$dir" ]]; then
+        echo "no service binaries in target/debug or target/release: run make build first"
+        return 1
+    fi
+    local site
+    site="$("$ROOT/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+        || { echo "no project virtualenv: run make setup first"; return 1; }
+    python3 "$ROOT/deploy/scripts/check_image_libs.py" "$ROOT" "$dir" "$site"
+}
+
 dockerfile_matches_compose() {
     "$BIN/docker-compose" -f "$ROOT/docker-compose.yml" -f "$ROOT/deploy/docker/compose.cpu.yml" \
         config --format json >"$WORK/compose.json" || return 1
@@ -472,6 +488,7 @@ check "docker compose config (production override)" env CLEARAIR_MODEL_STORE=/sr
     config --quiet
 check "docker compose GPUs (device_ids, only where used, device = cuda)" compose_gpus
 check "Dockerfile stages and COPY sources match compose" dockerfile_matches_compose
+check "every library each service binary needs is in its image (CPU and GPU)" images_hold_their_libraries
 check "buf lint proto/" bash -c "cd '$ROOT/proto' && '$BIN/buf' lint"
 check "buf breaking" buf_breaking
 
