@@ -396,6 +396,20 @@ PY
         "$WORK/tls-core.yaml" | grep -q "Errors: 0, Skipped: 0"
 }
 
+dockerfile_builds_offline() {
+    # Nothing a registry would have to supply beyond the base images named by build args, and
+    # only syntax the frontend built into Debian's docker.io (20.10) reads.
+    local dockerfile="$ROOT/deploy/docker/Dockerfile" bad
+    bad="$(grep -nE '^# *syntax=|^(COPY|ADD) .*--(chmod|link|parents|exclude)|<<-?[A-Z"]' "$dockerfile")" || true
+    if [[ -n "$bad" ]]; then
+        echo "Dockerfile lines newer than the built-in frontend or pulling one:"; echo "$bad"; return 1
+    fi
+    if [[ "$(git -C "$ROOT" ls-files -s deploy/docker/healthcheck.sh | cut -c1-6)" != 100755 ]]; then
+        echo "deploy/docker/healthcheck.sh must be committed executable (COPY keeps the mode)"; return 1
+    fi
+    echo "no syntax directive, no COPY --chmod/--link, no heredocs; healthcheck.sh executable"
+}
+
 images_hold_their_libraries() {
     # The binaries the build made (debug in `make test`, else release) and the venv's torch.
     local dir
@@ -488,6 +502,7 @@ check "docker compose config (production override)" env CLEARAIR_MODEL_STORE=/sr
     config --quiet
 check "docker compose GPUs (device_ids, only where used, device = cuda)" compose_gpus
 check "Dockerfile stages and COPY sources match compose" dockerfile_matches_compose
+check "Dockerfile needs no registry frontend (Debian docker.io's built-in one reads it)" dockerfile_builds_offline
 check "every library each service binary needs is in its image (CPU and GPU)" images_hold_their_libraries
 check "buf lint proto/" bash -c "cd '$ROOT/proto' && '$BIN/buf' lint"
 check "buf breaking" buf_breaking
