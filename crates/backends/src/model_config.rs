@@ -52,9 +52,10 @@ impl Precision {
         }
     }
 
-    /// Converts the weights in `store` (loaded in fp32) to this precision (resolved).
+    /// Converts the weights in `store` (loaded in fp32) to this precision (`Auto` must be
+    /// resolved first; like [`Precision::kind`], it reads as fp32).
     pub fn convert(self, store: &mut tch::nn::VarStore) {
-        if self.resolve(store.device()) == Self::Bf16 {
+        if self == Self::Bf16 {
             store.bfloat16();
         }
     }

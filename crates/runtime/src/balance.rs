@@ -311,13 +311,14 @@ impl Peer {
             return Ok(false);
         };
         let files = settings.read(field)?;
-        if self.dial().tls_files.as_ref() == Some(&files) {
+        let current = self.dial();
+        if current.tls_files.as_ref() == Some(&files) {
             return Ok(false);
         }
         let dial = Dial {
             tls: Some(settings.config(&files)),
             tls_files: Some(files),
-            ..self.dial()
+            ..current
         };
         for target in &self.targets {
             dial.endpoint(target, &format!("{}:{}", target.host, target.port))?;

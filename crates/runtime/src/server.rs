@@ -276,7 +276,7 @@ impl GrpcServer {
             }))
         });
         let drain = Duration::from_millis(self.config.drain_timeout_ms);
-        let serving: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+        let mut serving: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
             match self.tls {
                 Some(tls) => {
                     tls.watch();
@@ -287,7 +287,6 @@ impl GrpcServer {
                     router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal),
                 ),
             };
-        let mut serving = serving;
         tokio::select! {
             result = &mut serving => result?,
             () = async {

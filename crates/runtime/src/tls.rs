@@ -135,18 +135,6 @@ impl ServerTls {
         })
     }
 
-    /// A rustls configuration offering `alpn` (e.g. `h2`, `http/1.1`), or `None` when TLS is
-    /// off; reads and checks the files once.
-    pub fn rustls(
-        &self,
-        alpn: &[&[u8]],
-    ) -> Result<Option<Arc<rustls::ServerConfig>>, RuntimeError> {
-        if !self.enabled {
-            return Ok(None);
-        }
-        self.read()?.config(alpn).map(Some)
-    }
-
     /// The server's TLS, following its files (see the module documentation), or `None` when
     /// TLS is off. Reads and checks the files now, so a wrong one stops the start; `service`
     /// labels the reload log lines and metric. Call [`ReloadingServerTls::watch`] to follow
@@ -439,7 +427,6 @@ mod tests {
 
     #[test]
     fn off_by_default_and_loads_nothing() {
-        assert!(ServerTls::default().rustls(GRPC_ALPN).unwrap().is_none());
         assert!(ServerTls::default().reloading("test").unwrap().is_none());
         assert!(PeerTls::default().load("quality.tls").unwrap().is_none());
         assert!(!ServerTls::default().is_mutual());
