@@ -18,6 +18,7 @@ use crate::optimizer::AdamW;
 const STATE_FILE: &str = "state.json";
 const WEIGHTS_FILE: &str = "weights.safetensors";
 const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+const AVERAGE_FILE: &str = "average.safetensors";
 
 /// The JSON part of a checkpoint.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -34,6 +35,10 @@ pub struct CheckpointState {
     pub smoothed_loss: f64,
     /// Settings that must not change across a resume (network, batch, crop, …).
     pub settings: serde_json::Value,
+    /// Updates of the weight average saved beside the weights, if the run keeps one (see
+    /// [`crate::average`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_updates: Option<u64>,
 }
 
 /// A checkpoint folder.
@@ -60,6 +65,11 @@ impl Checkpoint {
         self.folder.join(WEIGHTS_FILE)
     }
 
+    /// Path of the weight average (see [`crate::average`]), if the run keeps one.
+    pub fn average_path(&self) -> PathBuf {
+        self.folder.join(AVERAGE_FILE)
+    }
+
     /// Path of the JSON state.
     pub fn state_path(&self) -> PathBuf {
         self.folder.join(STATE_FILE)
@@ -70,18 +80,22 @@ impl Checkpoint {
         self.state_path().is_file()
     }
 
-    /// Saves weights, optimiser and state. The state is written last, through a rename, so
-    /// an interrupted save leaves the previous checkpoint's state pointing at files that
-    /// either belong to it or were fully replaced.
+    /// Saves weights, optimiser, the weight average if there is one, and state. The state is
+    /// written last, through a rename, so an interrupted save leaves the previous
+    /// checkpoint's state pointing at files that either belong to it or were fully replaced.
     pub fn save(
         &self,
         store: &nn::VarStore,
         optimizer: &AdamW,
+        average: Option<&nn::VarStore>,
         state: &CheckpointState,
     ) -> Result<()> {
         std::fs::create_dir_all(&self.folder).map_err(TrainError::io(&self.folder))?;
         clearair_model::save_weights(store, &self.folder.join(WEIGHTS_FILE))?;
         optimizer.save(&self.folder.join(OPTIMIZER_FILE))?;
+        if let Some(average) = average {
+            clearair_model::save_weights(average, &self.average_path())?;
+        }
         let text = serde_json::to_string_pretty(state).map_err(|source| TrainError::Json {
             path: self.state_path(),
             source,

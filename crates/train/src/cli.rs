@@ -215,6 +215,11 @@ pub struct RestorerArgs {
     /// Clip the global gradient norm to this (0: no clipping).
     #[arg(long, default_value_t = 1.0)]
     pub clip_grad_norm: f64,
+    /// Decay of the exponential moving average of the weights that the run evaluates,
+    /// checkpoints (`average.safetensors`) and writes to `--output` (0: no average; the
+    /// last step's weights are written). 0.999 averages over about the last 1,000 steps.
+    #[arg(long, default_value_t = 0.999)]
+    pub ema_decay: f64,
     /// Evaluate every this many steps while training (0: never): every row on centred crops
     /// of the held-out photos, appended to the checkpoint folder's `eval-history.csv`.
     #[arg(long, default_value_t = 0)]

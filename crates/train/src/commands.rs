@@ -306,6 +306,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         },
         adamw: AdamWConfig::default(),
         clip_grad_norm: (args.clip_grad_norm > 0.0).then_some(args.clip_grad_norm),
+        weight_average: (args.ema_decay != 0.0).then_some(args.ema_decay),
         seed: run.seed,
         device,
         shards,

@@ -82,7 +82,7 @@ pub fn train_encoder(
         "loss": format!("{:?}", job.loss_weights),
         "seed": job.seed,
     });
-    let (start, previous_elapsed, mut smoothed) = job.limits.start(
+    let (start, previous_elapsed, mut smoothed, _) = job.limits.start(
         "encoder",
         &settings,
         job.init.as_deref(),
@@ -107,6 +107,7 @@ pub fn train_encoder(
         elapsed_seconds: elapsed().as_secs_f64(),
         smoothed_loss: smoothed.value(),
         settings: settings.clone(),
+        average_updates: None,
     };
     while !job.limits.should_stop(step, elapsed()) {
         let (_, samples) = prefetcher.next_batch()?;
@@ -137,13 +138,13 @@ pub fn train_encoder(
         );
         let due = job.limits.checkpoint_every > 0 && step % job.limits.checkpoint_every == 0;
         if let (true, Some(checkpoint)) = (due, &job.limits.checkpoint) {
-            checkpoint.save(&store, &optimizer, &save_state(step, &smoothed))?;
+            checkpoint.save(&store, &optimizer, None, &save_state(step, &smoothed))?;
         }
     }
     drop(prefetcher);
     progress.finish();
     if let Some(checkpoint) = &job.limits.checkpoint {
-        checkpoint.save(&store, &optimizer, &save_state(step, &smoothed))?;
+        checkpoint.save(&store, &optimizer, None, &save_state(step, &smoothed))?;
     }
     let outcome = TrainingOutcome {
         steps: step,

@@ -12,7 +12,7 @@
 //!   made once and reused), [`data`] (reproducible samples and batches), [`prefetch`] (worker
 //!   threads).
 //! - Training: [`step`] (forward and backward split across threads), [`optimizer`] (AdamW
-//!   with savable state, schedule, range test), [`checkpoint`], [`history`] (learning
+//!   with savable state, schedule, range test), [`checkpoint`], [`average`] (the weights' moving average), [`history`] (learning
 //!   curves across resumes),
 //!   [`progress`], [`encoder_training`], [`restorer_training`], [`networks`] (loading by
 //!   manifest).
@@ -21,6 +21,7 @@
 //! - Tools: [`degrade`], [`benchmark`]; [`cli`] and `commands` (the entry points).
 //! - [`error`] holds [`TrainError`].
 
+pub mod average;
 pub mod benchmark;
 pub mod checkpoint;
 pub mod cli;

@@ -14,6 +14,7 @@ use clearair_model::{
 use serde_json::json;
 use tch::{Device, nn};
 
+use crate::average::WeightAverage;
 use crate::checkpoint::{Checkpoint, CheckpointState};
 use crate::data::{RestorerBatch, RestorerSample, RestorerSampler};
 use crate::error::{Result, TrainError};
@@ -62,9 +63,10 @@ impl RunLimits {
     }
 
     /// Where a run starts: from the checkpoint when resuming (step, training time so far and
-    /// smoothed loss restored into `store` and `optimizer`), else at step 0 from `init`'s
-    /// weights or the random initialisation (which the caller has already shaped, e.g. by a
-    /// [`StartingPoint`]). `network` and `settings` must match the checkpoint's.
+    /// smoothed loss restored into `store` and `optimizer`, with the weight average's update
+    /// count if the checkpoint keeps one), else at step 0 from `init`'s weights or the random
+    /// initialisation (which the caller has already shaped, e.g. by a [`StartingPoint`]).
+    /// `network` and `settings` must match the checkpoint's.
     pub fn start(
         &self,
         network: &str,
@@ -72,7 +74,7 @@ impl RunLimits {
         init: Option<&std::path::Path>,
         store: &mut nn::VarStore,
         optimizer: &mut AdamW,
-    ) -> Result<(u64, Duration, SmoothedValue)> {
+    ) -> Result<(u64, Duration, SmoothedValue, Option<u64>)> {
         match (&self.checkpoint, self.resume) {
             (Some(checkpoint), true) => {
                 let state = checkpoint.load(network, settings, store, optimizer)?;
@@ -80,6 +82,7 @@ impl RunLimits {
                     state.step,
                     Duration::from_secs_f64(state.elapsed_seconds),
                     SmoothedValue::starting_at(LOSS_SMOOTHING, state.smoothed_loss),
+                    state.average_updates,
                 ))
             }
             (None, true) => Err(TrainError::Setting(
@@ -89,7 +92,7 @@ impl RunLimits {
                 if let Some(init) = init {
                     clearair_model::load_weights(store, init)?;
                 }
-                Ok((0, Duration::ZERO, SmoothedValue::new(LOSS_SMOOTHING)))
+                Ok((0, Duration::ZERO, SmoothedValue::new(LOSS_SMOOTHING), None))
             }
         }
     }
@@ -129,6 +132,12 @@ pub struct RestorerTraining {
     pub adamw: AdamWConfig,
     /// Global gradient-norm clip, if any.
     pub clip_grad_norm: Option<f64>,
+    /// Keep an exponential moving average of the weights with this decay (see
+    /// [`crate::average`]): it is what the progress evaluation measures, what checkpoints
+    /// keep beside the weights (`average.safetensors`) and what `output` receives. The
+    /// decay may change across a resume; an average missing from the checkpoint starts at
+    /// the resumed weights.
+    pub weight_average: Option<f64>,
     /// The run's seed (network initialisation, data, augmentation).
     pub seed: u64,
     /// Where the network runs.
@@ -233,13 +242,17 @@ pub fn train_restorer(
     job.starting_point.apply(&store);
     let mut optimizer = AdamW::new(&store, job.adamw);
     let settings = checkpoint_settings(job);
-    let (start, previous_elapsed, mut smoothed) = job.limits.start(
+    let (start, previous_elapsed, mut smoothed, average_updates) = job.limits.start(
         "restorer",
         &settings,
         job.init.as_deref(),
         &mut store,
         &mut optimizer,
     )?;
+    let mut average = match job.weight_average {
+        Some(decay) => Some(start_average(job, decay, &store, average_updates)?),
+        None => None,
+    };
 
     job.sampler.windows().advance(start);
     let sampler = job.sampler.clone();
@@ -277,6 +290,9 @@ pub fn train_restorer(
         }
         let lr = job.schedule.at(step, job.limits.progress(step, elapsed()));
         optimizer.step(lr);
+        if let Some(average) = &mut average {
+            average.update(&store);
+        }
         if !loss.total.is_finite() {
             return Err(TrainError::Diverged {
                 step,
@@ -303,7 +319,8 @@ pub fn train_restorer(
             && eval.every > 0
             && step % eval.every == 0
         {
-            let record = eval.run(&network, job.device, step)?;
+            let measured = average.as_ref().map_or(&network, WeightAverage::network);
+            let record = eval.run(measured, job.device, step)?;
             history.record_eval(&record)?;
             progress.println(&format!(
                 "step {step}: {}",
@@ -319,12 +336,12 @@ pub fn train_restorer(
         }
         let due = job.limits.checkpoint_every > 0 && step % job.limits.checkpoint_every == 0;
         if let (true, Some(checkpoint)) = (due, &job.limits.checkpoint) {
-            checkpoint.save(
-                &store,
-                &optimizer,
-                &state(step, job.seed, elapsed(), &smoothed, &settings),
+            save_checkpoint(
+                job,
+                checkpoint,
+                (&store, &optimizer, average.as_ref()),
+                state(step, job.seed, elapsed(), &smoothed, &settings),
             )?;
-            write_checkpoint_manifest(job, checkpoint, step, elapsed().as_secs_f64())?;
             if let Some(history) = &mut history {
                 history.flush()?;
                 history.plot()?;
@@ -334,12 +351,12 @@ pub fn train_restorer(
     drop(prefetcher);
     progress.finish();
     if let Some(checkpoint) = &job.limits.checkpoint {
-        checkpoint.save(
-            &store,
-            &optimizer,
-            &state(step, job.seed, elapsed(), &smoothed, &settings),
+        save_checkpoint(
+            job,
+            checkpoint,
+            (&store, &optimizer, average.as_ref()),
+            state(step, job.seed, elapsed(), &smoothed, &settings),
         )?;
-        write_checkpoint_manifest(job, checkpoint, step, elapsed().as_secs_f64())?;
     }
     if let Some(history) = &mut history {
         history.flush()?;
@@ -354,10 +371,45 @@ pub fn train_restorer(
         elapsed_seconds: elapsed().as_secs_f64(),
         parameters: parameter_count(&store),
     };
+    // The average, when kept, is what the run delivers.
+    let (store, network) = match average {
+        Some(average) => average.into_parts(),
+        None => (store, network),
+    };
     save_weights(&store, &job.output)?;
     restorer_manifest(job, &outcome, BTreeMap::new())
         .write(&ModelManifest::path_for_weights(&job.output))?;
     Ok((store, network, outcome))
+}
+
+/// The weight average with `decay`: the checkpoint's when resuming one that keeps it, else
+/// starting at `store`'s weights.
+fn start_average(
+    job: &RestorerTraining,
+    decay: f64,
+    store: &nn::VarStore,
+    updates: Option<u64>,
+) -> Result<WeightAverage> {
+    let mut average = WeightAverage::start(decay, 0, store, &job.config)?;
+    if let (true, Some(checkpoint), Some(updates)) =
+        (job.limits.resume, &job.limits.checkpoint, updates)
+    {
+        average.load(&checkpoint.average_path(), updates)?;
+    }
+    Ok(average)
+}
+
+/// Saves a checkpoint (weights, optimiser, average, state) and the manifests that let its
+/// weights and average be evaluated as they stand.
+fn save_checkpoint(
+    job: &RestorerTraining,
+    checkpoint: &Checkpoint,
+    (store, optimizer, average): (&nn::VarStore, &AdamW, Option<&WeightAverage>),
+    mut state: CheckpointState,
+) -> Result<()> {
+    state.average_updates = average.map(WeightAverage::updates);
+    checkpoint.save(store, optimizer, average.map(WeightAverage::store), &state)?;
+    write_checkpoint_manifest(job, checkpoint, state.step, state.elapsed_seconds)
 }
 
 fn state(
@@ -374,6 +426,7 @@ fn state(
         elapsed_seconds: elapsed.as_secs_f64(),
         smoothed_loss: smoothed.value(),
         settings: settings.clone(),
+        average_updates: None,
     }
 }
 
@@ -396,8 +449,8 @@ fn checkpoint_settings(job: &RestorerTraining) -> serde_json::Value {
     })
 }
 
-/// A manifest beside the checkpoint's weights, so a run in progress can be evaluated as it
-/// stands (`clearair eval --restorer CHECKPOINT/weights.safetensors`).
+/// Manifests beside the checkpoint's weights and average, so a run in progress can be
+/// evaluated as it stands (`clearair eval --restorer CHECKPOINT/average.safetensors`).
 fn write_checkpoint_manifest(
     job: &RestorerTraining,
     checkpoint: &Checkpoint,
@@ -408,6 +461,13 @@ fn write_checkpoint_manifest(
     let mut manifest = run_manifest(job, step, metrics);
     manifest.name = format!("{} (checkpoint, step {step})", job.name);
     manifest.write(&ModelManifest::path_for_weights(&checkpoint.weights_path()))?;
+    if let Some(decay) = job.weight_average {
+        manifest.name = format!(
+            "{} (checkpoint, step {step}, weight average, decay {decay})",
+            job.name
+        );
+        manifest.write(&ModelManifest::path_for_weights(&checkpoint.average_path()))?;
+    }
     Ok(())
 }
 

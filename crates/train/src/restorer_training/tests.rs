@@ -56,6 +56,7 @@ fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTrainin
         },
         adamw: AdamWConfig::default(),
         clip_grad_norm: Some(1.0),
+        weight_average: None,
         seed: 21,
         device: Device::Cpu,
         shards: 1,
@@ -262,5 +263,69 @@ fn splitting_the_batch_across_threads_gives_the_same_gradient() {
     );
     for (a, b) in whole_grads.iter().zip(&split_grads) {
         assert!(a.allclose(b, 1e-4, 1e-6, false));
+    }
+}
+
+#[test]
+fn a_weight_average_is_delivered_and_resumes_exactly() {
+    let _torch = exclusive_torch();
+    let averaged = |folder: &std::path::Path| {
+        let mut job = job("model", 6, folder);
+        job.weight_average = Some(0.9);
+        job
+    };
+    let straight_folder = scratch_dir("average-straight");
+    let (straight_average, _, _) = train_restorer(&averaged(straight_folder.path())).unwrap();
+    // The last step's weights stay in the checkpoint; the average differs from them.
+    let checkpoint = Checkpoint::new(straight_folder.path().join("checkpoint"));
+    let mut last = nn::VarStore::new(Device::Cpu);
+    let _ = ClearAirNet::new(&last.root(), &tiny_restorer(36));
+    load_weights(&mut last, &checkpoint.weights_path()).unwrap();
+    let last = last.variables();
+    assert!(
+        straight_average
+            .variables()
+            .iter()
+            .any(|(name, tensor)| !tensor.allclose(&last[name], 1e-6, 1e-7, false)),
+        "the average equals the last weights"
+    );
+    // The average and its manifest load as a restorer, as evaluation reads them.
+    let loaded = crate::networks::load_restorer(&checkpoint.average_path(), Device::Cpu).unwrap();
+    assert!(loaded.manifest.name.contains("weight average"));
+
+    // Interrupted at step 3 and resumed: the same average as the uninterrupted run.
+    let resumed_folder = scratch_dir("average-resumed");
+    let mut interrupted = averaged(resumed_folder.path());
+    interrupted.limits.stop_at = Some(3);
+    train_restorer(&interrupted).unwrap();
+    let state: CheckpointState = serde_json::from_str(
+        &std::fs::read_to_string(
+            Checkpoint::new(resumed_folder.path().join("checkpoint")).state_path(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state.average_updates, Some(3));
+    let mut resume = averaged(resumed_folder.path());
+    resume.limits.resume = true;
+    let (resumed_average, _, _) = train_restorer(&resume).unwrap();
+    let straight = straight_average.variables();
+    for (name, tensor) in resumed_average.variables() {
+        assert!(
+            tensor.allclose(&straight[&name], 1e-6, 1e-7, false),
+            "{name}"
+        );
+    }
+    // What the run wrote to its output is the average.
+    let mut written = nn::VarStore::new(Device::Cpu);
+    let _ = ClearAirNet::new(&written.root(), &tiny_restorer(36));
+    load_weights(
+        &mut written,
+        &resumed_folder.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let written = written.variables();
+    for (name, tensor) in resumed_average.variables() {
+        assert!(tensor.equal(&written[&name]), "{name}");
     }
 }
