@@ -27,7 +27,8 @@ SETUP_STAMP := $(VENV)/.requirements-installed
 SAM2_PACKAGE := sam2==1.1.0
 
 .PHONY: help setup build run test lint fmt unit-tests client-tests parity-checks bench clean-data \
-	tools validate ghz-smoke go-client-tests grpcurl-tests browser-tests loadtest
+	tools validate ghz-smoke go-client-tests grpcurl-tests browser-tests loadtest images \
+	images-observability compose-tests
 
 help:
 	@echo "make run    - set up, build, start the mesh and restore the sample photos into out/"
@@ -37,6 +38,9 @@ help:
 	@echo "             - ghz against a live mesh; HTML and JSON reports in deploy/loadtest/reports/"
 	@echo "make tools  - ghz, grpcurl, helm, kubeconform, buf, docker compose into .tools/bin"
 	@echo "make validate - helm lint, helm template | kubeconform -strict, docker compose config, buf lint/breaking"
+	@echo "make images [IMAGE_PROFILE=debug|release] [IMAGE_CUDA=false|true]"
+	@echo "             - the five service images from this build, no image registry needed"
+	@echo "make images-observability - collector, Jaeger and Prometheus images without a registry"
 
 ## Setup ------------------------------------------------------------------------------------
 
@@ -109,6 +113,21 @@ grpcurl-tests: build tools
 browser-tests: build
 	tests/browser/run.sh target/debug/clearair
 
+## Containers ----------------------------------------------------------------------------
+
+# Built from what `make build` produced (debug; IMAGE_PROFILE=release after cargo build
+# --release) on a Debian base made with debootstrap: no image registry involved.
+IMAGE_PROFILE ?= debug
+IMAGE_CUDA ?= false
+images: build tools
+	deploy/docker/images.sh --profile $(IMAGE_PROFILE) --cuda $(IMAGE_CUDA)
+
+images-observability: tools
+	deploy/docker/observability-images.sh
+
+compose-tests: build tools
+	tests/compose/run.sh
+
 PROFILE ?= steady
 TARGETS ?= restore
 MODE ?= reflection
@@ -117,7 +136,7 @@ loadtest: setup tools
 	deploy/scripts/loadtest.sh -p $(PROFILE) -t $(TARGETS) -m $(MODE) target/release/clearair
 
 test: setup lint unit-tests parity-checks client-tests validate ghz-smoke go-client-tests grpcurl-tests \
-	browser-tests
+	browser-tests compose-tests
 	@echo "==> all tests passed"
 
 clean-data:

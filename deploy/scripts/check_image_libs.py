@@ -44,7 +44,7 @@ def stages(dockerfile):
             continue
         if current is None:
             continue
-        if re.match(r"COPY\s+--from=builder\s+/out/torch\s+" + re.escape(TORCH_DIR) + r"\s*$", line):
+        if re.match(r"COPY\s+--from=(?:builder|artifacts)\s+/out/torch\s+" + re.escape(TORCH_DIR) + r"\s*$", line):
             current["copies_torch"] = True
         for binary in re.findall(r"/out/bin/(clearair-[a-z]+)", line):
             if line.startswith("COPY"):

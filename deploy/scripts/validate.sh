@@ -7,6 +7,7 @@
 #   docker compose config                             docker-compose.yml, alone and with the CPU and
 #                                                     production overrides
 #   Dockerfile targets and COPY sources               every compose target is a stage; sources exist
+#   Dockerfile build paths                            ARTIFACTS=packaged reaches no registry image
 #   buf lint, buf breaking                            proto/ against the last release tag
 # Prints one line per check and exits non-zero if any failed.
 #
@@ -410,6 +411,59 @@ dockerfile_builds_offline() {
     echo "no syntax directive, no COPY --chmod/--link, no heredocs; healthcheck.sh executable"
 }
 
+dockerfile_both_paths() {
+    # The two ways of building the images (ARTIFACTS=builder: from source with registry
+    # images; ARTIFACTS=packaged: the build's own binaries on the debootstrap base) reach the
+    # stages they should: resolve every service target's stage graph under each set of build
+    # arguments, as BuildKit does, and list the images it would pull.
+    python3 - "$ROOT/deploy/docker/Dockerfile" "$ROOT/deploy/docker/images.sh" <<'PY'
+import re, sys
+text = re.sub(r"\\\n", " ", open(sys.argv[1]).read())
+images_sh = open(sys.argv[2]).read()
+defaults = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", text.split("\nFROM", 1)[0], re.M))
+stages, order, current = {}, [], None
+for line in text.splitlines():
+    m = re.match(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.I)
+    if m:
+        current = m.group(2) or f"stage{len(order)}"
+        stages[current] = {"from": m.group(1), "needs": set()}
+        order.append(current)
+    elif current:
+        stages[current]["needs"].update(re.findall(r"--from=(\S+)", line))
+def pulls(target, args):
+    seen, external, todo = set(), set(), [target]
+    while todo:
+        stage = todo.pop()
+        if stage in seen:
+            continue
+        seen.add(stage)
+        base = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), ""), stages[stage]["from"])
+        for parent in [base, *stages[stage]["needs"]]:
+            if parent in stages:
+                todo.append(parent)
+            elif parent != "scratch":
+                external.add(parent)
+    return seen, external
+services = ["orchestrator", "quality", "segmentation", "degradation", "restoration"]
+base = "clearair/base:bookworm-0123456789ab"
+packaged = dict(defaults, ARTIFACTS="packaged", RUNTIME_BASE=base, ORCHESTRATOR_BASE=base)
+problems = []
+for arg in ("ARTIFACTS=packaged", "RUNTIME_BASE=", "ORCHESTRATOR_BASE="):
+    if f"--build-arg {arg}" not in images_sh:
+        problems.append(f"deploy/docker/images.sh does not pass --build-arg {arg}")
+for service in services:
+    reached, external = pulls(service, packaged)
+    if external != {base} or "builder" in reached:
+        problems.append(f"{service} (packaged): pulls {sorted(external - {base})}, "
+                        f"stages {sorted(reached)}")
+    reached, external = pulls(service, defaults)
+    if "builder" not in reached or "packaged" in reached:
+        problems.append(f"{service} (from source): stages {sorted(reached)}")
+print("\n".join(problems) or f"{len(services)} targets: packaged reaches only the Debian base "
+      "and the staged build; from source reaches the builder")
+sys.exit(1 if problems else 0)
+PY
+}
 images_hold_their_libraries() {
     # The binaries the build made (debug in `make test`, else release) and the venv's torch.
     local dir
@@ -442,10 +496,19 @@ for name, service in compose["services"].items():
     if build and build.get("target") not in stages:
         problems.append(f"compose service {name} builds target {build.get('target')!r}, not a stage")
 ignored = {"data", "target", ".venv", ".tools", "out", ".git"}
+dockerignore = (root / "deploy/docker/Dockerfile.dockerignore").read_text().split()
+staged = "target/images/artifacts/"
 for source in re.findall(r"^COPY\s+(?!--from)(?:--\S+\s+)*(\S+)\s+\S+\s*$", dockerfile, re.M):
     if source == ".":
         continue
-    if source.split("/")[0] in ignored:
+    if source.startswith(staged):
+        # Laid out by deploy/docker/stage-artifacts.sh; the context lets it through.
+        if "!" + staged.rstrip("/") not in dockerignore:
+            problems.append(f"COPY {source}: the dockerignore does not let {staged} through")
+        if f'$out/{source[len(staged):].strip("/").split("/")[0]}' not in (
+                root / "deploy/docker/stage-artifacts.sh").read_text():
+            problems.append(f"COPY {source}: deploy/docker/stage-artifacts.sh does not make it")
+    elif source.split("/")[0] in ignored:
         problems.append(f"COPY {source}: excluded from the build context")
     elif not (root / source).exists():
         problems.append(f"COPY {source}: no such path in the repository")
@@ -503,6 +566,7 @@ check "docker compose config (production override)" env CLEARAIR_MODEL_STORE=/sr
 check "docker compose GPUs (device_ids, only where used, device = cuda)" compose_gpus
 check "Dockerfile stages and COPY sources match compose" dockerfile_matches_compose
 check "Dockerfile needs no registry frontend (Debian docker.io's built-in one reads it)" dockerfile_builds_offline
+check "Dockerfile builds both ways (offline from the build's binaries, from source)" dockerfile_both_paths
 check "every library each service binary needs is in its image (CPU and GPU)" images_hold_their_libraries
 check "buf lint proto/" bash -c "cd '$ROOT/proto' && '$BIN/buf' lint"
 check "buf breaking" buf_breaking
