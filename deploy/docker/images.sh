@@ -5,7 +5,8 @@
 #   3. the binaries, BRISQUE parameters and libtorch the build already produced, staged
 #      (deploy/docker/stage-artifacts.sh);
 #   4. deploy/docker/Dockerfile with ARTIFACTS=packaged, one target per service, tagged as
-#      docker-compose.yml and the chart expect: ${CLEARAIR_REGISTRY:-clearair}/<service>:${CLEARAIR_TAG:-dev}.
+#      docker-compose.yml expects, ${CLEARAIR_REGISTRY:-clearair}/<service>:${CLEARAIR_TAG:-dev},
+#      and as the chart does by default, <service>:<its appVersion>.
 # Prints each image's size at the end.
 #
 # Usage: deploy/docker/images.sh [--profile debug|release] [--cuda true|false] [SERVICE ...]
@@ -33,6 +34,9 @@ done
 ((${#services[@]})) || services=(quality segmentation degradation restoration orchestrator)
 registry="${CLEARAIR_REGISTRY:-clearair}"
 tag="${CLEARAIR_TAG:-dev}"
+# The chart's default tag is its appVersion: tagged too, so `helm install` on this engine's
+# cluster (kind, minikube, k3d after an image load) finds them.
+app_version="$(awk '$1 == "appVersion:" { gsub(/"/, "", $2); print $2 }' helm/clearair/Chart.yaml)"
 
 start=$SECONDS
 read -r -a build <<<"$(deploy/docker/engine.sh)"
@@ -50,6 +54,9 @@ for service in "${services[@]}"; do
         --label "io.clearair.binaries=$profile" \
         --label "io.clearair.cuda-libraries=$cuda" \
         -t "$registry/$service:$tag" . >/dev/null
+    if [[ -n "$app_version" && "$app_version" != "$tag" ]]; then
+        docker tag "$registry/$service:$tag" "$registry/$service:$app_version"
+    fi
     echo "    built in $((SECONDS - t0)) s"
 done
 echo "==> images ($((SECONDS - start)) s in all):"
