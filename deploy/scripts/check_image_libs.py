@@ -52,7 +52,8 @@ def stages(dockerfile):
         ld = re.search(r"LD_LIBRARY_PATH=(\S+)", line)
         if line.startswith("ENV") and ld:
             current["ld_path"] = ld.group(1).split(":")
-        install = re.search(r"apt-get install\s+(.*?)(?:&&|$)", line)
+        install = (re.search(r"apt-get install\s+(.*?)(?:&&|$)", line)
+                   or re.search(r"prepare-base\.sh\s+([^/].*?)(?:&&|$)", line))
         if install:
             current["packages"] |= {w for w in install.group(1).split() if not w.startswith("-")}
     return result
