@@ -76,6 +76,30 @@ fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTrainin
     }
 }
 
+/// The tiny restorer's weights as stored in `path`.
+fn stored_weights(path: &std::path::Path) -> std::collections::HashMap<String, Tensor> {
+    let mut store = nn::VarStore::new(Device::Cpu);
+    let _ = ClearAirNet::new(&store.root(), &tiny_restorer(36));
+    load_weights(&mut store, path).unwrap();
+    store.variables()
+}
+
+/// Every variable of `store` matches `expected` (within float tolerance unless `exact`).
+fn assert_same_weights(
+    store: &nn::VarStore,
+    expected: &std::collections::HashMap<String, Tensor>,
+    exact: bool,
+) {
+    for (name, tensor) in store.variables() {
+        let same = if exact {
+            tensor.equal(&expected[&name])
+        } else {
+            tensor.allclose(&expected[&name], 1e-6, 1e-7, false)
+        };
+        assert!(same, "{name}");
+    }
+}
+
 #[test]
 fn smoke_training_lowers_the_loss_and_writes_a_loadable_model() {
     let _torch = exclusive_torch();
@@ -134,26 +158,11 @@ fn resuming_continues_at_the_saved_step_and_matches_an_uninterrupted_run() {
     assert_eq!((second.steps, second.steps_run), (6, 3));
     // Steps 3–5 saw the same batches and optimiser state as the uninterrupted run.
     assert_eq!(&straight.losses[3..], &second.losses[..]);
-    let straight_weights = straight_store.variables();
-    for (name, tensor) in resumed_store.variables() {
-        assert!(
-            tensor.allclose(&straight_weights[&name], 1e-6, 1e-7, false),
-            "{name}"
-        );
-    }
+    assert_same_weights(&resumed_store, &straight_store.variables(), false);
 
     // The written weights are the final ones.
-    let mut reloaded = nn::VarStore::new(Device::Cpu);
-    let _ = ClearAirNet::new(&reloaded.root(), &tiny_restorer(36));
-    load_weights(
-        &mut reloaded,
-        &resumed_folder.path().join("model.safetensors"),
-    )
-    .unwrap();
-    let reloaded_weights = reloaded.variables();
-    for (name, tensor) in resumed_store.variables() {
-        assert!(tensor.equal(&reloaded_weights[&name]), "{name}");
-    }
+    let written = stored_weights(&resumed_folder.path().join("model.safetensors"));
+    assert_same_weights(&resumed_store, &written, true);
 }
 
 #[test]
@@ -195,10 +204,7 @@ fn init_starts_from_the_given_weights() {
     from_init.init = Some(folder.path().join("trained.safetensors"));
     let (copied, _, outcome) = train_restorer(&from_init).unwrap();
     assert_eq!(outcome.steps, 0);
-    let trained = trained.variables();
-    for (name, tensor) in copied.variables() {
-        assert!(tensor.equal(&trained[&name]), "{name}");
-    }
+    assert_same_weights(&copied, &trained.variables(), true);
 }
 
 #[test]
@@ -278,10 +284,7 @@ fn a_weight_average_is_delivered_and_resumes_exactly() {
     let (straight_average, _, _) = train_restorer(&averaged(straight_folder.path())).unwrap();
     // The last step's weights stay in the checkpoint; the average differs from them.
     let checkpoint = Checkpoint::new(straight_folder.path().join("checkpoint"));
-    let mut last = nn::VarStore::new(Device::Cpu);
-    let _ = ClearAirNet::new(&last.root(), &tiny_restorer(36));
-    load_weights(&mut last, &checkpoint.weights_path()).unwrap();
-    let last = last.variables();
+    let last = stored_weights(&checkpoint.weights_path());
     assert!(
         straight_average
             .variables()
@@ -309,23 +312,8 @@ fn a_weight_average_is_delivered_and_resumes_exactly() {
     let mut resume = averaged(resumed_folder.path());
     resume.limits.resume = true;
     let (resumed_average, _, _) = train_restorer(&resume).unwrap();
-    let straight = straight_average.variables();
-    for (name, tensor) in resumed_average.variables() {
-        assert!(
-            tensor.allclose(&straight[&name], 1e-6, 1e-7, false),
-            "{name}"
-        );
-    }
+    assert_same_weights(&resumed_average, &straight_average.variables(), false);
     // What the run wrote to its output is the average.
-    let mut written = nn::VarStore::new(Device::Cpu);
-    let _ = ClearAirNet::new(&written.root(), &tiny_restorer(36));
-    load_weights(
-        &mut written,
-        &resumed_folder.path().join("model.safetensors"),
-    )
-    .unwrap();
-    let written = written.variables();
-    for (name, tensor) in resumed_average.variables() {
-        assert!(tensor.equal(&written[&name]), "{name}");
-    }
+    let written = stored_weights(&resumed_folder.path().join("model.safetensors"));
+    assert_same_weights(&resumed_average, &written, true);
 }
