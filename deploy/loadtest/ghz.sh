@@ -72,3 +72,23 @@ print(f"    {r['count']} requests, {r['rps']:.2f} RPS, p50 {lat.get(50, 0):.1f} 
 PY
     echo "    reports: $base.json $base.html"
 }
+
+#   ghz_all_ok REPORT_JSON
+#     Fails unless the ghz report made at least one call and every call answered OK.
+ghz_all_ok() {
+    python3 - "$1" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+errors = report.get("errorDistribution") or {}
+codes = report.get("statusCodeDistribution") or {}
+problems = []
+if report["count"] < 1:
+    problems.append("no call was made")
+if errors:
+    problems.append(f"errors: {errors}")
+if set(codes) != {"OK"}:
+    problems.append(f"status codes: {codes}")
+if problems:
+    sys.exit(f"ghz failed ({sys.argv[1]}): " + "; ".join(problems))
+PY
+}

@@ -36,21 +36,7 @@ stamp="$(date +%Y%m%d-%H%M%S)"
 for mode in reflection proto; do
     base="$REPORTS/$stamp-smoke-restore-$mode"
     ghz_run restore smoke "$mode" "$WORK/payloads" "$base"
-    python3 - "$base.json" <<'PY'
-import json, sys
-report = json.load(open(sys.argv[1]))
-errors = report.get("errorDistribution") or {}
-codes = report.get("statusCodeDistribution") or {}
-problems = []
-if report["count"] < 1:
-    problems.append("no call was made")
-if errors:
-    problems.append(f"errors: {errors}")
-if set(codes) != {"OK"}:
-    problems.append(f"status codes: {codes}")
-if problems:
-    sys.exit(f"ghz smoke failed ({sys.argv[1]}): " + "; ".join(problems))
-PY
+    ghz_all_ok "$base.json"
 done
 
 echo "==> metric families plotted by deploy/grafana/dashboards/clearair.json"

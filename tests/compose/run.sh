@@ -109,15 +109,7 @@ GHZ_EXTRA_ARGS=()
 ORCHESTRATOR_ADDR="$endpoint"
 "$PYTHON" deploy/loadtest/payloads.py --out "$WORK/payloads" --size 128 --count 2
 ghz_run restore smoke reflection "$WORK/payloads" "$WORK/ghz"
-python3 - "$WORK/ghz.json" <<'PY'
-import json, sys
-report = json.load(open(sys.argv[1]))
-codes = report.get("statusCodeDistribution") or {}
-if report["count"] < 1 or set(codes) != {"OK"} or report.get("errorDistribution"):
-    sys.exit(f"ghz against the containers: {report['count']} calls, codes {codes}, "
-             f"errors {report.get('errorDistribution')}")
-print(f"    {report['count']} calls, all OK, {report['rps']:.2f} req/s")
-PY
+ghz_all_ok "$WORK/ghz.json"
 
 echo "==> traces through the collector into Jaeger, Prometheus scraping every service"
 python3 - "$CLEARAIR_JAEGER_PORT" "$CLEARAIR_PROMETHEUS_PORT" "${SERVICES[@]}" <<'PY'
