@@ -192,6 +192,11 @@ pub struct RestorerArgs {
     /// Probability that all three priors are neutral at once.
     #[arg(long, default_value_t = 0.05)]
     pub all_neutral: f64,
+    /// Multipliers of `--all-neutral` for windows of each kind (noise, haze, rain, blur,
+    /// low_light; the largest of a mixture's kinds): e.g. `1,3,1,1,3` trains the fallback of
+    /// haze and low light three times as often. Default: 1 for every kind.
+    #[arg(long, value_delimiter = ',')]
+    pub all_neutral_kinds: Vec<f64>,
     /// Probability of a clean training window (identity).
     #[arg(long, default_value_t = 0.1)]
     pub clean_probability: f64,

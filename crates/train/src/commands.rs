@@ -279,10 +279,21 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
     } else {
         None
     };
+    let all_neutral_kinds = match args.all_neutral_kinds.as_slice() {
+        [] => [1.0; 5],
+        [a, b, c, d, e] if [a, b, c, d, e].iter().all(|m| m.is_finite() && **m >= 0.0) => {
+            [*a, *b, *c, *d, *e]
+        }
+        other => anyhow::bail!(
+            "--all-neutral-kinds takes five multipliers ≥ 0 (noise, haze, rain, blur, \
+             low_light), got {other:?}"
+        ),
+    };
     let sampling = RestorerSampling {
         crops,
         prior_dropout: args.prior_dropout,
         all_neutral: args.all_neutral,
+        all_neutral_kinds,
     };
     let job = RestorerTraining {
         name: file_stem(&args.output),
@@ -583,7 +594,7 @@ fn restorer_data_detail(
          embedded backends on each whole window (BRISQUE, graph segmentation, the degradation \
          encoder on its 256 shrink), cached in a pool of {} windows refreshed at {} per step; \
          {:.2} of the clean photos darkened in their mid-tones; each prior neutral with \
-         probability {:.2}, all three with {:.2}; loss {}{}",
+         probability {:.2}, all three with {:.2}{}; loss {}{}",
         windows.min_side,
         windows.max_side,
         kinds.join("/"),
@@ -595,6 +606,14 @@ fn restorer_data_detail(
         windows.dark_share,
         args.prior_dropout,
         args.all_neutral,
+        if args.all_neutral_kinds.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (times {:?} for noise/haze/rain/blur/low light)",
+                args.all_neutral_kinds
+            )
+        },
         args.pixel_loss,
         if args.no_icrm {
             " (ICRM off)".to_owned()

@@ -142,6 +142,26 @@ pub struct RestorerSampling {
     /// Probability that all three priors are neutral at once (every prior service down): the
     /// fallback the mesh must never make worse than its input.
     pub all_neutral: f64,
+    /// Multiplier of `all_neutral` per degradation kind (noise, haze, rain, blur, low light):
+    /// a window's probability is `all_neutral` times the largest multiplier of its kinds
+    /// (clean windows: `all_neutral`). All ones: the same probability for every window.
+    pub all_neutral_kinds: [f64; 5],
+}
+
+impl RestorerSampling {
+    /// The probability that every prior of a crop of a window with `kinds` is neutral.
+    pub fn all_neutral_for(&self, kinds: &[f32; 5]) -> f64 {
+        let multiplier = kinds
+            .iter()
+            .zip(self.all_neutral_kinds)
+            .filter(|(present, _)| **present > 0.0)
+            .map(|(_, multiplier)| multiplier)
+            .fold(None, |best: Option<f64>, m| {
+                Some(best.map_or(m, |b| b.max(m)))
+            })
+            .unwrap_or(1.0);
+        (self.all_neutral * multiplier).clamp(0.0, 1.0)
+    }
 }
 
 /// One restorer training sample, on the CPU.
@@ -215,7 +235,7 @@ impl RestorerSampler {
         let RestorerSampling {
             ref crops,
             prior_dropout,
-            all_neutral,
+            ..
         } = self.settings;
         let crop = crops.at(iteration).crop;
         let mut rng = keyed_rng(self.seed, Purpose::RestorerSample, iteration, index);
@@ -226,7 +246,7 @@ impl RestorerSampler {
         let x = rng.gen_range(0..=side - crop);
         let y = rng.gen_range(0..=side - crop);
         let symmetry = random_symmetry(&mut rng);
-        let dropout = if rng.gen_bool(all_neutral.clamp(0.0, 1.0)) {
+        let dropout = if rng.gen_bool(self.settings.all_neutral_for(&window.kinds)) {
             PriorDropout::ALL
         } else {
             PriorDropout::sample(prior_dropout, &mut rng)

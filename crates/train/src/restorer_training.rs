@@ -435,7 +435,7 @@ fn state(
 fn checkpoint_settings(job: &RestorerTraining) -> serde_json::Value {
     let sampling = job.sampler.settings();
     let windows = job.sampler.windows();
-    json!({
+    let mut settings = json!({
         "config": job.config,
         "crops": sampling.crops,
         "prior_dropout": sampling.prior_dropout,
@@ -446,7 +446,12 @@ fn checkpoint_settings(job: &RestorerTraining) -> serde_json::Value {
         "icrm": format!("{:?}", job.icrm),
         "icrm_every": job.icrm_every,
         "seed": job.seed,
-    })
+    });
+    // Only when set, so runs checkpointed before the multipliers existed still resume.
+    if sampling.all_neutral_kinds != [1.0; 5] {
+        settings["all_neutral_kinds"] = json!(sampling.all_neutral_kinds);
+    }
+    settings
 }
 
 /// Manifests beside the checkpoint's weights and average, so a run in progress can be

@@ -21,6 +21,7 @@ fn sampling(prior_dropout: f64) -> RestorerSampling {
         crops: CropSchedule::fixed(24, 3),
         prior_dropout,
         all_neutral: 0.0,
+        all_neutral_kinds: [1.0; 5],
     }
 }
 
@@ -145,6 +146,58 @@ fn prior_dropout_gives_exactly_the_neutral_priors() {
     let batch = RestorerBatch::assemble(&kept, Device::Cpu).unwrap();
     let norms = batch.priors.degradation.norm_scalaropt_dim(2.0, [1], false);
     assert!((norms.min().double_value(&[]) - 1.0).abs() < 1e-4);
+}
+
+#[test]
+fn all_neutral_multipliers_pick_the_largest_of_a_windows_kinds() {
+    let settings = RestorerSampling {
+        all_neutral: 0.2,
+        all_neutral_kinds: [1.0, 3.0, 0.5, 0.0, 2.0],
+        ..sampling(0.0)
+    };
+    let p = |kinds: [f32; 5]| settings.all_neutral_for(&kinds);
+    assert!(
+        (p([0.0; 5]) - 0.2).abs() < 1e-12,
+        "clean windows keep the base"
+    );
+    assert!((p([1.0, 0.0, 0.0, 0.0, 0.0]) - 0.2).abs() < 1e-12);
+    assert!((p([0.0, 1.0, 0.0, 0.0, 0.0]) - 0.6).abs() < 1e-12);
+    assert!((p([0.0, 0.0, 1.0, 0.0, 0.0]) - 0.1).abs() < 1e-12);
+    assert_eq!(
+        p([0.0, 0.0, 0.0, 1.0, 0.0]),
+        0.0,
+        "a zero multiplier never drops all"
+    );
+    assert!(
+        (p([0.0, 1.0, 0.0, 0.0, 1.0]) - 0.6).abs() < 1e-12,
+        "mixtures take the largest"
+    );
+    let capped = RestorerSampling {
+        all_neutral: 0.5,
+        ..settings.clone()
+    };
+    assert_eq!(capped.all_neutral_for(&[0.0, 1.0, 0.0, 0.0, 0.0]), 1.0);
+
+    // In the sampler: with every kind's multiplier 0, only crops of clean windows get the
+    // fallback, although the base probability is 1.
+    let maker = maker(5);
+    let only_clean = RestorerSampling {
+        all_neutral: 1.0,
+        all_neutral_kinds: [0.0; 5],
+        ..sampling(0.0)
+    };
+    let sampler = sampler(&maker, only_clean, 9);
+    let samples: Vec<RestorerSample> = (0..4).flat_map(|i| sampler.batch(i).unwrap()).collect();
+    assert!(samples.iter().any(|s| s.kinds.iter().any(|k| *k > 0.0)));
+    for sample in samples {
+        let expect_all = sample.kinds.iter().all(|k| *k == 0.0);
+        assert_eq!(
+            sample.dropout == crate::priors::PriorDropout::ALL,
+            expect_all,
+            "kinds {:?}",
+            sample.kinds
+        );
+    }
 }
 
 #[test]

@@ -34,6 +34,7 @@ fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTrainin
         crops: CropSchedule::fixed(32, 2),
         prior_dropout: 0.1,
         all_neutral: 0.05,
+        all_neutral_kinds: [1.0; 5],
     };
     RestorerTraining {
         name: name.to_owned(),
