@@ -4,7 +4,7 @@
 use crate::profile::span;
 use tch::{Tensor, nn, nn::Module};
 
-use crate::layers::{conv2d, depthwise3x3, from_pixel_tokens, pixel_tokens};
+use crate::layers::{batched_mm, conv2d, depthwise3x3, from_pixel_tokens, pixel_tokens};
 
 /// Multi-Dconv head transposed attention.
 #[derive(Debug)]
@@ -45,7 +45,7 @@ impl TransposedAttention {
             // columns of qᵀk, so the 2C×2C product is divided instead of the P×C features
             // (strided norm reductions over the pixels cost more than the product itself).
             let query_key = tokens.narrow(2, 0, 2 * channels);
-            let products = query_key.transpose(1, 2).matmul(&query_key);
+            let products = batched_mm(&query_key.transpose(1, 2), &query_key);
             // max(‖·‖, 1e-12) as F.normalize floors it, clamped before the root so that a
             // zero channel has a zero gradient rather than 0·∞.
             let norms = products.diagonal(0, 1, 2).clamp_min(1e-24).sqrt();
@@ -66,13 +66,14 @@ impl TransposedAttention {
             let attention = (blocks / scale * &self.temperature).softmax(-1, None);
             // Each head's values times Aᵀ, written straight into N×P×C (channels-last).
             let mixed = if self.heads == 1 {
-                value.matmul(&attention.select(1, 0).transpose(-2, -1))
+                batched_mm(&value, &attention.select(1, 0).transpose(-2, -1))
             } else {
                 let per_head: Vec<Tensor> = (0..self.heads)
                     .map(|h| {
-                        value
-                            .narrow(2, h * head_dim, head_dim)
-                            .matmul(&attention.select(1, h).transpose(-2, -1))
+                        batched_mm(
+                            &value.narrow(2, h * head_dim, head_dim),
+                            &attention.select(1, h).transpose(-2, -1),
+                        )
                     })
                     .collect();
                 Tensor::cat(&per_head, 2)

@@ -4,7 +4,7 @@
 use crate::profile::span;
 use tch::{Tensor, nn, nn::Module};
 
-use crate::layers::{conv2d, depthwise3x3};
+use crate::layers::{conv_channels, conv2d, depthwise3x3};
 
 /// Gated-Dconv feed-forward network.
 #[derive(Debug)]
@@ -31,17 +31,28 @@ impl GatedFeedForward {
     }
 
     /// Applies `project_out(GELU(x1) · x2)` where `x1, x2` are the halves of the expansion.
+    ///
+    /// Each half is computed on its own (the 1×1 and depthwise weights sliced; the same
+    /// arithmetic as one wide convolution and a split), so GELU and the product read dense
+    /// feature maps instead of channel views of the expansion.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let expanded = span("project_in_conv1x1", || self.project_in.forward(x));
-        let expanded = span("dwconv3x3", || self.dwconv.forward(&expanded));
+        let hidden = self.dwconv.ws.size()[0] / 2;
+        let half = |index: i64| {
+            let expanded = span("project_in_conv1x1", || {
+                conv_channels(&self.project_in, x, index * hidden, hidden, false)
+            });
+            span("dwconv3x3", || {
+                conv_channels(&self.dwconv, &expanded, index * hidden, hidden, true)
+            })
+        };
+        let (gate, value) = (half(0), half(1));
         let gated = span("gelu_gate", || {
-            let halves = expanded.chunk(2, 1);
-            let mut gate = halves[0].gelu("none");
+            let mut gate = gate.gelu("none");
             if gate.requires_grad() {
-                gate * &halves[1]
+                gate * &value
             } else {
                 // Inference: multiply into the fresh GELU output instead of a third buffer.
-                gate *= &halves[1];
+                gate *= &value;
                 gate
             }
         });

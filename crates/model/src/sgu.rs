@@ -5,19 +5,17 @@
 use tch::{Kind, Tensor, nn, nn::Module};
 
 use crate::layer_norm::ChannelLayerNorm;
-use crate::layers::{conv2d, from_pixel_tokens, linear, pixel_tokens};
+use crate::layers::{
+    batched_mm, conv2d, from_pixel_tokens, linear, pixel_token_attention, pixel_tokens,
+};
 use crate::transformer::BlockShape;
-
-/// Logit given to empty regions: finite (unlike −∞) so a sample whose regions are all empty
-/// gets a uniform softmax that the validity product then zeroes, with finite gradients.
-const EMPTY_REGION_LOGIT: f64 = -1e9;
 
 /// Mean of `features` (N×C×H×W) inside each of `masks` (N×M×H×W, weights in [0, 1]), as
 /// region tokens N×M×C. An empty mask gives a zero token.
 pub fn mask_average_pool(features: &Tensor, masks: &Tensor) -> Tensor {
     let (batch, regions) = (masks.size()[0], masks.size()[1]);
     let flat_masks = masks.reshape([batch, regions, -1]);
-    let sums = flat_masks.matmul(&pixel_tokens(features));
+    let sums = batched_mm(&flat_masks, &pixel_tokens(features));
     let areas = flat_masks.sum_dim_intlist(-1, true, None).clamp_min(1e-6);
     sums / areas
 }
@@ -33,7 +31,7 @@ pub fn nonempty_regions(masks: &Tensor) -> Tensor {
 pub fn broadcast_region_means(tokens: &Tensor, masks: &Tensor) -> Tensor {
     let (batch, regions, height, width) = masks.size4().expect("masks must be N×M×H×W");
     let flat_masks = masks.reshape([batch, regions, -1]);
-    let painted = flat_masks.transpose(1, 2).matmul(tokens);
+    let painted = batched_mm(&flat_masks.transpose(1, 2), tokens);
     let coverage = flat_masks
         .sum_dim_intlist(1, true, None)
         .clamp_min(1.0)
@@ -113,33 +111,21 @@ impl SemanticGuidance {
         if regions == 0 {
             return x.shallow_clone();
         }
-        let (batch, channels, height, width) = x.size4().expect("SGU expects N×C×H×W");
-        let head_dim = channels / self.heads;
+        let (_, _, height, width) = x.size4().expect("SGU expects N×C×H×W");
         let normed = self.norm.forward(x);
         let tokens = mask_average_pool(&normed, masks);
         let semantic = broadcast_region_means(&tokens, masks);
 
-        // N×heads×HW×d queries against N×heads×M×d keys and values.
-        let query = pixel_tokens(&self.query.forward(&(&normed + semantic)))
-            .reshape([batch, -1, self.heads, head_dim])
-            .transpose(1, 2);
-        let split_heads = |t: Tensor| {
-            t.reshape([batch, regions, self.heads, head_dim])
-                .transpose(1, 2)
-        };
-        let key = split_heads(self.key.forward(&tokens));
-        let value = split_heads(self.value.forward(&tokens));
-
-        let valid = nonempty_regions(masks).view([batch, 1, 1, regions]);
-        let logits = query.matmul(&key.transpose(2, 3)) / (head_dim as f64).sqrt();
-        let weights = logits
-            .masked_fill(&valid.logical_not(), EMPTY_REGION_LOGIT)
-            .softmax(-1, None)
-            * valid.to_kind(x.kind());
-        let attended = weights
-            .matmul(&value)
-            .transpose(1, 2)
-            .reshape([batch, -1, channels]);
+        // Every pixel attends to the M region tokens (empty regions get no weight).
+        let query = pixel_tokens(&self.query.forward(&(&normed + semantic)));
+        let valid = nonempty_regions(masks);
+        let attended = pixel_token_attention(
+            &query,
+            &self.key.forward(&tokens),
+            &self.value.forward(&tokens),
+            self.heads,
+            Some(&valid),
+        );
         x + self
             .project_out
             .forward(&from_pixel_tokens(&attended, height, width))

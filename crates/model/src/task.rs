@@ -6,7 +6,7 @@
 use tch::{Tensor, nn, nn::Module};
 
 use crate::layer_norm::ChannelLayerNorm;
-use crate::layers::{conv2d, from_pixel_tokens, linear, pixel_tokens};
+use crate::layers::{conv2d, from_pixel_tokens, linear, pixel_token_attention, pixel_tokens};
 use crate::transformer::BlockShape;
 
 /// F_d → MLP → softmax over `task_prompts` learnable prompt vectors → F_p.
@@ -148,27 +148,18 @@ impl DegradationAwareModule {
     /// Applies the masked prompt modulation, then the cross-attention to the content tokens
     /// (N×T×token_dim); both residual.
     pub fn forward(&self, x: &Tensor, prompt: &Tensor, content_tokens: &Tensor) -> Tensor {
-        let (batch, channels, height, width) = x.size4().expect("DAM expects N×C×H×W");
+        let (_, _, height, width) = x.size4().expect("DAM expects N×C×H×W");
         let (gated, mask) = self.prompt_gate(x, prompt);
         let x = x + self.modulation.forward(&gated) * mask;
 
-        let tokens = content_tokens.size()[1];
-        let head_dim = channels / self.heads;
-        let query = pixel_tokens(&self.query.forward(&self.norm_content.forward(&x)))
-            .reshape([batch, -1, self.heads, head_dim])
-            .transpose(1, 2);
-        let split_heads = |t: Tensor| {
-            t.reshape([batch, tokens, self.heads, head_dim])
-                .transpose(1, 2)
-        };
-        let key = split_heads(self.key.forward(content_tokens));
-        let value = split_heads(self.value.forward(content_tokens));
-        let weights =
-            (query.matmul(&key.transpose(2, 3)) / (head_dim as f64).sqrt()).softmax(-1, None);
-        let attended = weights
-            .matmul(&value)
-            .transpose(1, 2)
-            .reshape([batch, -1, channels]);
+        let query = pixel_tokens(&self.query.forward(&self.norm_content.forward(&x)));
+        let attended = pixel_token_attention(
+            &query,
+            &self.key.forward(content_tokens),
+            &self.value.forward(content_tokens),
+            self.heads,
+            None,
+        );
         let attended = from_pixel_tokens(&attended, height, width);
         &x + self.project_out.forward(&attended)
     }
