@@ -39,6 +39,10 @@ pub enum PixelLoss {
     L1,
     /// [`psnr_loss`], scaled so its gradient at typical errors is of L1's order.
     Psnr,
+    /// The scaled PSNR loss plus L1: per-image PSNR keeps nearly clean images near the
+    /// identity, while L1 keeps the pull of images with large errors (haze, low light), whose
+    /// PSNR gradient shrinks as 1/MSE.
+    PsnrL1,
 }
 
 impl PixelLoss {
@@ -49,6 +53,7 @@ impl PixelLoss {
             // d(−PSNR)/dMSE = 10/(ln 10 · MSE): at an MSE of 1e-3 (30 dB) that is ~4300× the
             // MSE gradient; 1/100 brings it near L1's scale so the learning rate carries over.
             Self::Psnr => psnr_loss(restored, target) * 0.01,
+            Self::PsnrL1 => psnr_loss(restored, target) * 0.01 + l1_loss(restored, target),
         }
     }
 }

@@ -174,7 +174,7 @@ pub struct RestorerArgs {
     /// How a new network starts: `identity-output`, `identity-branches` or `random`.
     #[arg(long, default_value = "identity-output")]
     pub start: String,
-    /// Pixel loss: `psnr` (per-image) or `l1`.
+    /// Pixel loss: `psnr` (per-image), `l1`, or `psnr-l1` (their sum).
     #[arg(long, default_value = "psnr")]
     pub pixel_loss: String,
     /// Turn the ICRM consistency term off (ablation).

@@ -184,6 +184,13 @@ fn psnr_loss_is_minus_the_mean_per_image_psnr() {
     assert!((loss + 30.0).abs() < 1e-3, "{loss}");
     let scaled = PixelLoss::Psnr.compute(&restored, &clean).double_value(&[]);
     assert!((scaled + 0.3).abs() < 1e-5);
+    // Plus L1: the mean absolute error is (0.1 + 0.01) / 2.
+    let mixed = PixelLoss::PsnrL1
+        .compute(&restored, &clean)
+        .double_value(&[]);
+    assert!((mixed - (-0.3 + 0.055)).abs() < 1e-5, "{mixed}");
+    let keyword: PixelLoss = serde_json::from_str("\"psnr-l1\"").unwrap();
+    assert_eq!(keyword, PixelLoss::PsnrL1);
 }
 
 #[test]
