@@ -87,17 +87,18 @@ pub(crate) fn pixel_token_attention(
     let images: Vec<Tensor> = (0..batch)
         .map(|n| {
             let (q, k, v) = (query.select(0, n), key.select(0, n), value.select(0, n));
-            let valid = valid.map(|valid| valid.select(0, n).unsqueeze(1));
+            // T×1: which tokens are invalid, and the 0/1 weight that zeroes them.
+            let masks = valid.map(|valid| {
+                let valid = valid.select(0, n).unsqueeze(1);
+                (valid.logical_not(), valid.to_kind(query.kind()))
+            });
             let per_head: Vec<Tensor> = (0..heads)
                 .map(|h| {
                     let part = |t: &Tensor| t.narrow(1, h * head_dim, head_dim);
                     let logits = part(&k).mm(&part(&q).tr()) * scale;
-                    let weights = match &valid {
-                        Some(valid) => {
-                            logits
-                                .masked_fill(&valid.logical_not(), INVALID_LOGIT)
-                                .softmax(0, None)
-                                * valid.to_kind(logits.kind())
+                    let weights = match &masks {
+                        Some((invalid, keep)) => {
+                            logits.masked_fill(invalid, INVALID_LOGIT).softmax(0, None) * keep
                         }
                         None => logits.softmax(0, None),
                     };

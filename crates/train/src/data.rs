@@ -156,9 +156,7 @@ impl RestorerSampling {
             .zip(self.all_neutral_kinds)
             .filter(|(present, _)| **present > 0.0)
             .map(|(_, multiplier)| multiplier)
-            .fold(None, |best: Option<f64>, m| {
-                Some(best.map_or(m, |b| b.max(m)))
-            })
+            .reduce(f64::max)
             .unwrap_or(1.0);
         (self.all_neutral * multiplier).clamp(0.0, 1.0)
     }
