@@ -23,6 +23,38 @@ pub struct Series {
     pub name: String,
     /// (x, y) points in drawing order; non-finite points break the line.
     pub points: Vec<(f64, f64)>,
+    /// Its colour; `None` takes the next one of [`PALETTE`] by position.
+    pub colour: Option<[u8; 3]>,
+    /// Drawn dashed (reference levels: a goal, a baseline).
+    pub dashed: bool,
+}
+
+impl Series {
+    /// A solid line in the palette's colour for its position.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self {
+            name: name.into(),
+            points,
+            colour: None,
+            dashed: false,
+        }
+    }
+
+    /// A dashed horizontal line at `level` from `x_from` to `x_to`, in `colour`.
+    pub fn level(
+        name: impl Into<String>,
+        level: f64,
+        x_from: f64,
+        x_to: f64,
+        colour: [u8; 3],
+    ) -> Self {
+        Self {
+            name: name.into(),
+            points: vec![(x_from, level), (x_to, level)],
+            colour: Some(colour),
+            dashed: true,
+        }
+    }
 }
 
 /// A line plot with axes, ticks, a title and a legend.
@@ -134,7 +166,7 @@ impl LinePlot {
         );
         draw_text(&mut image, 4, MARGIN_TOP - 12, &self.y_label, axis, 1);
         for (index, series) in self.series.iter().enumerate() {
-            let colour = PALETTE[index % PALETTE.len()];
+            let colour = series.colour.unwrap_or(PALETTE[index % PALETTE.len()]);
             let mut previous: Option<(f64, f64)> = None;
             for &(x, y) in &series.points {
                 let (x, y) = (x_of(x), y);
@@ -143,9 +175,22 @@ impl LinePlot {
                     continue;
                 }
                 let point = to_pixel(x, y);
+                let dash = if series.dashed { Some(DASH) } else { None };
+                // Sparse solid series (evaluations every few thousand steps) get a marker
+                // per point, so a single evaluation is visible too.
+                if !series.dashed && series.points.len() <= MARKED_POINTS {
+                    fill_rect(
+                        &mut image,
+                        (point.0 as u32).saturating_sub(2),
+                        (point.1 as u32).saturating_sub(2),
+                        5,
+                        5,
+                        colour,
+                    );
+                }
                 match previous {
-                    Some(from) => draw_line(&mut image, from, point, colour),
-                    None => draw_line(&mut image, point, point, colour),
+                    Some(from) => draw_line(&mut image, from, point, colour, dash),
+                    None => draw_line(&mut image, point, point, colour, dash),
                 }
                 previous = Some(point);
             }
@@ -173,14 +218,30 @@ fn format_number(value: f64) -> String {
     }
 }
 
-/// A two-pixel-wide line from `from` to `to` (pixel coordinates), clipped to the image.
-fn draw_line(image: &mut Rgb8Image, from: (f64, f64), to: (f64, f64), colour: [u8; 3]) {
+/// Solid series with at most this many points are drawn with a marker at each.
+const MARKED_POINTS: usize = 50;
+
+/// Dash and gap length of dashed lines, in pixels.
+const DASH: usize = 6;
+
+/// A two-pixel-wide line from `from` to `to` (pixel coordinates), clipped to the image;
+/// with `dash`, drawn in dashes of that many pixels with gaps as long.
+fn draw_line(
+    image: &mut Rgb8Image,
+    from: (f64, f64),
+    to: (f64, f64),
+    colour: [u8; 3],
+    dash: Option<usize>,
+) {
     let steps = (to.0 - from.0)
         .abs()
         .max((to.1 - from.1).abs())
         .ceil()
         .max(1.0) as usize;
     for step in 0..=steps {
+        if dash.is_some_and(|d| (step / d) % 2 == 1) {
+            continue;
+        }
         let t = step as f64 / steps as f64;
         let x = from.0 + t * (to.0 - from.0);
         let y = from.1 + t * (to.1 - from.1);
@@ -210,16 +271,13 @@ mod tests {
             y_label: "L1".into(),
             log_x: false,
             series: vec![
-                Series {
-                    name: "a".into(),
-                    points: (0..50)
+                Series::new(
+                    "a",
+                    (0..50)
                         .map(|i| (f64::from(i), 1.0 / f64::from(i + 1)))
                         .collect(),
-                },
-                Series {
-                    name: "b".into(),
-                    points: vec![(0.0, 0.5), (f64::NAN, 0.3), (49.0, 0.2)],
-                },
+                ),
+                Series::new("b", vec![(0.0, 0.5), (f64::NAN, 0.3), (49.0, 0.2)]),
             ],
         };
         let image = plot.render(320, 200).unwrap();
@@ -238,10 +296,10 @@ mod tests {
             x_label: "learning rate".into(),
             y_label: "loss".into(),
             log_x: true,
-            series: vec![Series {
-                name: "flat".into(),
-                points: vec![(1e-5, 0.1), (1e-3, 0.1), (1e-1, 0.1)],
-            }],
+            series: vec![Series::new(
+                "flat",
+                vec![(1e-5, 0.1), (1e-3, 0.1), (1e-1, 0.1)],
+            )],
         };
         let image = plot.render(200, 120).unwrap();
         assert!(count(&image, PALETTE[0]) > 50);
@@ -253,5 +311,40 @@ mod tests {
         assert_eq!(format_number(2e-4), "2e-4");
         assert_eq!(format_number(0.25), "0.250");
         assert_eq!(format_number(1500.0), "1500");
+    }
+
+    #[test]
+    fn levels_are_dashed_in_their_own_colour() {
+        let grey = [128, 128, 128];
+        let solid = LinePlot {
+            title: String::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            log_x: false,
+            series: vec![
+                Series::new("run", vec![(0.0, 0.0), (10.0, 2.0)]),
+                Series {
+                    dashed: false,
+                    ..Series::level("goal", 1.0, 0.0, 10.0, grey)
+                },
+            ],
+        };
+        let dashed = LinePlot {
+            series: vec![
+                solid.series[0].clone(),
+                Series::level("goal", 1.0, 0.0, 10.0, grey),
+            ],
+            ..solid.clone()
+        };
+        let (solid, dashed) = (
+            solid.render(300, 160).unwrap(),
+            dashed.render(300, 160).unwrap(),
+        );
+        // Same colour either way, about half the pixels when dashed (the legend swatch is
+        // the same in both).
+        let (full, half) = (count(&solid, grey) as f64, count(&dashed, grey) as f64);
+        assert!(half > 0.35 * full && half < 0.7 * full, "{half} of {full}");
+        // The run keeps the palette's first colour.
+        assert!(count(&dashed, PALETTE[0]) > 100);
     }
 }

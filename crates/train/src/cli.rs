@@ -22,6 +22,30 @@ pub enum TrainCommand {
     Restorer(Box<RestorerArgs>),
     /// Time forward passes and training steps of the restorers on a device.
     Benchmark(BenchmarkArgs),
+    /// Draw runs' progress evaluations as learning curves, a panel per row with its goal and
+    /// an optional baseline, and print where each run stands and how fast it still moves.
+    Curves(CurvesArgs),
+}
+
+/// `clearair train curves`.
+#[derive(Args, Debug, Clone)]
+pub struct CurvesArgs {
+    /// The runs: their folders (or their checkpoint folders, or `eval-history.csv` files).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Legend names of the runs, in order (default: their folders' names).
+    #[arg(long, value_delimiter = ',')]
+    pub names: Vec<String>,
+    /// An `eval.json` of `clearair eval` drawn as the baseline (evaluate it with the runs'
+    /// `--eval-crop` for a like-for-like line), named after its folder.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Progress evaluations the trend (dB per 1000 steps) is fitted over.
+    #[arg(long, default_value_t = 3)]
+    pub trend_over: usize,
+    /// Where the picture goes.
+    #[arg(long, default_value = "out/curves.png")]
+    pub out: PathBuf,
 }
 
 /// Settings shared by both trainings.
@@ -422,6 +446,18 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         TrainCommand::Encoder(args) => crate::commands::train_encoder_command(&args),
         TrainCommand::Restorer(args) => crate::commands::train_restorer_command(&args),
         TrainCommand::Benchmark(args) => crate::commands::benchmark_command(&args),
+        TrainCommand::Curves(args) => {
+            let table = crate::curves::write_curves(
+                &args.runs,
+                &args.names,
+                args.baseline.as_deref(),
+                args.trend_over,
+                &args.out,
+            )?;
+            print!("{table}");
+            println!("curves: {}", args.out.display());
+            Ok(())
+        }
     }
 }
 

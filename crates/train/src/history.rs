@@ -14,7 +14,8 @@ use crate::photos::write_png;
 use crate::step::StepLosses;
 
 const STEPS_FILE: &str = "history.csv";
-const EVALS_FILE: &str = "eval-history.csv";
+/// The progress evaluations' file.
+pub(crate) const EVALS_FILE: &str = "eval-history.csv";
 const STEPS_HEADER: &str = "step,lr,loss,pixel,consistency,seconds";
 
 /// One progress evaluation: the step and each row's (key, restored PSNR, input PSNR).
@@ -130,8 +131,7 @@ impl History {
     }
 
     /// Draws `history.png` (the loss, smoothed over 100 steps) and, when there are
-    /// evaluations, `eval-history.png` (each row's gain in dB, the clean row as its PSNR
-    /// minus 40).
+    /// evaluations, `eval-history.png` (a panel per row with its goal: see [`crate::curves`]).
     pub fn plot(&self) -> Result<()> {
         let steps = std::fs::read_to_string(self.folder.join(STEPS_FILE)).unwrap_or_default();
         let mut points = Vec::new();
@@ -154,64 +154,75 @@ impl History {
             x_label: "step".into(),
             y_label: "loss".into(),
             log_x: false,
-            series: vec![Series {
-                name: "loss".into(),
-                points: thinned,
-            }],
+            series: vec![Series::new("loss", thinned)],
         };
         write_png(&plot.render(720, 360)?, &self.folder.join("history.png"))?;
 
-        let evals = std::fs::read_to_string(self.folder.join(EVALS_FILE)).unwrap_or_default();
-        let mut lines = evals.lines();
-        let Some(header) = lines.next() else {
+        let evals = read_evals(&self.folder.join(EVALS_FILE))?;
+        if evals.is_empty() {
             return Ok(());
-        };
-        let keys: Vec<&str> = header
-            .split(',')
-            .skip(1)
-            .step_by(2)
-            .map(|k| k.trim_start_matches("psnr_"))
-            .collect();
-        let mut series: Vec<Series> = keys
-            .iter()
-            .map(|key| Series {
-                name: (*key).to_owned(),
-                points: Vec::new(),
-            })
-            .collect();
-        for line in lines {
-            let values: Vec<f64> = line
-                .split(',')
-                .map(|v| v.parse::<f64>().unwrap_or(f64::NAN))
-                .collect();
-            let step = values[0];
-            for (index, series) in series.iter_mut().enumerate() {
-                let (psnr, input) = (
-                    values.get(1 + 2 * index).copied().unwrap_or(f64::NAN),
-                    values.get(2 + 2 * index).copied().unwrap_or(f64::NAN),
-                );
-                let gain = if input.is_finite() {
-                    psnr - input
-                } else {
-                    psnr - 40.0
-                };
-                series.points.push((step, gain));
-            }
         }
-        // The served rows and the clean one; the fallback rows have their own check.
-        series.retain(|s| !s.name.starts_with("fallback_"));
-        let plot = LinePlot {
-            title: "progress evaluation: gain over the input (dB); clean: PSNR - 40".into(),
-            x_label: "step".into(),
-            y_label: "dB".into(),
-            log_x: false,
-            series,
+        let run = crate::curves::RunCurves {
+            name: "this run".into(),
+            records: evals,
         };
         write_png(
-            &plot.render(720, 400)?,
+            &crate::curves::sheet(&[run], None)?,
             &self.folder.join("eval-history.png"),
         )
     }
+}
+
+/// Reads an `eval-history.csv` (step, then each row's restored and input PSNR); a missing
+/// file has no evaluations.
+pub fn read_evals(path: &Path) -> Result<Vec<EvalRecord>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(path, e)),
+    };
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return Ok(Vec::new());
+    };
+    let keys: Vec<&str> = header
+        .split(',')
+        .skip(1)
+        .step_by(2)
+        .map(|k| k.trim_start_matches("psnr_"))
+        .collect();
+    let mut records = Vec::new();
+    for (number, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let values: Vec<f64> = line
+            .split(',')
+            .map(|v| v.trim().parse::<f64>().unwrap_or(f64::NAN))
+            .collect();
+        let step = values.first().copied().unwrap_or(f64::NAN);
+        if !(step.is_finite() && step >= 0.0) || values.len() != 1 + 2 * keys.len() {
+            return Err(TrainError::Setting(format!(
+                "{}: line {} is not a step and {} PSNR pairs",
+                path.display(),
+                number + 2,
+                keys.len()
+            )));
+        }
+        let rows = keys
+            .iter()
+            .enumerate()
+            .map(|(index, key)| {
+                (
+                    (*key).to_owned(),
+                    values[1 + 2 * index],
+                    values[2 + 2 * index],
+                )
+            })
+            .collect();
+        records.push(EvalRecord {
+            step: step as u64,
+            rows,
+        });
+    }
+    Ok(records)
 }
 
 /// At most about `most` of `points`, evenly spaced.
@@ -246,10 +257,7 @@ pub fn write_range_test(folder: &Path, rates: &[f64], losses: &[f64]) -> Result<
         x_label: "learning rate".into(),
         y_label: "loss".into(),
         log_x: true,
-        series: vec![Series {
-            name: "loss".into(),
-            points,
-        }],
+        series: vec![Series::new("loss", points)],
     };
     let image = folder.join("lr-range.png");
     write_png(&plot.render(720, 360)?, &image)?;
@@ -283,6 +291,10 @@ mod tests {
             })
             .unwrap();
         history.plot().unwrap();
+        let read = read_evals(&folder.path().join(EVALS_FILE)).unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].rows[0], ("noise25".to_owned(), 25.0, 20.0));
+        assert_eq!(read[0].rows[1].2, f64::INFINITY);
         assert!(folder.path().join("history.png").is_file());
         assert!(folder.path().join("eval-history.png").is_file());
 

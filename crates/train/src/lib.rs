@@ -13,7 +13,7 @@
 //!   threads).
 //! - Training: [`step`] (forward and backward split across threads), [`optimizer`] (AdamW
 //!   with savable state, schedule, range test), [`checkpoint`], [`average`] (the weights' moving average), [`history`] (learning
-//!   curves across resumes),
+//!   curves across resumes), [`curves`] (runs' progress evaluations against the goals),
 //!   [`progress`], [`encoder_training`], [`restorer_training`], [`networks`] (loading by
 //!   manifest).
 //! - Evaluation: [`protocol`] (rows, fixed seeds, metrics), [`mesh`] (restore as the mesh
@@ -26,6 +26,7 @@ pub mod benchmark;
 pub mod checkpoint;
 pub mod cli;
 mod commands;
+pub mod curves;
 pub mod data;
 pub mod degrade;
 pub mod encoder_eval;
