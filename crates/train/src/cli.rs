@@ -238,7 +238,9 @@ pub struct RestorerArgs {
     /// rain, blur, low_light); default equal.
     #[arg(long, value_delimiter = ',')]
     pub kind_weights: Vec<f64>,
-    /// Degradation parameters: `training` (wide ranges) or `evaluation` (the eval's ranges).
+    /// Degradation parameters: `training` (wide ranges), `evaluation` (the eval's ranges) or
+    /// `mixed:P` (each degradation from the eval's ranges with probability P, else the wide
+    /// ones).
     #[arg(long, default_value = "training")]
     pub ranges: String,
     /// Clip the global gradient norm to this (0: no clipping).

@@ -230,11 +230,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
             kinds.len()
         );
     }
-    let ranges = match args.ranges.as_str() {
-        "training" => ParameterRanges::Training,
-        "evaluation" => ParameterRanges::Evaluation,
-        other => anyhow::bail!("unknown --ranges `{other}` (training or evaluation)"),
-    };
+    let ranges = ParameterRanges::parse(&args.ranges)?;
     let mix = DegradationMix {
         clean: args.clean_probability,
         mixture: args.mixture_probability,

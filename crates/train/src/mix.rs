@@ -11,13 +11,68 @@ use tch::Tensor;
 use crate::error::Result;
 
 /// Where a degradation's parameters are drawn from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum ParameterRanges {
     /// The evaluation's fixed ranges ([`Degradation::sample`]).
     #[default]
     Evaluation,
     /// The wider training ranges around them ([`Degradation::sample_training`]).
     Training,
+    /// Each degradation from the evaluation's ranges with probability `evaluation_share`,
+    /// otherwise from the wide ones: most of the data where the rows are measured, the rest
+    /// around it so degradations made by other code are no surprise.
+    Mixed {
+        /// Probability of the evaluation's ranges, in [0, 1].
+        evaluation_share: f64,
+    },
+}
+
+impl ParameterRanges {
+    /// Parses `training`, `evaluation` or `mixed:P` (P the evaluation's share; `mixed`
+    /// alone is `mixed:0.5`).
+    pub fn parse(text: &str) -> Result<Self> {
+        let setting = |why: String| crate::error::TrainError::Setting(why);
+        match text {
+            "training" => Ok(Self::Training),
+            "evaluation" => Ok(Self::Evaluation),
+            "mixed" => Ok(Self::Mixed {
+                evaluation_share: 0.5,
+            }),
+            other => {
+                let share = other
+                    .strip_prefix("mixed:")
+                    .ok_or_else(|| {
+                        setting(format!(
+                            "--ranges `{other}`: expected training, evaluation or mixed:P"
+                        ))
+                    })?
+                    .parse::<f64>()
+                    .map_err(|e| setting(format!("--ranges `{other}`: {e}")))?;
+                if !(0.0..=1.0).contains(&share) {
+                    return Err(setting(format!(
+                        "--ranges `{other}`: the evaluation's share must be within [0, 1]"
+                    )));
+                }
+                Ok(Self::Mixed {
+                    evaluation_share: share,
+                })
+            }
+        }
+    }
+
+    /// Draws the parameters of one degradation of `kind`.
+    pub fn sample(self, kind: DegradationKind, rng: &mut ChaCha8Rng) -> Degradation {
+        let evaluation = match self {
+            Self::Evaluation => true,
+            Self::Training => false,
+            Self::Mixed { evaluation_share } => rng.gen_bool(evaluation_share),
+        };
+        if evaluation {
+            Degradation::sample(kind, rng)
+        } else {
+            Degradation::sample_training(kind, rng)
+        }
+    }
 }
 
 /// Probabilities of a clean sample and of a two-kind mixture; the rest are single kinds,
@@ -76,10 +131,7 @@ impl DegradationMix {
         };
         kinds
             .into_iter()
-            .map(|kind| match self.ranges {
-                ParameterRanges::Evaluation => Degradation::sample(kind, rng),
-                ParameterRanges::Training => Degradation::sample_training(kind, rng),
-            })
+            .map(|kind| self.ranges.sample(kind, rng))
             .collect()
     }
 }
@@ -192,5 +244,50 @@ mod weight_tests {
         let share = |i: usize| per_kind[i] as f64 / 5000.0;
         assert!((share(0) - 0.1).abs() < 0.02 && (share(2) - 0.3).abs() < 0.03);
         assert!((share(4) - 0.2).abs() < 0.03);
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// Share of noise draws off the benchmarks' σ grid (only the wide ranges make those).
+    fn off_grid_share(ranges: ParameterRanges) -> f64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let draws = 4000;
+        let off = (0..draws)
+            .filter(|_| match ranges.sample(DegradationKind::Noise, &mut rng) {
+                Degradation::Noise { sigma } => {
+                    !clearair_model::synthesis::NOISE_SIGMAS.contains(&sigma)
+                }
+                other => panic!("noise asked, {other:?} drawn"),
+            })
+            .count();
+        off as f64 / f64::from(draws)
+    }
+
+    #[test]
+    fn mixed_ranges_draw_from_both_in_proportion() {
+        assert_eq!(off_grid_share(ParameterRanges::Evaluation), 0.0);
+        // The wide ranges put 30% of noise on the grid themselves.
+        let wide = off_grid_share(ParameterRanges::Training);
+        assert!((wide - 0.7).abs() < 0.03, "{wide}");
+        let mixed = off_grid_share(ParameterRanges::parse("mixed:0.75").unwrap());
+        assert!((mixed - 0.25 * 0.7).abs() < 0.03, "{mixed}");
+        assert_eq!(
+            ParameterRanges::parse("mixed").unwrap(),
+            ParameterRanges::Mixed {
+                evaluation_share: 0.5
+            }
+        );
+        assert_eq!(
+            ParameterRanges::parse("evaluation").unwrap(),
+            ParameterRanges::Evaluation
+        );
+        for bad in ["mixed:1.5", "mixed:x", "wide", "mixed:-0.1"] {
+            let error = ParameterRanges::parse(bad).unwrap_err().to_string();
+            assert!(error.contains(bad), "{bad}: {error}");
+        }
     }
 }
