@@ -369,15 +369,17 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Parses `AxB` into two numbers.
+/// Parses `AxB` into two numbers; `form` names them for the error (e.g. `CROPxBATCH, as in
+/// 128x4`).
 fn pair<A: std::str::FromStr, B: std::str::FromStr>(
     flag: &str,
+    form: &str,
     text: &str,
 ) -> anyhow::Result<(A, B)> {
     let parsed = text
         .split_once('x')
         .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
-    parsed.with_context(|| format!("{flag}: `{text}` is not of the form AxB"))
+    parsed.with_context(|| format!("{flag}: `{text}` is not {form}"))
 }
 
 /// `clearair train benchmark`.
@@ -393,14 +395,14 @@ pub(crate) fn benchmark_command(args: &BenchmarkArgs) -> anyhow::Result<()> {
         .layouts
         .iter()
         .map(|text| {
-            let (intra_op, shards) = pair("--layouts", text)?;
+            let (intra_op, shards) = pair("--layouts", "INTRAxSHARDS, as in 2x1", text)?;
             Ok(ThreadLayout { intra_op, shards })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let crops = args
         .crops
         .iter()
-        .map(|text| pair("--crops", text))
+        .map(|text| pair("--crops", "CROPxBATCH, as in 128x4", text))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let data = if args.window_sides.is_empty() {
         None
@@ -651,4 +653,24 @@ pub(crate) fn profile_command(args: &crate::cli::ProfileArgs) -> anyhow::Result<
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_parse_and_name_their_form() {
+        let (crop, batch): (i64, i64) = pair("--crops", "CROPxBATCH, as in 128x4", "96x8").unwrap();
+        assert_eq!((crop, batch), (96, 8));
+        for bad in ["128", "x4", "128x", "axb"] {
+            let error = pair::<i64, i64>("--crops", "CROPxBATCH, as in 128x4", bad)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                error,
+                format!("--crops: `{bad}` is not CROPxBATCH, as in 128x4")
+            );
+        }
+    }
 }
