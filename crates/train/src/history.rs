@@ -158,7 +158,15 @@ impl History {
         };
         write_png(&plot.render(720, 360)?, &self.folder.join("history.png"))?;
 
-        let evals = read_evals(&self.folder.join(EVALS_FILE))?;
+        // A picture is not worth stopping a run of hours for: a damaged history (a line cut
+        // short by a crash before the checkpoint it belongs to) is reported and skipped.
+        let evals = match read_evals(&self.folder.join(EVALS_FILE)) {
+            Ok(evals) => evals,
+            Err(error) => {
+                eprintln!("history: eval-history.png not drawn: {error}");
+                return Ok(());
+            }
+        };
         if evals.is_empty() {
             return Ok(());
         }
@@ -297,6 +305,14 @@ mod tests {
         assert_eq!(read[0].rows[1].2, f64::INFINITY);
         assert!(folder.path().join("history.png").is_file());
         assert!(folder.path().join("eval-history.png").is_file());
+        // A damaged line is named when read and does not stop the run's plotting.
+        let evals_path = folder.path().join(EVALS_FILE);
+        let intact = std::fs::read_to_string(&evals_path).unwrap();
+        std::fs::write(&evals_path, format!("{intact}5,24.1\n")).unwrap();
+        let error = read_evals(&evals_path).unwrap_err().to_string();
+        assert!(error.contains("line 3"), "{error}");
+        history.plot().unwrap();
+        std::fs::write(&evals_path, intact).unwrap();
 
         // Resume from the checkpoint at step 3: steps 4 and 5 and the evaluation after step
         // 4 are dropped.
