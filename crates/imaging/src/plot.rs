@@ -167,6 +167,10 @@ impl LinePlot {
         draw_text(&mut image, 4, MARGIN_TOP - 12, &self.y_label, axis, 1);
         for (index, series) in self.series.iter().enumerate() {
             let colour = series.colour.unwrap_or(PALETTE[index % PALETTE.len()]);
+            let dash = if series.dashed { Some(DASH) } else { None };
+            // Sparse solid series (evaluations every few thousand steps) get a marker per
+            // point, so a single evaluation is visible too.
+            let marked = !series.dashed && series.points.len() <= MARKED_POINTS;
             let mut previous: Option<(f64, f64)> = None;
             for &(x, y) in &series.points {
                 let (x, y) = (x_of(x), y);
@@ -175,10 +179,7 @@ impl LinePlot {
                     continue;
                 }
                 let point = to_pixel(x, y);
-                let dash = if series.dashed { Some(DASH) } else { None };
-                // Sparse solid series (evaluations every few thousand steps) get a marker
-                // per point, so a single evaluation is visible too.
-                if !series.dashed && series.points.len() <= MARKED_POINTS {
+                if marked {
                     fill_rect(
                         &mut image,
                         (point.0 as u32).saturating_sub(2),
