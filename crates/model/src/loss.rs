@@ -30,6 +30,23 @@ pub fn psnr_loss(restored: &Tensor, target: &Tensor) -> Tensor {
     (per_image + 1e-10).log10().mean(Kind::Float) * 10.0
 }
 
+/// Where [`PixelLoss::PsnrCapped`] stops rewarding an image: 40 dB, two above the clean
+/// row's goal (38 dB).
+pub const PSNR_LOSS_CEILING_DB: f64 = 40.0;
+
+/// [`psnr_loss`] saturating at `ceiling_db`: −10·log10(MSE + 10^(−ceiling/10)) per image.
+/// The plain loss weights an image's squared error by 1/MSE, so an image restored almost
+/// perfectly (a clean crop at 50 dB and more) pulls on the weights hundreds of times harder
+/// than a rainy one at 22 dB and, under gradient clipping, sets the direction of the whole
+/// step; past the ceiling the weight stops growing (1/(MSE + floor) ≤ 1/floor).
+pub fn psnr_loss_capped(restored: &Tensor, target: &Tensor, ceiling_db: f64) -> Tensor {
+    let floor = 10f64.powf(-ceiling_db / 10.0);
+    let per_image = (restored - target)
+        .square()
+        .mean_dim(&[1, 2, 3][..], false, None);
+    (per_image + floor).log10().mean(Kind::Float) * 10.0
+}
+
 /// How the restored image is compared with the clean one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -43,6 +60,9 @@ pub enum PixelLoss {
     /// identity, while L1 keeps the pull of images with large errors (haze, low light), whose
     /// PSNR gradient shrinks as 1/MSE.
     PsnrL1,
+    /// [`psnr_loss_capped`] at [`PSNR_LOSS_CEILING_DB`], scaled as `Psnr`: images past the
+    /// ceiling (in practice the clean crops) stop outweighing the hard ones.
+    PsnrCapped,
 }
 
 impl PixelLoss {
@@ -54,6 +74,7 @@ impl PixelLoss {
             // MSE gradient; 1/100 brings it near L1's scale so the learning rate carries over.
             Self::Psnr => psnr_loss(restored, target) * 0.01,
             Self::PsnrL1 => psnr_loss(restored, target) * 0.01 + l1_loss(restored, target),
+            Self::PsnrCapped => psnr_loss_capped(restored, target, PSNR_LOSS_CEILING_DB) * 0.01,
         }
     }
 }

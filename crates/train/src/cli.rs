@@ -198,7 +198,8 @@ pub struct RestorerArgs {
     /// How a new network starts: `identity-output`, `identity-branches` or `random`.
     #[arg(long, default_value = "identity-output")]
     pub start: String,
-    /// Pixel loss: `psnr` (per-image), `l1`, or `psnr-l1` (their sum).
+    /// Pixel loss: `psnr` (per-image), `psnr-capped` (per-image, saturating at 40 dB so nearly
+    /// clean images stop outweighing hard ones), `l1`, or `psnr-l1` (the sum of psnr and l1).
     #[arg(long, default_value = "psnr")]
     pub pixel_loss: String,
     /// Turn the ICRM consistency term off (ablation).

@@ -194,6 +194,37 @@ fn psnr_loss_is_minus_the_mean_per_image_psnr() {
 }
 
 #[test]
+fn capped_psnr_loss_saturates_at_its_ceiling_and_tames_nearly_clean_images() {
+    let clean = Tensor::zeros([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+    // Far below the ceiling the two losses nearly agree: 20 dB, less 10·log10(1.01).
+    let rough = &clean + 0.1;
+    let capped = psnr_loss_capped(&rough, &clean, 40.0).double_value(&[]);
+    assert!((capped + 19.957).abs() < 1e-3, "{capped}");
+    // A perfect restoration is worth the ceiling, not 100 dB.
+    let perfect = psnr_loss_capped(&clean, &clean, 40.0).double_value(&[]);
+    assert!((perfect + 40.0).abs() < 1e-3, "{perfect}");
+    // The pull of an image at 60 dB: the plain loss's gradient is 1/MSE times the squared
+    // error's, the capped one's 1/(MSE + 1e-4): about 100 times smaller.
+    let gradient = |loss: &dyn Fn(&Tensor) -> Tensor| {
+        let input = (&clean + 0.001).set_requires_grad(true);
+        loss(&input).backward();
+        input.grad().abs().sum(Kind::Float).double_value(&[])
+    };
+    let plain = gradient(&|x| psnr_loss(x, &clean));
+    let tamed = gradient(&|x| psnr_loss_capped(x, &clean, 40.0));
+    assert!(
+        plain / tamed > 90.0 && plain / tamed < 110.0,
+        "{plain} / {tamed}"
+    );
+    let keyword: PixelLoss = serde_json::from_str("\"psnr-capped\"").unwrap();
+    assert_eq!(keyword, PixelLoss::PsnrCapped);
+    let scaled = PixelLoss::PsnrCapped
+        .compute(&rough, &clean)
+        .double_value(&[]);
+    assert!((scaled + 0.19957).abs() < 1e-5, "{scaled}");
+}
+
+#[test]
 fn shards_of_the_draws_give_the_rows_of_the_whole_batch() {
     let config = ClearAirConfig {
         mask_dropout: 0.5,
