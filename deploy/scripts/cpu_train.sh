@@ -6,18 +6,28 @@
 # $RUN/checkpoint and continuing from there when run again: stop it any time (Ctrl-C, a
 # reboot, the end of a session) and start the same command to go on exactly where the last
 # checkpoint left off. The learning-rate schedule spans --iterations whatever the number of
-# sessions. The history (loss per step, a progress evaluation every 2000 steps) and its
+# sessions. The history (loss per step, a progress evaluation every 1000 steps) and its
 # plots are in $RUN/checkpoint/history.{csv,png} and eval-history.{csv,png}.
 #
-# Usage: deploy/scripts/cpu_train.sh [--run DIR] [--threads N] [--iterations N] [-- extra
-#        arguments for clearair train restorer]
+# A machine that does not keep $RUN (a fresh one each working session) continues the long
+# run from its last committed milestone instead: `--from models/checkpoints/NAME.safetensors`
+# starts a new cycle from those weights (fresh optimiser, a short warm-up, its own cosine
+# schedule over --iterations, a --seed of its own so it draws other windows than the cycles
+# before it). models/checkpoints/README.md lists the milestones and the cycles behind them.
+#
+# Usage: deploy/scripts/cpu_train.sh [--run DIR] [--threads N] [--iterations N] [--from W]
+#        [--seed N] [-- extra arguments for clearair train restorer]
 #   --run DIR         the run's folder (default out/cpu-run): checkpoint/, the weights and
 #                     manifest it writes when it stops (clearair-compact.{safetensors,json}),
 #                     train.log
 #   --threads N       libtorch threads (default 2; 1 when another job shares the cores)
-#   --iterations N    steps of the whole run (default 40000: about 12 hours on two cores)
+#   --iterations N    steps of the whole run (default 4500: a cycle of about two hours on two
+#                     cores, the learning rate decayed to its floor at the end)
 #   --stop-at N       end this invocation after step N (the schedule still spans the run)
-#   --nice N          scheduling niceness (default 10)
+#   --from W          start from these weights when $RUN has no checkpoint yet (100 warm-up
+#                     steps instead of 300); ignored when resuming
+#   --seed N          seed of the data and augmentation (default 1; give each cycle its own)
+#   --nice N          scheduling niceness (default 15)
 #
 # Needs the release binary (make bench or cargo build --release -p clearair-cli), the photos
 # and BRISQUE parameters (make setup) and models/degradation-encoder.safetensors.
@@ -30,8 +40,10 @@ cd "$ROOT"
 CLEARAIR="${CLEARAIR:-$ROOT/target/release/clearair}"
 run=out/cpu-run
 threads=2
-iterations=40000
-niceness=10
+iterations=4500
+niceness=15
+seed=1
+from=""
 stop_at=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -40,6 +52,8 @@ while [[ $# -gt 0 ]]; do
         --iterations) iterations="$2"; shift ;;
         --stop-at) stop_at=(--stop-at "$2"); shift ;;
         --nice) niceness="$2"; shift ;;
+        --from) from="$2"; shift ;;
+        --seed) seed="$2"; shift ;;
         --) shift; break ;;
         *) echo "cpu_train: unknown option $1" >&2; exit 2 ;;
     esac
@@ -51,23 +65,28 @@ TORCH_LIB="$(ls -d "$ROOT"/.venv/lib/python3*/site-packages/torch/lib 2>/dev/nul
 export LD_LIBRARY_PATH="${TORCH_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 mkdir -p "$run"
 
-resume=()
+start=(--start identity-output --warmup 300)
 if [[ -f "$run/checkpoint/state.json" ]]; then
-    resume=(--resume)
+    start=(--resume --warmup 300)
+    [[ -n "$from" ]] && start=(--resume --warmup 100)
     echo "cpu_train: resuming from $run/checkpoint"
+elif [[ -n "$from" ]]; then
+    [[ -f "$from" ]] || { echo "cpu_train: no weights at $from" >&2; exit 1; }
+    start=(--init "$from" --warmup 100)
+    echo "cpu_train: a new cycle from $from"
 fi
 
 # The recipe (each choice and the measurement behind it: models/README.md).
 nice -n "$niceness" "$CLEARAIR" train restorer \
-    --device cpu --threads "$threads" \
-    --iterations "$iterations" "${stop_at[@]}" \
-    --lr 4e-4 --warmup 300 --min-lr 1e-6 \
+    --device cpu --threads "$threads" --seed "$seed" \
+    --iterations "$iterations" "${stop_at[@]}" "${start[@]}" \
+    --lr 4e-4 --min-lr 1e-6 \
     --batch 4 --crop 128 --window-min 256 --window-max 512 --pool 64 --windows-per-step 0.5 \
-    --start identity-output --pixel-loss psnr --no-icrm \
-    --clean-probability 0.1 --mixture-probability 0.15 --dark-share 0.15 \
-    --kind-weights 1.5,1,1.25,1.25,1 \
-    --prior-dropout 0.15 --all-neutral 0.05 \
+    --pixel-loss psnr-capped --no-icrm --ranges mixed:0.5 \
+    --clean-probability 0.15 --mixture-probability 0.15 --dark-share 0.05 \
+    --kind-weights 1.25,3,1.25,1.5,2 \
+    --prior-dropout 0.15 --all-neutral 0.25 --all-neutral-kinds 1,1,1,1,2 \
     --checkpoint-every 250 --checkpoint-dir "$run/checkpoint" \
-    --eval-every 2000 --eval-crop 128 --quick-eval-photos 0 \
+    --eval-every 1000 --eval-crop 128 --quick-eval-photos 0 \
     --output "$run/clearair-compact.safetensors" \
-    "${resume[@]}" "$@" 2>&1 | tee -a "$run/train.log"
+    "$@" 2>&1 | tee -a "$run/train.log"
