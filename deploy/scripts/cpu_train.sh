@@ -65,14 +65,17 @@ TORCH_LIB="$(ls -d "$ROOT"/.venv/lib/python3*/site-packages/torch/lib 2>/dev/nul
 export LD_LIBRARY_PATH="${TORCH_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 mkdir -p "$run"
 
-start=(--start identity-output --warmup 300)
+# A cycle from committed weights warms up for 100 steps, one from the identity for 300; a
+# resumed run keeps the warm-up it started with (the schedule is recomputed from it).
+warmup=300
+[[ -z "$from" ]] || warmup=100
+start=(--start identity-output --warmup "$warmup")
 if [[ -f "$run/checkpoint/state.json" ]]; then
-    start=(--resume --warmup 300)
-    [[ -n "$from" ]] && start=(--resume --warmup 100)
+    start=(--resume --warmup "$warmup")
     echo "cpu_train: resuming from $run/checkpoint"
 elif [[ -n "$from" ]]; then
     [[ -f "$from" ]] || { echo "cpu_train: no weights at $from" >&2; exit 1; }
-    start=(--init "$from" --warmup 100)
+    start=(--init "$from" --warmup "$warmup")
     echo "cpu_train: a new cycle from $from"
 fi
 

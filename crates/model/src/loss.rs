@@ -24,10 +24,15 @@ pub fn l1_loss(restored: &Tensor, target: &Tensor) -> Tensor {
 /// (nearly clean) images keep pulling towards the identity instead of being drowned by the
 /// large errors of hard ones.
 pub fn psnr_loss(restored: &Tensor, target: &Tensor) -> Tensor {
+    psnr_loss_over_floor(restored, target, 1e-10)
+}
+
+/// 10·log10(MSE + `floor`) per image, averaged over the batch.
+fn psnr_loss_over_floor(restored: &Tensor, target: &Tensor, floor: f64) -> Tensor {
     let per_image = (restored - target)
         .square()
         .mean_dim(&[1, 2, 3][..], false, None);
-    (per_image + 1e-10).log10().mean(Kind::Float) * 10.0
+    (per_image + floor).log10().mean(Kind::Float) * 10.0
 }
 
 /// Where [`PixelLoss::PsnrCapped`] stops rewarding an image: 40 dB, two above the clean
@@ -40,11 +45,7 @@ pub const PSNR_LOSS_CEILING_DB: f64 = 40.0;
 /// than a rainy one at 22 dB and, under gradient clipping, sets the direction of the whole
 /// step; past the ceiling the weight stops growing (1/(MSE + floor) ≤ 1/floor).
 pub fn psnr_loss_capped(restored: &Tensor, target: &Tensor, ceiling_db: f64) -> Tensor {
-    let floor = 10f64.powf(-ceiling_db / 10.0);
-    let per_image = (restored - target)
-        .square()
-        .mean_dim(&[1, 2, 3][..], false, None);
-    (per_image + floor).log10().mean(Kind::Float) * 10.0
+    psnr_loss_over_floor(restored, target, 10f64.powf(-ceiling_db / 10.0))
 }
 
 /// How the restored image is compared with the clean one.
