@@ -17,6 +17,7 @@
 #
 # Usage: deploy/scripts/cpu_train.sh [--run DIR] [--threads N] [--iterations N] [--from W]
 #        [--seed N] [-- extra arguments for clearair train restorer]
+#   (an extra argument that repeats one of the recipe's options replaces it: `-- --lr 2e-4`)
 #   --run DIR         the run's folder (default out/cpu-run): checkpoint/, the weights and
 #                     manifest it writes when it stops (clearair-compact.{safetensors,json}),
 #                     train.log

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand};
+use clap::{ArgAction, Args, Subcommand};
 
 /// `clearair train …`
 #[derive(Args, Debug, Clone)]
@@ -19,6 +19,10 @@ pub enum TrainCommand {
     /// Train the degradation encoder (F_c, F_d, kind probabilities) on synthetic degradations.
     Encoder(EncoderArgs),
     /// Train the ClearAIR restorer with the priors of the embedded backends.
+    ///
+    /// A later occurrence of an option overrides an earlier one, so a script's recipe can
+    /// be varied from its command line (`cpu_train.sh -- --lr 2e-4`).
+    #[command(args_override_self = true)]
     Restorer(Box<RestorerArgs>),
     /// Time forward passes and training steps of the restorers on a device.
     Benchmark(BenchmarkArgs),
@@ -220,7 +224,7 @@ pub struct RestorerArgs {
     /// Multipliers of `--all-neutral` for windows of each kind (noise, haze, rain, blur,
     /// low_light; the largest of a mixture's kinds): e.g. `1,3,1,1,3` trains the fallback of
     /// haze and low light three times as often. Default: 1 for every kind.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
     pub all_neutral_kinds: Vec<f64>,
     /// Probability of a clean training window (identity).
     #[arg(long, default_value_t = 0.1)]
@@ -233,11 +237,11 @@ pub struct RestorerArgs {
     #[arg(long, default_value_t = 0.15)]
     pub dark_share: f64,
     /// Kinds to train on (default: all five).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
     pub kinds: Vec<String>,
     /// Relative weight of each kind (same order as `--kinds` or the five kinds: noise, haze,
     /// rain, blur, low_light); default equal.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
     pub kind_weights: Vec<f64>,
     /// Degradation parameters: `training` (wide ranges), `evaluation` (the eval's ranges) or
     /// `mixed:P` (each degradation from the eval's ranges with probability P, else the wide
@@ -538,5 +542,42 @@ mod tests {
             panic!("not eval");
         };
         assert!(args.no_ffdnet && !args.update_manifest);
+    }
+
+    #[test]
+    fn a_later_restorer_option_overrides_the_recipe_before_it() {
+        let parsed = Clearair::try_parse_from([
+            "clearair",
+            "train",
+            "restorer",
+            "--lr",
+            "4e-4",
+            "--ranges",
+            "mixed:0.5",
+            "--lr",
+            "2e-4",
+            "--ranges",
+            "mixed:0.75",
+            "--kind-weights",
+            "1,1,1,1,1",
+            "--kind-weights",
+            "1.25,3,2,1.5,2",
+        ])
+        .unwrap();
+        let Clearair::Train(TrainArgs {
+            command: TrainCommand::Restorer(args),
+        }) = parsed
+        else {
+            panic!("not a restorer command: {parsed:?}");
+        };
+        assert_eq!(args.run.lr, Some(2e-4));
+        assert_eq!(args.ranges, "mixed:0.75");
+        // A list is replaced as a whole, not appended to.
+        assert_eq!(args.kind_weights, [1.25, 3.0, 2.0, 1.5, 2.0]);
+        // Other commands keep clap's default: a repeated option is an error.
+        assert!(
+            Clearair::try_parse_from(["clearair", "eval", "--crop", "64", "--crop", "128"])
+                .is_err()
+        );
     }
 }
