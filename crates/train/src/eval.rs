@@ -122,6 +122,37 @@ impl RowResult {
         mean(self.images.iter().filter_map(|i| i.reference))
     }
 
+    /// Each photo's figure of merit, in photo order: the PSNR gain over the input (dB), or
+    /// for the clean row, whose input is the reference itself, the output's PSNR.
+    fn per_photo(&self) -> impl Iterator<Item = (&ImageScore, f64)> {
+        self.images.iter().map(|image| {
+            let merit = if image.input.0.is_finite() {
+                image.restored.0 - image.input.0
+            } else {
+                image.restored.0
+            };
+            (image, merit)
+        })
+    }
+
+    /// The median over photos of [`RowResult::per_photo`]'s figure: what a typical photo
+    /// gets, where one failure can pull the mean down by several dB.
+    pub fn median(&self) -> f64 {
+        let mut merits: Vec<f64> = self.per_photo().map(|(_, merit)| merit).collect();
+        merits.sort_by(f64::total_cmp);
+        match merits.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => merits[n / 2],
+            n => (merits[n / 2 - 1] + merits[n / 2]) / 2.0,
+        }
+    }
+
+    /// The photo the restorer served worst (smallest gain; for the clean row the lowest
+    /// PSNR) and its figure.
+    pub fn worst(&self) -> Option<(&ImageScore, f64)> {
+        self.per_photo().min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
     /// PSNR gain of the restorer over the input, dB (not a number for the clean row, whose
     /// input is the reference itself).
     pub fn gain(&self) -> f64 {

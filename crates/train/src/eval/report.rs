@@ -27,9 +27,33 @@ fn gain(row: &crate::eval::RowResult) -> String {
     }
 }
 
+/// The median photo's gain and the worst photo with its gain (for the clean row: PSNR).
+fn spread(row: &crate::eval::RowResult) -> (String, String) {
+    let clean = !row.input().0.is_finite();
+    let figure = |value: f64| {
+        if clean {
+            format!("{value:.2} dB")
+        } else {
+            format!("{value:+.2}")
+        }
+    };
+    let median = row.median();
+    let median = if median.is_finite() {
+        figure(median)
+    } else {
+        "–".to_owned()
+    };
+    let worst = row.worst().map_or_else(
+        || "–".to_owned(),
+        |(image, value)| format!("{} {}", image.photo, figure(value)),
+    );
+    (median, worst)
+}
+
 /// The results as markdown: one row per degradation with PSNR (dB) / SSIM of the degraded
-/// input, the restorer (`model` names it) and FFDNet, and the restorer's gain; then the
-/// encoder's accuracy.
+/// input, the restorer (`model` names it) and FFDNet, the restorer's mean gain, the median
+/// photo's gain and the worst photo (a mean hides one photo ruined among many helped); then
+/// the encoder's accuracy.
 pub fn markdown_table(report: &EvalReport, model: &str) -> String {
     let scope = match report.crop {
         Some(side) => format!(
@@ -39,9 +63,10 @@ pub fn markdown_table(report: &EvalReport, model: &str) -> String {
         None => format!("{} held-out photos, full size", report.photos),
     };
     let mut text = format!(
-        "PSNR (dB) / SSIM on RGB in [0, 1], mean per image; {scope}; fixed seeds per row and photo.\n\n\
-         | Degradation | Degraded input | {model} | FFDNet (reference) | Gain (dB) |\n\
-         |---|---|---|---|---|\n"
+        "PSNR (dB) / SSIM on RGB in [0, 1], mean per image; {scope}; fixed seeds per row and photo. \
+         Median and worst photo: gain in dB (clean row: the output's PSNR).\n\n\
+         | Degradation | Degraded input | {model} | FFDNet (reference) | Gain (dB) | Median photo | Worst photo |\n\
+         |---|---|---|---|---|---|---|\n"
     );
     for row in &report.rows {
         let reference = match (row.row.noise_sigma(), row.reference()) {
@@ -49,13 +74,16 @@ pub fn markdown_table(report: &EvalReport, model: &str) -> String {
             (Some(_), None) if !report.ffdnet => "not run".to_owned(),
             _ => "–".to_owned(),
         };
+        let (median, worst) = spread(row);
         text.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             row.row.label,
             cell(row.input()),
             cell(row.restored()),
             reference,
-            gain(row)
+            gain(row),
+            median,
+            worst
         ));
     }
     let fallbacks: Vec<&crate::eval::RowResult> = report
@@ -131,6 +159,11 @@ pub fn to_json(report: &EvalReport, model: &str) -> Value {
                 "restored": pair(row.restored()),
                 "ffdnet": row.reference().map(pair),
                 "gain_db": row.gain().is_finite().then(|| row.gain()),
+                "median_photo": row.median().is_finite().then(|| row.median()),
+                "worst_photo": row.worst().map(|(image, value)| json!({
+                    "photo": image.photo,
+                    "value": value,
+                })),
                 "images": row.images.iter().map(|image| json!({
                     "photo": image.photo,
                     "input": pair(image.input),

@@ -80,6 +80,65 @@ fn evaluation_scores_each_row_and_photo_with_the_protocol() {
     assert!(synthesis.width() >= 5 * 40 && synthesis.height() >= 2 * 40);
 }
 
+fn scores(photo: &str, input: f64, restored: f64) -> ImageScore {
+    ImageScore {
+        photo: photo.to_owned(),
+        input: (input, 0.5),
+        restored: (restored, 0.6),
+        reference: None,
+    }
+}
+
+#[test]
+fn one_ruined_photo_shows_beside_the_mean() {
+    // Three photos helped by 1–2 dB and a dark one ruined: the mean gain is negative, the
+    // median photo is helped, and the table names the ruined photo.
+    let noise = RowResult {
+        row: ROWS[0],
+        images: vec![
+            scores("a", 25.0, 26.0),
+            scores("b", 25.0, 27.0),
+            scores("night", 25.0, 12.0),
+            scores("c", 25.0, 26.6),
+        ],
+        examples: Vec::new(),
+    };
+    assert!((noise.gain() - (-2.1)).abs() < 1e-9);
+    assert!((noise.median() - 1.3).abs() < 1e-9);
+    let (worst, value) = noise.worst().unwrap();
+    assert_eq!((worst.photo.as_str(), value), ("night", -13.0));
+    // The clean row's figure is the output's PSNR: its input is the reference itself.
+    let clean_row = ROWS.iter().position(|row| row.key == "clean").unwrap();
+    let clean = RowResult {
+        row: ROWS[clean_row],
+        images: vec![
+            scores("a", f64::INFINITY, 44.0),
+            scores("night", f64::INFINITY, 9.8),
+            scores("c", f64::INFINITY, 41.0),
+        ],
+        examples: Vec::new(),
+    };
+    assert_eq!(clean.median(), 41.0);
+    assert_eq!(clean.worst().unwrap().1, 9.8);
+    let report = EvalReport {
+        rows: vec![noise, clean],
+        encoder: Vec::new(),
+        photos: 4,
+        crop: Some(128),
+        ffdnet: false,
+        seconds: 0.0,
+    };
+    let table = markdown_table(&report, "tiny");
+    assert!(
+        table.contains("| -2.10 | +1.30 | night -13.00 |"),
+        "{table}"
+    );
+    assert!(table.contains("| 41.00 dB | night 9.80 dB |"), "{table}");
+    let json = to_json(&report, "tiny");
+    assert_eq!(json["rows"][0]["worst_photo"]["photo"], "night");
+    assert_eq!(json["rows"][1]["median_photo"], 41.0);
+}
+
 #[test]
 fn ffdnet_reference_denoises_and_agrees_with_our_metrics() {
     // Needs the project's Python environment with the `ffdnet` package (`make setup`).
