@@ -65,6 +65,18 @@ pub struct ImageScore {
     pub reference: Option<Score>,
 }
 
+impl ImageScore {
+    /// The photo's figure of merit: the PSNR gain over the input (dB), or for the clean
+    /// row, whose input is the reference itself, the output's PSNR.
+    pub fn merit(&self) -> f64 {
+        if self.input.0.is_finite() {
+            self.restored.0 - self.input.0
+        } else {
+            self.restored.0
+        }
+    }
+}
+
 /// Images kept for a row's picture sheet.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RowExample {
@@ -80,6 +92,8 @@ pub struct RowExample {
     pub clean: Rgb8Image,
     /// Scores, for the captions.
     pub score: ImageScore,
+    /// Shown because it is the row's worst photo (after the first few).
+    pub worst: bool,
 }
 
 /// One row's results.
@@ -89,7 +103,7 @@ pub struct RowResult {
     pub row: EvalRow,
     /// Per photo.
     pub images: Vec<ImageScore>,
-    /// The first photos, for the sheet.
+    /// The first photos, and the worst one when it is not among them, for the sheet.
     pub examples: Vec<RowExample>,
 }
 
@@ -122,17 +136,9 @@ impl RowResult {
         mean(self.images.iter().filter_map(|i| i.reference))
     }
 
-    /// Each photo's figure of merit, in photo order: the PSNR gain over the input (dB), or
-    /// for the clean row, whose input is the reference itself, the output's PSNR.
+    /// Each photo with its [`ImageScore::merit`], in photo order.
     fn per_photo(&self) -> impl Iterator<Item = (&ImageScore, f64)> {
-        self.images.iter().map(|image| {
-            let merit = if image.input.0.is_finite() {
-                image.restored.0 - image.input.0
-            } else {
-                image.restored.0
-            };
-            (image, merit)
-        })
+        self.images.iter().map(|image| (image, image.merit()))
     }
 
     /// The median over photos of [`RowResult::per_photo`]'s figure: what a typical photo
@@ -215,6 +221,8 @@ pub fn evaluate(
         let mut images = Vec::new();
         let mut examples = Vec::new();
         let mut degraded_images = Vec::new();
+        // The worst photo past the first `sheet_photos`, its index and its panels.
+        let mut worst: Option<(usize, RowExample)> = None;
         for (photo_index, (photo, clean)) in photos.iter().zip(&clean).enumerate() {
             let (_, degraded) = degrade_for_row(row_index, photo_index, clean)?;
             let output = mesh.restore_with(&degraded, row.priors)?;
@@ -224,15 +232,23 @@ pub fn evaluate(
                 restored: psnr_ssim(&output.restored, clean)?,
                 reference: None,
             };
+            let example = || RowExample {
+                photo: photo.name.clone(),
+                degraded: degraded.clone(),
+                restored: output.restored.clone(),
+                reference: None,
+                clean: clean.clone(),
+                score: score.clone(),
+                worst: false,
+            };
             if photo_index < settings.sheet_photos {
-                examples.push(RowExample {
-                    photo: photo.name.clone(),
-                    degraded: degraded.clone(),
-                    restored: output.restored,
-                    reference: None,
-                    clean: clean.clone(),
-                    score: score.clone(),
-                });
+                examples.push(example());
+            } else if settings.sheet_photos > 0
+                && worst
+                    .as_ref()
+                    .is_none_or(|(_, kept)| score.merit() < kept.score.merit())
+            {
+                worst = Some((photo_index, example()));
             }
             images.push(score);
             degraded_images.push(degraded);
@@ -254,10 +270,22 @@ pub fn evaluate(
             let results = reference.denoise(row.key, sigma, &degraded_images, &clean)?;
             for (index, result) in results.into_iter().enumerate() {
                 images[index].reference = Some(result.score);
-                if let Some(example) = examples.get_mut(index) {
+                let example = match &mut worst {
+                    Some((worst_index, example)) if *worst_index == index => Some(example),
+                    _ => examples.get_mut(index),
+                };
+                if let Some(example) = example {
                     example.score.reference = Some(result.score);
                     example.reference = Some(read_photo(&result.output)?);
                 }
+            }
+        }
+        // The worst photo joins the sheet when it is worse than every photo shown.
+        if let Some((_, mut example)) = worst {
+            let shown = examples.iter().map(|e| e.score.merit());
+            if shown.fold(f64::INFINITY, f64::min) > example.score.merit() {
+                example.worst = true;
+                examples.push(example);
             }
         }
         rows.push(RowResult {

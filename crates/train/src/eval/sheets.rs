@@ -1,5 +1,6 @@
 //! Picture sheets: for each row, degraded | restored | FFDNet | clean for a few photos with
-//! their scores; and one sheet showing every synthesised degradation on one photo.
+//! their scores, and the row's worst photo when it is not among them; and one sheet showing
+//! every synthesised degradation on one photo.
 
 use clearair_imaging::{ContactSheet, Rgb8Image};
 use clearair_model::{Degradation, DegradationKind};
@@ -51,7 +52,11 @@ pub fn row_sheet(row: &RowResult, model: &str) -> Result<Rgb8Image> {
         if let (Some(image), Some(reference)) = (&example.reference, score.reference) {
             sheet.add_panel(image.clone(), format!("FFDNet {:.2} dB", reference.0));
         }
-        sheet.add_panel(example.clean.clone(), format!("clean {}", example.photo));
+        let worst = if example.worst { " (worst)" } else { "" };
+        sheet.add_panel(
+            example.clean.clone(),
+            format!("clean {}{worst}", example.photo),
+        );
     }
     // The clean row's input is the reference itself (infinite PSNR): no gain to show.
     let gain = row.gain();

@@ -40,7 +40,13 @@ fn evaluation_scores_each_row_and_photo_with_the_protocol() {
     assert_eq!(report.rows[1].row.key, "low_light");
     for (row, &row_index) in report.rows.iter().zip(&settings.rows) {
         assert_eq!(row.images.len(), 2);
-        assert_eq!(row.examples.len(), 1);
+        // The first photo, and the second as the worst when it is worse.
+        let second_worse = row.images[1].merit() < row.images[0].merit();
+        assert_eq!(row.examples.len(), 1 + usize::from(second_worse));
+        assert!(!row.examples[0].worst);
+        if second_worse {
+            assert!(row.examples[1].worst && row.examples[1].score == row.images[1]);
+        }
         for (index, (score, photo)) in row.images.iter().zip(&photos).enumerate() {
             // The input score is the protocol's degradation of this photo, scored directly.
             let (_, degraded) = degrade_for_row(row_index, index, &photo.image).unwrap();
