@@ -96,6 +96,7 @@ async fn training_windows_carry_the_priors_the_services_compute() {
             ..DegradationMix::default()
         },
         dark_share: 0.25,
+        dark_gamma_max: 3.0,
     };
     let maker = WindowMaker::new(photos, cpu_priors, encoder, Device::Cpu, settings, 17)
         .expect("window maker");

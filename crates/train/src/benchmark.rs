@@ -311,6 +311,7 @@ fn time_windows(data: &DataBench, device: Device) -> Result<Vec<WindowTiming>> {
                 ..DegradationMix::default()
             },
             dark_share: 0.0,
+            dark_gamma_max: 3.0,
         };
         let photos: Vec<Photo> = data
             .photos

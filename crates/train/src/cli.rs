@@ -236,6 +236,10 @@ pub struct RestorerArgs {
     /// are targets too, not only under-exposed inputs).
     #[arg(long, default_value_t = 0.15)]
     pub dark_share: f64,
+    /// The darkened targets' γ is drawn from 1.5 to this (x ↦ x^γ; 3 dims a scene, 6 makes
+    /// it as dark as a night sky around its stars). At least 1.5.
+    #[arg(long, default_value_t = 3.0)]
+    pub dark_gamma_max: f64,
     /// Kinds to train on (default: all five).
     #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
     pub kinds: Vec<String>,

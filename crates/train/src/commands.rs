@@ -230,6 +230,13 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
             kinds.len()
         );
     }
+    // Also refuses NaN.
+    if !(1.5..=20.0).contains(&args.dark_gamma_max) {
+        anyhow::bail!(
+            "--dark-gamma-max {} is outside 1.5–20 (the darkened targets' γ runs from 1.5 to it)",
+            args.dark_gamma_max
+        );
+    }
     let ranges = ParameterRanges::parse(&args.ranges)?;
     let mix = DegradationMix {
         clean: args.clean_probability,
@@ -249,6 +256,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         max_side: args.window_max.max(args.window_min),
         mix,
         dark_share: args.dark_share,
+        dark_gamma_max: args.dark_gamma_max,
     };
     let pool = PoolSchedule {
         size: args.pool,
@@ -591,7 +599,7 @@ fn restorer_data_detail(
          {weights}, {:?} parameter ranges; clean {:.2}, two-kind mixtures {:.2}); priors from the \
          embedded backends on each whole window (BRISQUE, graph segmentation, the degradation \
          encoder on its 256 shrink), cached in a pool of {} windows refreshed at {} per step; \
-         {:.2} of the clean photos darkened in their mid-tones; each prior neutral with \
+         {:.2} of the clean photos darkened in their mid-tones (γ 1.5–{}); each prior neutral with \
          probability {:.2}, all three with {:.2}{}; loss {}{}",
         windows.min_side,
         windows.max_side,
@@ -602,6 +610,7 @@ fn restorer_data_detail(
         pool.size,
         pool.per_step,
         windows.dark_share,
+        windows.dark_gamma_max,
         args.prior_dropout,
         args.all_neutral,
         if args.all_neutral_kinds.is_empty() {

@@ -73,6 +73,7 @@ pub(crate) fn window_settings(min: u32, max: u32) -> crate::windows::WindowSetti
             ..crate::mix::DegradationMix::default()
         },
         dark_share: 0.0,
+        dark_gamma_max: 3.0,
     }
 }
 

@@ -41,11 +41,16 @@ pub struct WindowSettings {
     /// Which degradations windows get.
     pub mix: DegradationMix,
     /// Share of windows whose clean photo is first darkened in its mid-tones (x ↦ x^γ,
-    /// γ in 1.5–3: blacks and whites stay), so naturally dark photos — night scenes, the
-    /// sky — are targets too and darkness alone does not read as under-exposure (which
-    /// dims the highlights as well and adds noise). Without it an early restorer brightened
-    /// a dark photo of the night sky by 10 dB when asked to leave it alone.
+    /// γ from 1.5 to [`WindowSettings::dark_gamma_max`]: blacks and whites stay), so
+    /// naturally dark photos — night scenes, the sky — are targets too and darkness alone
+    /// does not read as under-exposure (which dims the highlights as well and adds noise).
+    /// Without it an early restorer brightened a dark photo of the night sky by 10 dB when
+    /// asked to leave it alone.
     pub dark_share: f64,
+    /// The largest γ of the darkened targets (3: dim scenes; 6 leaves a mid-grey at 1.6%,
+    /// as dark as the night sky around its stars, which the wide low-light range's darkest
+    /// inputs resemble too).
+    pub dark_gamma_max: f64,
 }
 
 /// One degraded window and its priors, on the CPU.
@@ -157,7 +162,7 @@ impl WindowMaker {
         // A stream of its own, so the windows' other draws do not depend on the share.
         let mut tone = keyed_rng(self.seed, Purpose::Window, index, 1);
         let clean = if tone.gen_bool(self.settings.dark_share.clamp(0.0, 1.0)) {
-            darken_midtones(&clean, tone.gen_range(1.5..3.0))
+            darken_midtones(&clean, tone.gen_range(1.5..=self.settings.dark_gamma_max))
         } else {
             clean
         };

@@ -20,6 +20,7 @@ fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTrainin
             ..DegradationMix::default()
         },
         dark_share: 0.1,
+        dark_gamma_max: 3.0,
     };
     tch::manual_seed(0);
     let maker = Arc::new(window_maker(synthetic_photos(3, 48), settings, 21));

@@ -147,3 +147,25 @@ fn dark_targets_keep_their_blacks_and_whites() {
     let mean = |i: &Rgb8Image| i.as_bytes().iter().map(|&v| f64::from(v)).sum::<f64>();
     assert!(mean(&a.clean) < 0.9 * mean(&b.clean));
 }
+
+#[test]
+fn a_larger_dark_gamma_makes_night_dark_targets() {
+    // γ 6 leaves a mid-grey at about 1.6% and white at white: a night sky around its stars.
+    let image = Rgb8Image::new(2, 1, vec![128, 128, 128, 255, 255, 255]).unwrap();
+    assert_eq!(
+        darken_midtones(&image, 6.0).as_bytes(),
+        &[4, 4, 4, 255, 255, 255]
+    );
+    let maker = |dark_gamma_max| {
+        let settings = WindowSettings {
+            dark_share: 1.0,
+            dark_gamma_max,
+            ..window_settings(40, 56)
+        };
+        window_maker(synthetic_photos(3, 64), settings, 3)
+    };
+    let sum = |i: &Rgb8Image| i.as_bytes().iter().map(|&v| u64::from(v)).sum::<u64>();
+    // Same window and the same draw of the tone stream: only γ's range differs.
+    let (dim, night) = (maker(1.5).make(2).unwrap(), maker(20.0).make(2).unwrap());
+    assert!(sum(&night.clean) < sum(&dim.clean) / 2);
+}
