@@ -22,8 +22,8 @@
 #                     manifest it writes when it stops (clearair-compact.{safetensors,json}),
 #                     train.log
 #   --threads N       libtorch threads (default 2; 1 when another job shares the cores)
-#   --iterations N    steps of the whole run (default 4500: a cycle of about two hours on two
-#                     cores, the learning rate decayed to its floor at the end)
+#   --iterations N    steps of the whole run (default 6000: a cycle of about 80 minutes on two
+#                     idle cores, the learning rate decayed to its floor at the end)
 #   --stop-at N       end this invocation after step N (the schedule still spans the run)
 #   --from W          start from these weights when $RUN has no checkpoint yet (100 warm-up
 #                     steps instead of 300); ignored when resuming
@@ -41,7 +41,7 @@ cd "$ROOT"
 CLEARAIR="${CLEARAIR:-$ROOT/target/release/clearair}"
 run=out/cpu-run
 threads=2
-iterations=4500
+iterations=6000
 niceness=15
 seed=1
 from=""
@@ -87,8 +87,8 @@ nice -n "$niceness" "$CLEARAIR" train restorer \
     --lr 4e-4 --min-lr 1e-6 \
     --batch 4 --crop 128 --window-min 256 --window-max 512 --pool 64 --windows-per-step 0.5 \
     --pixel-loss psnr-capped --no-icrm --ranges mixed:0.5 \
-    --clean-probability 0.15 --mixture-probability 0.15 --dark-share 0.05 \
-    --kind-weights 1.25,3,1.25,1.5,2 \
+    --clean-probability 0.15 --mixture-probability 0.15 --dark-share 0.15 \
+    --kind-weights 1.25,3,2,1.5,2 \
     --prior-dropout 0.15 --all-neutral 0.25 --all-neutral-kinds 1,1,1,1,2 \
     --checkpoint-every 250 --checkpoint-dir "$run/checkpoint" \
     --eval-every 1000 --eval-crop 128 --quick-eval-photos 0 \
