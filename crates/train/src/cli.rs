@@ -495,26 +495,26 @@ mod tests {
         Profile(ProfileArgs),
     }
 
-    #[test]
-    fn command_lines_parse_with_their_defaults() {
-        Clearair::command().debug_assert();
-        let parsed = Clearair::try_parse_from([
-            "clearair",
-            "train",
-            "restorer",
-            "--no-icrm",
-            "--kinds",
-            "noise,haze",
-            "--time-budget",
-            "60",
-        ])
-        .unwrap();
+    /// `clearair train restorer ARGS`, parsed.
+    fn restorer_args(args: &[&str]) -> Box<RestorerArgs> {
+        let line = ["clearair", "train", "restorer"]
+            .iter()
+            .chain(args)
+            .copied();
+        let parsed = Clearair::try_parse_from(line).unwrap();
         let Clearair::Train(TrainArgs {
             command: TrainCommand::Restorer(args),
         }) = parsed
         else {
             panic!("not a restorer command: {parsed:?}");
         };
+        args
+    }
+
+    #[test]
+    fn command_lines_parse_with_their_defaults() {
+        Clearair::command().debug_assert();
+        let args = restorer_args(&["--no-icrm", "--kinds", "noise,haze", "--time-budget", "60"]);
         assert!(args.no_icrm);
         assert_eq!(args.kinds, ["noise", "haze"]);
         assert_eq!(
@@ -550,10 +550,7 @@ mod tests {
 
     #[test]
     fn a_later_restorer_option_overrides_the_recipe_before_it() {
-        let parsed = Clearair::try_parse_from([
-            "clearair",
-            "train",
-            "restorer",
+        let args = restorer_args(&[
             "--lr",
             "4e-4",
             "--ranges",
@@ -566,14 +563,7 @@ mod tests {
             "1,1,1,1,1",
             "--kind-weights",
             "1.25,3,2,1.5,2",
-        ])
-        .unwrap();
-        let Clearair::Train(TrainArgs {
-            command: TrainCommand::Restorer(args),
-        }) = parsed
-        else {
-            panic!("not a restorer command: {parsed:?}");
-        };
+        ]);
         assert_eq!(args.run.lr, Some(2e-4));
         assert_eq!(args.ranges, "mixed:0.75");
         // A list is replaced as a whole, not appended to.
