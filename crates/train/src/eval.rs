@@ -136,15 +136,10 @@ impl RowResult {
         mean(self.images.iter().filter_map(|i| i.reference))
     }
 
-    /// Each photo with its [`ImageScore::merit`], in photo order.
-    fn per_photo(&self) -> impl Iterator<Item = (&ImageScore, f64)> {
-        self.images.iter().map(|image| (image, image.merit()))
-    }
-
-    /// The median over photos of [`RowResult::per_photo`]'s figure: what a typical photo
-    /// gets, where one failure can pull the mean down by several dB.
+    /// The median over photos of [`ImageScore::merit`]: what a typical photo gets, where
+    /// one failure can pull the mean down by several dB.
     pub fn median(&self) -> f64 {
-        let mut merits: Vec<f64> = self.per_photo().map(|(_, merit)| merit).collect();
+        let mut merits: Vec<f64> = self.images.iter().map(ImageScore::merit).collect();
         merits.sort_by(f64::total_cmp);
         match merits.len() {
             0 => f64::NAN,
@@ -156,7 +151,10 @@ impl RowResult {
     /// The photo the restorer served worst (smallest gain; for the clean row the lowest
     /// PSNR) and its figure.
     pub fn worst(&self) -> Option<(&ImageScore, f64)> {
-        self.per_photo().min_by(|a, b| a.1.total_cmp(&b.1))
+        self.images
+            .iter()
+            .map(|image| (image, image.merit()))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
     }
 
     /// PSNR gain of the restorer over the input, dB (not a number for the clean row, whose
