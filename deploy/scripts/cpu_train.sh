@@ -87,9 +87,9 @@ nice -n "$niceness" "$CLEARAIR" train restorer \
     --lr 4e-4 --min-lr 1e-6 \
     --batch 4 --crop 128 --window-min 256 --window-max 512 --pool 64 --windows-per-step 0.5 \
     --pixel-loss psnr-capped --no-icrm --ranges mixed:0.5 \
-    --clean-probability 0.15 --mixture-probability 0.15 --dark-share 0.15 \
-    --kind-weights 1.25,3,2,1.5,2 \
-    --prior-dropout 0.15 --all-neutral 0.25 --all-neutral-kinds 1,1,1,1,2 \
+    --clean-probability 0.15 --mixture-probability 0.15 --dark-share 0.15 --dark-gamma-max 6 \
+    --kind-weights 1.5,2.5,3.5,1.5,2 \
+    --prior-dropout 0.15 --all-neutral 0.25 --all-neutral-kinds 2,1,1,1,2 \
     --checkpoint-every 250 --checkpoint-dir "$run/checkpoint" \
     --eval-every 1000 --eval-crop 128 --quick-eval-photos 0 \
     --output "$run/clearair-compact.safetensors" \
