@@ -4,6 +4,10 @@
 //! A prediction is correct when the most probable kind is the true one (argmax over the
 //! five kinds). The stricter "exact set" figure also requires the true kind, and only it, to
 //! have probability ≥ 0.5.
+//!
+//! Clean photos are scored too: an encoder that names a kind on an undegraded photo makes the
+//! restorer "restore" it (a clean night sky comes back grey when it reads as rain). A clean
+//! photo is *quiet* when every kind's probability is below 0.5.
 
 use std::collections::BTreeMap;
 
@@ -40,13 +44,67 @@ impl KindAccuracy {
     }
 }
 
-/// Classifies `repeats` single degradations of each kind on every photo.
+/// How the encoder reads the undegraded photos.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CleanAccuracy {
+    /// Photos with every kind's probability below 0.5.
+    pub quiet: usize,
+    /// Sum over photos of the largest kind probability.
+    pub max_probability_sum: f64,
+    /// Photos.
+    pub total: usize,
+}
+
+impl CleanAccuracy {
+    /// Fraction of quiet clean photos, 0 to 1.
+    pub fn quiet_rate(&self) -> f64 {
+        self.quiet as f64 / self.total.max(1) as f64
+    }
+
+    /// Mean over photos of the largest kind probability.
+    pub fn mean_max_probability(&self) -> f64 {
+        self.max_probability_sum / self.total.max(1) as f64
+    }
+}
+
+/// The encoder's accuracy on degraded and clean held-out photos.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EncoderAccuracy {
+    /// Per kind, single degradations.
+    pub kinds: Vec<KindAccuracy>,
+    /// The undegraded photos.
+    pub clean: CleanAccuracy,
+}
+
+impl EncoderAccuracy {
+    /// Whether nothing was measured (the evaluation skipped the encoder).
+    pub fn is_empty(&self) -> bool {
+        self.kinds.is_empty() && self.clean.total == 0
+    }
+}
+
+/// The encoder's kind probabilities for `image`, seen as the degradation service sees it.
+fn kind_probabilities(
+    encoder: &DegradationEncoder,
+    image: &clearair_imaging::Rgb8Image,
+    device: Device,
+) -> Result<Vec<f32>> {
+    let view = fit_long_side(image, ENCODER_MAX_SIDE)?;
+    let input = image_to_tensor(&view).unsqueeze(0).to_device(device);
+    let probabilities = tch::no_grad(|| encoder.forward(&input).probabilities());
+    Ok(Vec::<f32>::try_from(
+        probabilities.to_device(Device::Cpu).view([-1]),
+    )?)
+}
+
+/// Classifies `repeats` single degradations of each kind on every photo, and every photo
+/// undegraded.
 pub fn encoder_accuracy(
     encoder: &DegradationEncoder,
     photos: &[Photo],
     device: Device,
     repeats: u64,
-) -> Result<Vec<KindAccuracy>> {
+) -> Result<EncoderAccuracy> {
     let mut results = Vec::new();
     for kind in DegradationKind::ALL {
         let mut accuracy = KindAccuracy {
@@ -58,11 +116,7 @@ pub fn encoder_accuracy(
         for (photo_index, photo) in photos.iter().enumerate() {
             for repeat in 0..repeats {
                 let degraded = degrade_for_classification(kind, repeat, photo_index, &photo.image)?;
-                let view = fit_long_side(&degraded, ENCODER_MAX_SIDE)?;
-                let input = image_to_tensor(&view).unsqueeze(0).to_device(device);
-                let probabilities = tch::no_grad(|| encoder.forward(&input).probabilities());
-                let probabilities =
-                    Vec::<f32>::try_from(probabilities.to_device(Device::Cpu).view([-1]))?;
+                let probabilities = kind_probabilities(encoder, &degraded, device)?;
                 let best = (0..probabilities.len())
                     .max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
                     .unwrap_or(0);
@@ -77,14 +131,26 @@ pub fn encoder_accuracy(
         }
         results.push(accuracy);
     }
-    Ok(results)
+    let mut clean = CleanAccuracy::default();
+    for photo in photos {
+        let probabilities = kind_probabilities(encoder, &photo.image, device)?;
+        let largest = probabilities.iter().copied().fold(0.0f32, f32::max);
+        clean.total += 1;
+        clean.quiet += usize::from(largest < 0.5);
+        clean.max_probability_sum += f64::from(largest);
+    }
+    Ok(EncoderAccuracy {
+        kinds: results,
+        clean,
+    })
 }
 
-/// Manifest metrics: `accuracy_<kind>`, `accuracy_mean`, `exact_set_accuracy_mean`.
-pub fn accuracy_metrics(results: &[KindAccuracy]) -> BTreeMap<String, f64> {
+/// Manifest metrics: `accuracy_<kind>`, `accuracy_mean`, `exact_set_accuracy_mean` over the
+/// degraded photos; `clean_quiet` and `clean_max_probability` over the clean ones.
+pub fn accuracy_metrics(results: &EncoderAccuracy) -> BTreeMap<String, f64> {
     let mut metrics = BTreeMap::new();
     let (mut correct, mut exact, mut total) = (0, 0, 0);
-    for result in results {
+    for result in &results.kinds {
         metrics.insert(
             format!("accuracy_{}", result.kind.name()),
             result.accuracy(),
@@ -99,15 +165,22 @@ pub fn accuracy_metrics(results: &[KindAccuracy]) -> BTreeMap<String, f64> {
         exact as f64 / total.max(1) as f64,
     );
     metrics.insert("accuracy_images".into(), total as f64);
+    if results.clean.total > 0 {
+        metrics.insert("clean_quiet".into(), results.clean.quiet_rate());
+        metrics.insert(
+            "clean_max_probability".into(),
+            results.clean.mean_max_probability(),
+        );
+    }
     metrics
 }
 
 /// A markdown table of the accuracies.
-pub fn accuracy_table(results: &[KindAccuracy]) -> String {
+pub fn accuracy_table(results: &EncoderAccuracy) -> String {
     let mut table = String::from(
         "| Kind | Accuracy (argmax) | Exact set (p ≥ 0.5) | Images |\n|---|---|---|---|\n",
     );
-    for result in results {
+    for result in &results.kinds {
         table.push_str(&format!(
             "| {} | {:.1}% | {:.1}% | {} |\n",
             result.kind.name().replace('_', " "),
@@ -123,5 +196,13 @@ pub fn accuracy_table(results: &[KindAccuracy]) -> String {
         100.0 * metrics["exact_set_accuracy_mean"],
         metrics["accuracy_images"]
     ));
+    if results.clean.total > 0 {
+        table.push_str(&format!(
+            "| clean (every kind < 0.5) | — | {:.1}% (mean largest p {:.2}) | {} |\n",
+            100.0 * results.clean.quiet_rate(),
+            results.clean.mean_max_probability(),
+            results.clean.total
+        ));
+    }
     table
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use clearair_imaging::Rgb8Image;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::encoder_eval::{KindAccuracy, encoder_accuracy};
+use crate::encoder_eval::{EncoderAccuracy, encoder_accuracy};
 use crate::error::Result;
 use crate::mesh::MeshRestorer;
 use crate::photos::{Photo, read_photo};
@@ -174,8 +174,8 @@ impl RowResult {
 pub struct EvalReport {
     /// Per row.
     pub rows: Vec<RowResult>,
-    /// Encoder accuracy per kind (empty when skipped).
-    pub encoder: Vec<KindAccuracy>,
+    /// Encoder accuracy per kind and on clean photos (empty when skipped).
+    pub encoder: EncoderAccuracy,
     /// Photos evaluated.
     pub photos: usize,
     /// The centred crop, if any.
@@ -296,7 +296,7 @@ pub fn evaluate(
     let encoder = if settings.encoder_repeats > 0 {
         encoder_accuracy(mesh.encoder, photos, mesh.device, settings.encoder_repeats)?
     } else {
-        Vec::new()
+        EncoderAccuracy::default()
     };
     Ok(EvalReport {
         rows,

@@ -175,6 +175,7 @@ pub fn to_json(report: &EvalReport, model: &str) -> Value {
         .collect();
     let encoder: Vec<Value> = report
         .encoder
+        .kinds
         .iter()
         .map(|kind| {
             json!({
@@ -193,6 +194,12 @@ pub fn to_json(report: &EvalReport, model: &str) -> Value {
         "rows": rows,
         "encoder_accuracy": encoder,
         "encoder_accuracy_rule": "argmax over the five kinds; exact set: only the true kind has p >= 0.5",
+        "encoder_clean": (report.encoder.clean.total > 0).then(|| json!({
+            "quiet": report.encoder.clean.quiet_rate(),
+            "mean_max_probability": report.encoder.clean.mean_max_probability(),
+            "images": report.encoder.clean.total,
+            "rule": "quiet: every kind has p < 0.5 on the undegraded photo",
+        })),
         "seconds": report.seconds,
     })
 }

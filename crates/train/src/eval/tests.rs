@@ -66,8 +66,13 @@ fn evaluation_scores_each_row_and_photo_with_the_protocol() {
         report.rows[0].input().0
     );
     assert!(report.rows[1].input().0 < 15.0);
-    assert_eq!(report.encoder.len(), 5);
-    assert!(report.encoder.iter().all(|kind| kind.total == 2));
+    assert_eq!(report.encoder.kinds.len(), 5);
+    assert!(report.encoder.kinds.iter().all(|kind| kind.total == 2));
+    // Each clean photo is read once; the quiet count is one of 0..=2 and matches the figure.
+    let clean = report.encoder.clean;
+    assert_eq!(clean.total, photos.len());
+    assert!(clean.quiet <= clean.total);
+    assert!((0.0..=1.0).contains(&clean.mean_max_probability()));
 
     let table = markdown_table(&report, "tiny");
     assert!(table.contains("| noise σ=25 |") && table.contains("| low light |"));
@@ -77,6 +82,10 @@ fn evaluation_scores_each_row_and_photo_with_the_protocol() {
     assert_eq!(figures["psnr_low_light"], report.rows[1].restored().0);
     assert_eq!(figures["eval_photos"], 2.0);
     assert!(figures.contains_key("encoder_accuracy_mean"));
+    assert_eq!(
+        figures["encoder_clean_quiet"],
+        clean.quiet as f64 / photos.len() as f64
+    );
     let json = to_json(&report, "tiny");
     assert_eq!(json["rows"][0]["images"].as_array().unwrap().len(), 2);
 
@@ -128,7 +137,7 @@ fn one_ruined_photo_shows_beside_the_mean() {
     assert_eq!(clean.worst().unwrap().1, 9.8);
     let report = EvalReport {
         rows: vec![noise, clean],
-        encoder: Vec::new(),
+        encoder: EncoderAccuracy::default(),
         photos: 4,
         crop: Some(128),
         ffdnet: false,
@@ -195,4 +204,36 @@ fn a_missing_python_is_reported_with_the_setup_hint() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("make setup"), "{error}");
+}
+
+#[test]
+fn the_encoder_table_counts_clean_photos_that_name_no_kind() {
+    use crate::encoder_eval::{CleanAccuracy, KindAccuracy, accuracy_metrics, accuracy_table};
+    let accuracy = EncoderAccuracy {
+        kinds: vec![KindAccuracy {
+            kind: clearair_model::DegradationKind::Rain,
+            correct: 3,
+            exact_set: 2,
+            total: 4,
+        }],
+        clean: CleanAccuracy {
+            quiet: 3,
+            max_probability_sum: 1.2,
+            total: 4,
+        },
+    };
+    let figures = accuracy_metrics(&accuracy);
+    assert_eq!(figures["accuracy_mean"], 0.75);
+    assert_eq!(figures["clean_quiet"], 0.75);
+    assert!((figures["clean_max_probability"] - 0.3).abs() < 1e-12);
+    let table = accuracy_table(&accuracy);
+    assert!(
+        table.contains("| clean (every kind < 0.5) | — | 75.0% (mean largest p 0.30) | 4 |"),
+        "{table}"
+    );
+    // Skipped: no clean line, no clean figures.
+    let skipped = EncoderAccuracy::default();
+    assert!(skipped.is_empty());
+    assert!(!accuracy_metrics(&skipped).contains_key("clean_quiet"));
+    assert!(!accuracy_table(&skipped).contains("clean"));
 }
