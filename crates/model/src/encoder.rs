@@ -258,6 +258,25 @@ pub fn encoder_loss(
     }
 }
 
+/// How far `output`'s embeddings have moved from `anchor`'s (a frozen encoder's outputs on the
+/// same images): the mean of 1 − cos(F_c, F_c') over every sample plus the mean of
+/// 1 − cos(F_d, F_d') over the degraded ones (`kinds`, N×5 multi-hot, not all zero). Clean
+/// samples keep their F_d free, so a fine-tune can move clean photos out of a degradation's
+/// region while a restorer trained on the anchor's embeddings still reads every degraded photo
+/// as it learnt to. Both embeddings are unit-norm, so each term lies in [0, 2].
+pub fn embedding_drift(output: &EncoderOutput, anchor: &EncoderOutput, kinds: &Tensor) -> Tensor {
+    let cosine = |a: &Tensor, b: &Tensor| (a * b).sum_dim_intlist(-1, false, None);
+    let content = (-cosine(&output.content, &anchor.content) + 1.0).mean(output.content.kind());
+    let degraded = kinds
+        .sum_dim_intlist(-1, false, None)
+        .gt(0.0)
+        .to_kind(output.degradation.kind());
+    let degradation = -cosine(&output.degradation, &anchor.degradation) + 1.0;
+    let degradation = (degradation * &degraded).sum(output.degradation.kind())
+        / degraded.sum(output.degradation.kind()).clamp_min(1.0);
+    content + degradation
+}
+
 /// Supervised contrastive loss (Khosla et al. 2020) of unit-norm `embeddings` (N×D) with
 /// `positives` (N×N booleans; the diagonal is ignored): for each anchor with at least one
 /// positive, the mean negative log-probability of its positives under a softmax over all

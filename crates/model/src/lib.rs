@@ -48,7 +48,8 @@ pub use clearair::{ClearAirNet, StartingPoint};
 pub use config::{ClearAirConfig, EncoderConfig, LayerNormKind, PromptConfig};
 pub use device::parse_device;
 pub use encoder::{
-    DegradationEncoder, EncoderLoss, EncoderLossWeights, EncoderOutput, encoder_loss,
+    DegradationEncoder, EncoderLoss, EncoderLossWeights, EncoderOutput, embedding_drift,
+    encoder_loss,
 };
 pub use error::{ModelError, Result};
 pub use loss::{

@@ -152,6 +152,18 @@ pub struct EncoderArgs {
     /// Degradations per kind and held-out photo for the final accuracy (0: skip).
     #[arg(long, default_value_t = 4)]
     pub accuracy_repeats: u64,
+    /// Hold the embeddings near this frozen encoder's (F_c on every image, F_d on the degraded
+    /// ones; clean images move freely), e.g. the served encoder when fine-tuning it, so the
+    /// restorer trained on its embeddings keeps working.
+    #[arg(long)]
+    pub anchor: Option<PathBuf>,
+    /// Weight of the anchor term (1 − cosine similarity, see `--anchor`).
+    #[arg(long, default_value_t = 1.0, requires = "anchor")]
+    pub anchor_weight: f64,
+    /// Keep the starting weights' batch-norm statistics (normalise with them in training too),
+    /// so a fine-tune cannot shift every embedding through the statistics; with `--init`.
+    #[arg(long, requires = "init")]
+    pub freeze_norm: bool,
 }
 
 /// `clearair train restorer`

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clearair_model::{
     DegradationEncoder, EncoderConfig, EncoderLossWeights, ModelManifest, NetworkConfig,
-    encoder_loss, parameter_count, save_weights,
+    embedding_drift, encoder_loss, parameter_count, save_weights,
 };
 use serde_json::json;
 use tch::{Device, nn};
@@ -35,6 +35,14 @@ pub struct EncoderTraining {
     /// Start from these weights instead of a random initialisation (fresh optimiser and
     /// schedule); ignored when resuming.
     pub init: Option<PathBuf>,
+    /// A frozen encoder whose embeddings this one is held near (see [`embedding_drift`]) —
+    /// normally the one being fine-tuned, so that a restorer trained on its F_c and F_d keeps
+    /// working — and the weight of that term.
+    pub anchor: Option<(PathBuf, f64)>,
+    /// Keep the batch-norm statistics the encoder starts with (normalise with them in training
+    /// instead of each batch's): a fine-tune then cannot move every embedding at once by
+    /// shifting the statistics, which the anchor term, measured per batch, would not see.
+    pub frozen_norm: bool,
     /// Window pairs per batch (the batch holds twice as many images).
     pub pairs: usize,
     /// Weights of the loss terms.
@@ -75,8 +83,14 @@ pub fn train_encoder(
     let mut store = nn::VarStore::new(job.device);
     let network = DegradationEncoder::new(&store.root(), &job.config);
     let mut optimizer = AdamW::new(&store, job.adamw);
+    let anchor = match &job.anchor {
+        Some((path, weight)) => Some((crate::networks::load_encoder(path, job.device)?, *weight)),
+        None => None,
+    };
     let settings = json!({
         "config": job.config,
+        "anchor": job.anchor.as_ref().map(|(path, weight)| json!({"weights": path, "weight": weight})),
+        "frozen_norm": job.frozen_norm,
         "pairs": job.pairs,
         "sampler": format!("{:?}", job.sampler.settings()),
         "loss": format!("{:?}", job.loss_weights),
@@ -113,13 +127,24 @@ pub fn train_encoder(
         let (_, samples) = prefetcher.next_batch()?;
         let batch = EncoderBatch::assemble(&samples, job.device);
         tch::manual_seed(torch_seed(job.seed, Purpose::EncoderSample, step));
-        let output = network.forward_t(&batch.images, true);
+        let batch_norm = !job.frozen_norm;
+        let output = network.forward_t(&batch.images, batch_norm);
         let loss = encoder_loss(&output, &batch.kinds, &batch.content_ids, &job.loss_weights);
+        let drift = anchor.as_ref().map(|(anchor, weight)| {
+            // Normalised as the trainee is (this batch's statistics, or the frozen ones), so the
+            // term measures how far the weights moved, not train- against eval-mode batch norm.
+            let target = tch::no_grad(|| anchor.network.forward_t(&batch.images, batch_norm));
+            (embedding_drift(&output, &target, &batch.kinds), *weight)
+        });
+        let total = match &drift {
+            Some((drift, weight)) => &loss.total + drift * *weight,
+            None => loss.total.shallow_clone(),
+        };
         optimizer.zero_grad();
-        loss.total.backward();
+        total.backward();
         let lr = job.schedule.at(step, job.limits.progress(step, elapsed()));
         optimizer.step(lr);
-        let value = loss.total.double_value(&[]);
+        let value = total.double_value(&[]);
         if !value.is_finite() {
             return Err(TrainError::Diverged { step, value });
         }
@@ -129,11 +154,15 @@ pub fn train_encoder(
         progress.update(
             step,
             &format!(
-                "loss {:.4} (bce {:.3} F_d {:.3} F_c {:.3}) lr {lr:.2e}",
+                "loss {:.4} (bce {:.3} F_d {:.3} F_c {:.3}{}) lr {lr:.2e}",
                 smoothed.value(),
                 loss.classification.double_value(&[]),
                 loss.degradation_contrast.double_value(&[]),
                 loss.content_consistency.double_value(&[]),
+                drift.as_ref().map_or(String::new(), |(drift, _)| format!(
+                    " drift {:.4}",
+                    drift.double_value(&[])
+                )),
             ),
         );
         let due = job.limits.checkpoint_every > 0 && step % job.limits.checkpoint_every == 0;
@@ -181,3 +210,6 @@ pub fn encoder_manifest(
         seed: job.seed,
     }
 }
+
+#[cfg(test)]
+mod tests;
