@@ -159,23 +159,22 @@ pub(crate) fn train_encoder_command(args: &EncoderArgs) -> anyhow::Result<()> {
             args.final_size
         )
     };
-    let anchor = match &args.anchor {
-        Some(path) => format!(
+    let anchor = args.anchor.as_ref().map_or(String::new(), |path| {
+        format!(
             "; embeddings held near {}'s (1 − cos of F_c, and of F_d on degraded images, weight {})",
             path.display(),
             args.anchor_weight
-        ),
-        None => String::new(),
-    };
-    let anchor = if args.freeze_norm {
-        format!("{anchor}; batch-norm statistics frozen at the starting weights'")
+        )
+    });
+    let frozen = if args.freeze_norm {
+        "; batch-norm statistics frozen at the starting weights'"
     } else {
-        anchor
+        ""
     };
     let detail = format!(
         "{start}batches of {} windows, each under two degradation recipes (clean {:.2}, two-kind \
          mixtures {:.2}), degraded at 1–{}× the image side and scaled down (area) to \
-         {sizes}{anchor}",
+         {sizes}{anchor}{frozen}",
         args.pairs, args.clean_probability, args.mixture_probability, args.max_scale,
     );
     let job = EncoderTraining {

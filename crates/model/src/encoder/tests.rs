@@ -137,27 +137,18 @@ fn drift_counts_content_always_and_degradation_only_on_degraded_samples() {
     // Sample 0 is clean, sample 1 degraded (rain).
     let kinds = Tensor::from_slice(&[0f32, 0., 0., 0., 0., 0., 0., 1., 0., 0.]).view([2, 5]);
     let anchor = output(&[[1., 0.], [1., 0.]], &[[1., 0.], [1., 0.]]);
+    let drift = |moved: &EncoderOutput| embedding_drift(moved, &anchor, &kinds).double_value(&[]);
     let same = output(&[[1., 0.], [1., 0.]], &[[1., 0.], [1., 0.]]);
-    assert!(
-        embedding_drift(&same, &anchor, &kinds)
-            .double_value(&[])
-            .abs()
-            < 1e-7
-    );
+    assert!(drift(&same).abs() < 1e-7);
     // The clean sample's F_d turned away: free, no drift.
     let clean_moved = output(&[[1., 0.], [1., 0.]], &[[0., 1.], [1., 0.]]);
-    assert!(
-        embedding_drift(&clean_moved, &anchor, &kinds)
-            .double_value(&[])
-            .abs()
-            < 1e-7
-    );
+    assert!(drift(&clean_moved).abs() < 1e-7);
     // The degraded sample's F_d turned away: 1 − cos = 1 over one degraded sample.
     let degraded_moved = output(&[[1., 0.], [1., 0.]], &[[1., 0.], [0., 1.]]);
-    let drift = embedding_drift(&degraded_moved, &anchor, &kinds).double_value(&[]);
-    assert!((drift - 1.0).abs() < 1e-6, "{drift}");
+    let value = drift(&degraded_moved);
+    assert!((value - 1.0).abs() < 1e-6, "{value}");
     // F_c counts on every sample: the clean one's F_c reversed gives 2 / 2 samples.
     let content_moved = output(&[[-1., 0.], [1., 0.]], &[[1., 0.], [1., 0.]]);
-    let drift = embedding_drift(&content_moved, &anchor, &kinds).double_value(&[]);
-    assert!((drift - 1.0).abs() < 1e-6, "{drift}");
+    let value = drift(&content_moved);
+    assert!((value - 1.0).abs() < 1e-6, "{value}");
 }

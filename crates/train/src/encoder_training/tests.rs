@@ -1,7 +1,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use clearair_model::EncoderConfig;
 use tch::Tensor;
 
 use super::*;
@@ -18,10 +17,9 @@ fn job(
     anchor: Option<PathBuf>,
     frozen_norm: bool,
 ) -> EncoderTraining {
-    let config: EncoderConfig = small_encoder();
     EncoderTraining {
         name: name.into(),
-        config,
+        config: small_encoder(),
         sampler: EncoderSampler::new(
             synthetic_photos(3, 48),
             EncoderSampling {
