@@ -391,8 +391,12 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 4)]
     pub encoder_repeats: u64,
     /// Write the figures into the restorer's and the encoder's manifests.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "neutral")]
     pub update_manifest: bool,
+    /// Put these priors on their neutral fallback in the served rows too (`quality`,
+    /// `masks`, `embeddings`): what each prior contributes, row by row.
+    #[arg(long, value_delimiter = ',', value_parser = ["quality", "masks", "embeddings"])]
+    pub neutral: Vec<String>,
 }
 
 /// `clearair degrade`

@@ -30,7 +30,7 @@ use crate::mix::{DegradationMix, ParameterRanges};
 use crate::networks::{load_encoder, load_restorer, restorer_config};
 use crate::optimizer::{AdamWConfig, LearningRateSchedule};
 use crate::photos::{load_photos, read_photo, write_png};
-use crate::priors::CpuPriorBackends;
+use crate::priors::{CpuPriorBackends, PriorDropout};
 use crate::protocol::ROWS;
 use crate::restorer_training::{
     ProgressEval, RestorerTraining, RunLimits, restorer_manifest, train_restorer,
@@ -499,6 +499,11 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         ffdnet,
         encoder_repeats: args.encoder_repeats,
         show_progress: true,
+        neutral: PriorDropout {
+            quality: args.neutral.iter().any(|p| p == "quality"),
+            masks: args.neutral.iter().any(|p| p == "masks"),
+            embeddings: args.neutral.iter().any(|p| p == "embeddings"),
+        },
     };
     let precision = clearair_backends::Precision::bf16_if(args.bf16);
     precision.convert(&mut restorer.store);
@@ -509,7 +514,15 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         device,
         precision,
     };
-    let model = restorer.manifest.name.clone();
+    let model = if args.neutral.is_empty() {
+        restorer.manifest.name.clone()
+    } else {
+        format!(
+            "{} ({} neutral)",
+            restorer.manifest.name,
+            args.neutral.join(", ")
+        )
+    };
     let report = evaluate(&mesh, &photos, &settings)?;
     let table = markdown_table(&report, &model);
     println!("{table}");

@@ -15,6 +15,7 @@ use crate::encoder_eval::{EncoderAccuracy, encoder_accuracy};
 use crate::error::Result;
 use crate::mesh::MeshRestorer;
 use crate::photos::{Photo, read_photo};
+use crate::priors::PriorDropout;
 use crate::protocol::{EvalRow, ROWS, RowPriors, centre_crop, degrade_for_row, psnr_ssim};
 
 pub use ffdnet::FfdnetReference;
@@ -34,6 +35,9 @@ pub struct EvalSettings {
     pub encoder_repeats: u64,
     /// Draw a progress bar.
     pub show_progress: bool,
+    /// Priors put on their neutral fallback in the served rows too (an ablation; the
+    /// fallback rows have every prior neutral whatever this says).
+    pub neutral: PriorDropout,
 }
 
 impl Default for EvalSettings {
@@ -45,6 +49,7 @@ impl Default for EvalSettings {
             ffdnet: None,
             encoder_repeats: 4,
             show_progress: true,
+            neutral: PriorDropout::default(),
         }
     }
 }
@@ -223,7 +228,10 @@ pub fn evaluate(
         let mut worst: Option<(usize, RowExample)> = None;
         for (photo_index, (photo, clean)) in photos.iter().zip(&clean).enumerate() {
             let (_, degraded) = degrade_for_row(row_index, photo_index, clean)?;
-            let output = mesh.restore_with(&degraded, row.priors)?;
+            let output = match row.priors {
+                RowPriors::Served => mesh.restore_neutral(&degraded, settings.neutral)?,
+                RowPriors::Neutral => mesh.restore_with(&degraded, row.priors)?,
+            };
             let score = ImageScore {
                 photo: photo.name.clone(),
                 input: psnr_ssim(&degraded, clean)?,

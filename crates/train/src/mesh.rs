@@ -13,7 +13,7 @@ use tch::{Device, Kind, Tensor};
 use crate::error::Result;
 use crate::photos::{fit_long_side, image_to_tensor};
 use crate::priors::{
-    CpuPriorBackends, CpuPriors, EMBEDDING_WIDTH, ENCODER_MAX_SIDE, embed, neutral_masks,
+    CpuPriorBackends, CpuPriors, EMBEDDING_WIDTH, ENCODER_MAX_SIDE, PriorDropout, neutral_masks,
     neutral_quality, stack_quality,
 };
 use crate::protocol::RowPriors;
@@ -51,9 +51,11 @@ impl MeshRestorer<'_> {
     pub fn embed(&self, image: &Rgb8Image) -> Result<(Tensor, Tensor, [f32; 5])> {
         let view = fit_long_side(image, ENCODER_MAX_SIDE)?;
         let input = image_to_tensor(&view).unsqueeze(0).to_device(self.device);
-        let probabilities = tch::no_grad(|| self.encoder.forward(&input).probabilities());
-        let probabilities = Vec::<f32>::try_from(probabilities.to_device(Device::Cpu).view([-1]))?;
-        let (content, degradation) = embed(self.encoder, &input, None);
+        // One forward pass serves the probabilities and both embeddings.
+        let output = tch::no_grad(|| self.encoder.forward(&input));
+        let probabilities = output.probabilities().to_device(Device::Cpu).view([-1]);
+        let probabilities = Vec::<f32>::try_from(probabilities)?;
+        let (content, degradation) = (output.content, output.degradation);
         let mut kinds = [0.0; 5];
         kinds.copy_from_slice(&probabilities);
         Ok((content, degradation, kinds))
@@ -68,21 +70,37 @@ impl MeshRestorer<'_> {
     /// orchestrator substitutes when its service fails (zero F_q, one mask over the whole
     /// image, zero F_c and F_d).
     pub fn restore_with(&self, image: &Rgb8Image, priors: RowPriors) -> Result<MeshOutput> {
-        let (cpu, content, degradation, probabilities) = match priors {
-            RowPriors::Served => {
-                let cpu = self.priors.compute(image)?;
-                let (content, degradation, probabilities) = self.embed(image)?;
-                (cpu, content, degradation, probabilities)
-            }
-            RowPriors::Neutral => {
-                let zeros = || Tensor::zeros([1, EMBEDDING_WIDTH], (Kind::Float, self.device));
-                let cpu = CpuPriors {
-                    quality: neutral_quality(self.priors.quality_width()),
-                    quality_fell_back: true,
-                    masks: neutral_masks(image.width(), image.height()),
-                };
-                (cpu, zeros(), zeros(), [0.0; 5])
-            }
+        let neutral = match priors {
+            RowPriors::Served => PriorDropout::default(),
+            RowPriors::Neutral => PriorDropout::ALL,
+        };
+        self.restore_neutral(image, neutral)
+    }
+
+    /// Restores `image` with the served priors except those flagged in `neutral`, which take
+    /// the value the orchestrator substitutes when their service fails: an ablation of what
+    /// each prior contributes.
+    pub fn restore_neutral(&self, image: &Rgb8Image, neutral: PriorDropout) -> Result<MeshOutput> {
+        let (quality, quality_fell_back) = if neutral.quality {
+            (neutral_quality(self.priors.quality_width()), true)
+        } else {
+            self.priors.quality(image)
+        };
+        let masks = if neutral.masks {
+            neutral_masks(image.width(), image.height())
+        } else {
+            self.priors.masks(image)?
+        };
+        let cpu = CpuPriors {
+            quality,
+            quality_fell_back,
+            masks,
+        };
+        let (content, degradation, probabilities) = if neutral.embeddings {
+            let zeros = || Tensor::zeros([1, EMBEDDING_WIDTH], (Kind::Float, self.device));
+            (zeros(), zeros(), [0.0; 5])
+        } else {
+            self.embed(image)?
         };
         let global = GlobalPriors {
             quality: stack_quality(std::slice::from_ref(&cpu.quality), self.device),

@@ -113,22 +113,30 @@ impl CpuPriorBackends {
     /// orchestrator's fallback); a segmentation failure is an error, since the graph
     /// segmenter accepts every non-empty image.
     pub fn compute(&self, image: &Rgb8Image) -> Result<CpuPriors> {
-        let (quality, quality_fell_back) = match self.quality.assess(image) {
-            Ok(estimate) => (estimate.features, false),
-            Err(_) => (neutral_quality(self.quality_width()), true),
-        };
-        let masks =
-            self.segmentation
-                .segment(image, MAX_MASKS)
-                .map_err(|e| TrainError::PriorBackend {
-                    backend: "segmentation",
-                    reason: e.to_string(),
-                })?;
+        let (quality, quality_fell_back) = self.quality(image);
         Ok(CpuPriors {
             quality,
             quality_fell_back,
-            masks,
+            masks: self.masks(image)?,
         })
+    }
+
+    /// F_q of `image`, and whether BRISQUE refused it (F_q is then neutral).
+    pub fn quality(&self, image: &Rgb8Image) -> (Vec<f32>, bool) {
+        match self.quality.assess(image) {
+            Ok(estimate) => (estimate.features, false),
+            Err(_) => (neutral_quality(self.quality_width()), true),
+        }
+    }
+
+    /// The segmenter's masks of `image`.
+    pub fn masks(&self, image: &Rgb8Image) -> Result<PackedMasks> {
+        self.segmentation
+            .segment(image, MAX_MASKS)
+            .map_err(|e| TrainError::PriorBackend {
+                backend: "segmentation",
+                reason: e.to_string(),
+            })
     }
 }
 

@@ -237,3 +237,86 @@ fn the_encoder_table_counts_clean_photos_that_name_no_kind() {
     assert!(!accuracy_metrics(&skipped).contains_key("clean_quiet"));
     assert!(!accuracy_table(&skipped).contains("clean"));
 }
+
+#[test]
+fn neutral_priors_in_the_served_rows_ablate_one_prior_at_a_time() {
+    let _torch = exclusive_torch();
+    tch::manual_seed(5);
+    let mut store = nn::VarStore::new(Device::Cpu);
+    let restorer = ClearAirNet::new(&store.root(), &tiny_restorer(36));
+    // Away from the identity start, so that every prior changes the output.
+    tch::no_grad(|| {
+        for (_, mut variable) in store.variables() {
+            let noise = variable.randn_like() * 0.2;
+            let _ = variable.g_add_(&noise);
+        }
+    });
+    store.freeze();
+    let encoder_store = nn::VarStore::new(Device::Cpu);
+    let encoder = DegradationEncoder::new(&encoder_store.root(), &small_encoder());
+    let priors = cpu_priors();
+    let mesh = MeshRestorer {
+        restorer: &restorer,
+        encoder: &encoder,
+        priors: &priors,
+        device: Device::Cpu,
+        precision: clearair_backends::Precision::Fp32,
+    };
+    let photos = eval_photos();
+    let (haze, fallback_haze) = (3, 11);
+    assert_eq!(
+        (ROWS[haze].key, ROWS[fallback_haze].key),
+        ("haze", "fallback_haze")
+    );
+    let run = |neutral: PriorDropout| {
+        let settings = EvalSettings {
+            rows: vec![haze, fallback_haze],
+            sheet_photos: 0,
+            encoder_repeats: 0,
+            show_progress: false,
+            neutral,
+            ..EvalSettings::default()
+        };
+        let report = evaluate(&mesh, &photos, &settings).unwrap();
+        let scores = |row: usize| -> Vec<Score> {
+            report.rows[row].images.iter().map(|s| s.restored).collect()
+        };
+        (scores(0), scores(1))
+    };
+    let (served, fallback) = run(PriorDropout::default());
+    assert_ne!(served, fallback, "the priors change this network's output");
+    // Every prior neutral in the served row is the fallback row; the fallback row itself
+    // never depends on the ablation.
+    let (all_neutral, fallback_again) = run(PriorDropout::ALL);
+    assert_eq!(all_neutral, fallback);
+    assert_eq!(fallback_again, fallback);
+    // One prior at a time: neither the served nor the fallback result.
+    for one in [
+        PriorDropout {
+            quality: true,
+            ..PriorDropout::default()
+        },
+        PriorDropout {
+            masks: true,
+            ..PriorDropout::default()
+        },
+        PriorDropout {
+            embeddings: true,
+            ..PriorDropout::default()
+        },
+    ] {
+        let (ablated, _) = run(one);
+        assert_ne!(ablated, served, "{one:?}");
+        assert_ne!(ablated, fallback, "{one:?}");
+    }
+    // What the mesh reports about the priors follows the ablation.
+    let (_, degraded) = degrade_for_row(haze, 0, &photos[0].image).unwrap();
+    let output = mesh.restore_neutral(&degraded, PriorDropout::ALL).unwrap();
+    assert!(output.quality_fell_back);
+    assert_eq!(output.masks, 1);
+    assert_eq!(output.probabilities, [0.0; 5]);
+    let output = mesh
+        .restore_neutral(&degraded, PriorDropout::default())
+        .unwrap();
+    assert!(output.probabilities.iter().any(|&p| p > 0.0));
+}
