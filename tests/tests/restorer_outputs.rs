@@ -4,7 +4,8 @@
 //!
 //! The fixture pins the weights too (their BLAKE3 hash): when new weights are promoted, write
 //! it again from the unchanged code with `CLEARAIR_WRITE_RESTORER_FIXTURE=1 cargo test -p
-//! clearair-e2e --test restorer_outputs`, in the same commit as the weights.
+//! clearair-e2e --test restorer_outputs fp32`, in the same commit as the weights (the filter
+//! keeps the bf16 test from reading the fixture while it is being written).
 
 use std::path::PathBuf;
 
