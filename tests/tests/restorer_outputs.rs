@@ -4,8 +4,9 @@
 //!
 //! The fixture pins the weights too (their BLAKE3 hash): when new weights are promoted, write
 //! it again from the unchanged code with `CLEARAIR_WRITE_RESTORER_FIXTURE=1 cargo test -p
-//! clearair-e2e --test restorer_outputs fp32`, in the same commit as the weights (the filter
-//! keeps the bf16 test from reading the fixture while it is being written).
+//! clearair-e2e --test restorer_outputs -- --exact fp32_outputs_match_the_recorded_ones`, in the
+//! same commit as the weights (the filter keeps the bf16 test from reading the fixture while it
+//! is being written).
 
 use std::path::PathBuf;
 
