@@ -10,22 +10,40 @@ fn eval_photos() -> Vec<Photo> {
     synthetic_photos(2, 40).iter().cloned().collect()
 }
 
-#[test]
-fn evaluation_scores_each_row_and_photo_with_the_protocol() {
+/// Runs `body` on a mesh of a tiny restorer (seeded; its weights moved by Gaussian noise of
+/// `perturb` when positive, away from the identity start) and a small encoder.
+fn with_tiny_mesh(seed: i64, perturb: f64, body: impl FnOnce(&MeshRestorer<'_>)) {
     let _torch = exclusive_torch();
-    tch::manual_seed(3);
-    let store = nn::VarStore::new(Device::Cpu);
+    tch::manual_seed(seed);
+    let mut store = nn::VarStore::new(Device::Cpu);
     let restorer = ClearAirNet::new(&store.root(), &tiny_restorer(36));
+    if perturb > 0.0 {
+        tch::no_grad(|| {
+            for (_, mut variable) in store.variables() {
+                let noise = variable.randn_like() * perturb;
+                let _ = variable.g_add_(&noise);
+            }
+        });
+        store.freeze();
+    }
     let encoder_store = nn::VarStore::new(Device::Cpu);
     let encoder = DegradationEncoder::new(&encoder_store.root(), &small_encoder());
     let priors = cpu_priors();
-    let mesh = MeshRestorer {
+    body(&MeshRestorer {
         restorer: &restorer,
         encoder: &encoder,
         priors: &priors,
         device: Device::Cpu,
         precision: clearair_backends::Precision::Fp32,
-    };
+    });
+}
+
+#[test]
+fn evaluation_scores_each_row_and_photo_with_the_protocol() {
+    with_tiny_mesh(3, 0.0, scores_each_row_and_photo);
+}
+
+fn scores_each_row_and_photo(mesh: &MeshRestorer<'_>) {
     let photos = eval_photos();
     let settings = EvalSettings {
         rows: vec![1, 6],
@@ -34,7 +52,7 @@ fn evaluation_scores_each_row_and_photo_with_the_protocol() {
         show_progress: false,
         ..EvalSettings::default()
     };
-    let report = evaluate(&mesh, &photos, &settings).unwrap();
+    let report = evaluate(mesh, &photos, &settings).unwrap();
     assert_eq!(report.rows.len(), 2);
     assert_eq!(report.rows[0].row.key, "noise25");
     assert_eq!(report.rows[1].row.key, "low_light");
@@ -240,28 +258,11 @@ fn the_encoder_table_counts_clean_photos_that_name_no_kind() {
 
 #[test]
 fn neutral_priors_in_the_served_rows_ablate_one_prior_at_a_time() {
-    let _torch = exclusive_torch();
-    tch::manual_seed(5);
-    let mut store = nn::VarStore::new(Device::Cpu);
-    let restorer = ClearAirNet::new(&store.root(), &tiny_restorer(36));
     // Away from the identity start, so that every prior changes the output.
-    tch::no_grad(|| {
-        for (_, mut variable) in store.variables() {
-            let noise = variable.randn_like() * 0.2;
-            let _ = variable.g_add_(&noise);
-        }
-    });
-    store.freeze();
-    let encoder_store = nn::VarStore::new(Device::Cpu);
-    let encoder = DegradationEncoder::new(&encoder_store.root(), &small_encoder());
-    let priors = cpu_priors();
-    let mesh = MeshRestorer {
-        restorer: &restorer,
-        encoder: &encoder,
-        priors: &priors,
-        device: Device::Cpu,
-        precision: clearair_backends::Precision::Fp32,
-    };
+    with_tiny_mesh(5, 0.2, ablates_one_prior_at_a_time);
+}
+
+fn ablates_one_prior_at_a_time(mesh: &MeshRestorer<'_>) {
     let photos = eval_photos();
     let (haze, fallback_haze) = (3, 11);
     assert_eq!(
@@ -277,7 +278,7 @@ fn neutral_priors_in_the_served_rows_ablate_one_prior_at_a_time() {
             neutral,
             ..EvalSettings::default()
         };
-        let report = evaluate(&mesh, &photos, &settings).unwrap();
+        let report = evaluate(mesh, &photos, &settings).unwrap();
         let scores = |row: usize| -> Vec<Score> {
             report.rows[row].images.iter().map(|s| s.restored).collect()
         };
