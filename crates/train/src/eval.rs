@@ -228,10 +228,11 @@ pub fn evaluate(
         let mut worst: Option<(usize, RowExample)> = None;
         for (photo_index, (photo, clean)) in photos.iter().zip(&clean).enumerate() {
             let (_, degraded) = degrade_for_row(row_index, photo_index, clean)?;
-            let output = match row.priors {
-                RowPriors::Served => mesh.restore_neutral(&degraded, settings.neutral)?,
-                RowPriors::Neutral => mesh.restore_with(&degraded, row.priors)?,
+            let neutral = match row.priors {
+                RowPriors::Served => settings.neutral,
+                RowPriors::Neutral => PriorDropout::ALL,
             };
+            let output = mesh.restore_neutral(&degraded, neutral)?;
             let score = ImageScore {
                 photo: photo.name.clone(),
                 input: psnr_ssim(&degraded, clean)?,

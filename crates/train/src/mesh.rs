@@ -13,7 +13,7 @@ use tch::{Device, Kind, Tensor};
 use crate::error::Result;
 use crate::photos::{fit_long_side, image_to_tensor};
 use crate::priors::{
-    CpuPriorBackends, CpuPriors, EMBEDDING_WIDTH, ENCODER_MAX_SIDE, PriorDropout, neutral_masks,
+    CpuPriorBackends, EMBEDDING_WIDTH, ENCODER_MAX_SIDE, PriorDropout, neutral_masks,
     neutral_quality, stack_quality,
 };
 use crate::protocol::RowPriors;
@@ -91,11 +91,6 @@ impl MeshRestorer<'_> {
         } else {
             self.priors.masks(image)?
         };
-        let cpu = CpuPriors {
-            quality,
-            quality_fell_back,
-            masks,
-        };
         let (content, degradation, probabilities) = if neutral.embeddings {
             let zeros = || Tensor::zeros([1, EMBEDDING_WIDTH], (Kind::Float, self.device));
             (zeros(), zeros(), [0.0; 5])
@@ -103,13 +98,13 @@ impl MeshRestorer<'_> {
             self.embed(image)?
         };
         let global = GlobalPriors {
-            quality: stack_quality(std::slice::from_ref(&cpu.quality), self.device),
+            quality: stack_quality(std::slice::from_ref(&quality), self.device),
             content,
             degradation,
         };
         let (restored, _) = restore_in_tiles(
             image,
-            &cpu.masks,
+            &masks,
             &global,
             Tiling::default(),
             self.device,
@@ -118,8 +113,8 @@ impl MeshRestorer<'_> {
         Ok(MeshOutput {
             restored,
             probabilities,
-            quality_fell_back: cpu.quality_fell_back,
-            masks: cpu.masks.count(),
+            quality_fell_back,
+            masks: masks.count(),
         })
     }
 }
