@@ -238,6 +238,10 @@ pub struct RestorerArgs {
     /// haze and low light three times as often. Default: 1 for every kind.
     #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
     pub all_neutral_kinds: Vec<f64>,
+    /// Extra probability that F_c/F_d alone are neutral (the degradation service down), on
+    /// top of `--prior-dropout`: trains the restorer not to depend on the embeddings.
+    #[arg(long, default_value_t = 0.0)]
+    pub embedding_dropout: f64,
     /// Probability of a clean training window (identity).
     #[arg(long, default_value_t = 0.1)]
     pub clean_probability: f64,

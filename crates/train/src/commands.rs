@@ -308,11 +308,17 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
              low_light), got {other:?}"
         ),
     };
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.embedding_dropout),
+        "--embedding-dropout is a probability in [0, 1], got {}",
+        args.embedding_dropout
+    );
     let sampling = RestorerSampling {
         crops,
         prior_dropout: args.prior_dropout,
         all_neutral: args.all_neutral,
         all_neutral_kinds,
+        embedding_dropout: args.embedding_dropout,
     };
     let job = RestorerTraining {
         name: file_stem(&args.output),
@@ -628,7 +634,7 @@ fn restorer_data_detail(
          embedded backends on each whole window (BRISQUE, graph segmentation, the degradation \
          encoder on its 256 shrink), cached in a pool of {} windows refreshed at {} per step; \
          {:.2} of the clean photos darkened in their mid-tones (γ 1.5–{}); each prior neutral with \
-         probability {:.2}, all three with {:.2}{}; loss {}{}",
+         probability {:.2}, all three with {:.2}{}{}; loss {}{}",
         windows.min_side,
         windows.max_side,
         kinds.join("/"),
@@ -648,6 +654,11 @@ fn restorer_data_detail(
                 " (times {:?} for noise/haze/rain/blur/low light)",
                 args.all_neutral_kinds
             )
+        },
+        if args.embedding_dropout > 0.0 {
+            format!(", F_c/F_d alone with {:.2} more", args.embedding_dropout)
+        } else {
+            String::new()
         },
         args.pixel_loss,
         if args.no_icrm {

@@ -146,6 +146,12 @@ pub struct RestorerSampling {
     /// a window's probability is `all_neutral` times the largest multiplier of its kinds
     /// (clean windows: `all_neutral`). All ones: the same probability for every window.
     pub all_neutral_kinds: [f64; 5],
+    /// Extra probability that F_c and F_d alone are neutral (the degradation service down
+    /// while the quality and mask services answer), on top of `prior_dropout`. Without it
+    /// the restorer can learn to lean on the embeddings for a kind (haze) and leave such
+    /// photos untouched when they are missing or weak. 0: no extra draw, the sample
+    /// streams of earlier runs unchanged.
+    pub embedding_dropout: f64,
 }
 
 impl RestorerSampling {
@@ -247,7 +253,11 @@ impl RestorerSampler {
         let dropout = if rng.gen_bool(self.settings.all_neutral_for(&window.kinds)) {
             PriorDropout::ALL
         } else {
-            PriorDropout::sample(prior_dropout, &mut rng)
+            let mut dropout = PriorDropout::sample(prior_dropout, &mut rng);
+            if self.settings.embedding_dropout > 0.0 {
+                dropout.embeddings |= rng.gen_bool(self.settings.embedding_dropout.min(1.0));
+            }
+            dropout
         };
         let planes = |image: &Rgb8Image| -> Result<Vec<f32>> {
             Ok(symmetry

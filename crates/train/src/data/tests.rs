@@ -22,6 +22,7 @@ fn sampling(prior_dropout: f64) -> RestorerSampling {
         prior_dropout,
         all_neutral: 0.0,
         all_neutral_kinds: [1.0; 5],
+        embedding_dropout: 0.0,
     }
 }
 
@@ -146,6 +147,61 @@ fn prior_dropout_gives_exactly_the_neutral_priors() {
     let batch = RestorerBatch::assemble(&kept, Device::Cpu).unwrap();
     let norms = batch.priors.degradation.norm_scalaropt_dim(2.0, [1], false);
     assert!((norms.min().double_value(&[]) - 1.0).abs() < 1e-4);
+}
+
+#[test]
+fn embedding_dropout_drops_only_the_embeddings_of_the_same_crops() {
+    let maker = maker(13);
+    let with = |embedding_dropout: f64| RestorerSampling {
+        embedding_dropout,
+        ..sampling(0.0)
+    };
+    let served: Vec<RestorerSample> = {
+        let sampler = sampler(&maker, with(0.0), 13);
+        (0..6).flat_map(|i| sampler.batch(i).unwrap()).collect()
+    };
+    for (probability, expect_some, expect_all) in [(1.0, true, true), (0.5, true, false)] {
+        let sampler = sampler(&maker, with(probability), 13);
+        let samples: Vec<RestorerSample> = (0..6).flat_map(|i| sampler.batch(i).unwrap()).collect();
+        let dropped = samples.iter().filter(|s| s.dropout.embeddings).count();
+        assert_eq!(
+            dropped > 0,
+            expect_some,
+            "p {probability}: {dropped} dropped"
+        );
+        assert_eq!(dropped == samples.len(), expect_all, "p {probability}");
+        for (sample, kept) in samples.iter().zip(&served) {
+            // The same crops, F_q and masks: only F_c and F_d change, and only to zeros.
+            assert!(!sample.dropout.quality && !sample.dropout.masks);
+            assert_eq!(
+                (&sample.degraded, &sample.clean, sample.window),
+                (&kept.degraded, &kept.clean, kept.window)
+            );
+            assert_eq!(
+                (&sample.quality, &sample.masks),
+                (&kept.quality, &kept.masks)
+            );
+            if sample.dropout.embeddings {
+                assert!(
+                    sample
+                        .content
+                        .iter()
+                        .chain(&sample.degradation)
+                        .all(|&v| v == 0.0)
+                );
+            } else {
+                assert_eq!(
+                    (&sample.content, &sample.degradation),
+                    (&kept.content, &kept.degradation)
+                );
+            }
+        }
+    }
+    assert!(
+        served
+            .iter()
+            .all(|s| s.dropout == crate::priors::PriorDropout::default())
+    );
 }
 
 #[test]

@@ -36,6 +36,7 @@ fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTrainin
         prior_dropout: 0.1,
         all_neutral: 0.05,
         all_neutral_kinds: [1.0; 5],
+        embedding_dropout: 0.0,
     };
     RestorerTraining {
         name: name.to_owned(),
