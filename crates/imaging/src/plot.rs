@@ -122,9 +122,10 @@ impl LinePlot {
             fill_rect(&mut image, MARGIN_LEFT, gy as u32, plot_width, 1, grid);
             let x_value = x_low + t * (x_high - x_low);
             let x_text = if self.log_x {
-                format_number(10f64.powf(x_value))
+                let value = 10f64.powf(x_value);
+                format_number(value, value)
             } else {
-                format_number(x_value)
+                format_number(x_value, x_low.abs().max(x_high.abs()))
             };
             let x_text_width = text_width(&x_text, 1);
             draw_text(
@@ -135,7 +136,7 @@ impl LinePlot {
                 axis,
                 1,
             );
-            let y_text = format_number(y_low + t * (y_high - y_low));
+            let y_text = format_number(y_low + t * (y_high - y_low), y_low.abs().max(y_high.abs()));
             draw_text(
                 &mut image,
                 MARGIN_LEFT.saturating_sub(text_width(&y_text, 1) + 4),
@@ -205,9 +206,11 @@ impl LinePlot {
     }
 }
 
-/// A short number for a tick label.
-fn format_number(value: f64) -> String {
-    let magnitude = value.abs();
+/// A short number for a tick label on a linear axis whose largest magnitude is `scale`: every
+/// tick of one axis in the same notation, so a tick near zero on an axis from −0.2 to 0.06
+/// reads −0.010, not −1e-2 (a log axis passes each value as its own scale).
+fn format_number(value: f64, scale: f64) -> String {
+    let magnitude = scale.abs();
     if magnitude != 0.0 && !(1e-2..1e5).contains(&magnitude) {
         format!("{value:.0e}")
     } else if magnitude >= 100.0 {
@@ -309,9 +312,13 @@ mod tests {
             ..plot
         };
         assert!(empty.render(100, 80).is_ok());
-        assert_eq!(format_number(2e-4), "2e-4");
-        assert_eq!(format_number(0.25), "0.250");
-        assert_eq!(format_number(1500.0), "1500");
+        assert_eq!(format_number(2e-4, 2e-4), "2e-4");
+        assert_eq!(format_number(0.25, 0.25), "0.250");
+        assert_eq!(format_number(1500.0, 1500.0), "1500");
+        // A tick near zero takes its axis's notation.
+        assert_eq!(format_number(-0.0099, 0.206), "-0.010");
+        assert_eq!(format_number(0.004, 12.9), "0.00");
+        assert_eq!(format_number(1e-6, 4e-4), "1e-6");
     }
 
     #[test]
