@@ -32,6 +32,15 @@ fn sampler(maker: &Arc<WindowMaker>, settings: RestorerSampling, seed: u64) -> R
     RestorerSampler::new(cache, 40, settings, seed).unwrap()
 }
 
+/// F_c and F_d of `sample` are their neutral value (zeros).
+fn embeddings_are_neutral(sample: &RestorerSample) -> bool {
+    sample
+        .content
+        .iter()
+        .chain(&sample.degradation)
+        .all(|&v| v == 0.0)
+}
+
 #[test]
 fn same_seed_and_iteration_give_the_same_batch() {
     let maker = maker(11);
@@ -117,13 +126,7 @@ fn prior_dropout_gives_exactly_the_neutral_priors() {
         assert_eq!(sample.quality, neutral_quality(36));
         assert_eq!(sample.mask_count, 1);
         assert!(sample.masks.iter().all(|&v| v == 1.0));
-        assert!(
-            sample
-                .content
-                .iter()
-                .chain(&sample.degradation)
-                .all(|&v| v == 0.0)
-        );
+        assert!(embeddings_are_neutral(sample));
     }
     let batch = RestorerBatch::assemble(&samples, Device::Cpu).unwrap();
     assert_eq!(batch.priors.content.size(), [3, 512]);
@@ -182,13 +185,7 @@ fn embedding_dropout_drops_only_the_embeddings_of_the_same_crops() {
                 (&kept.quality, &kept.masks)
             );
             if sample.dropout.embeddings {
-                assert!(
-                    sample
-                        .content
-                        .iter()
-                        .chain(&sample.degradation)
-                        .all(|&v| v == 0.0)
-                );
+                assert!(embeddings_are_neutral(sample));
             } else {
                 assert_eq!(
                     (&sample.content, &sample.degradation),
