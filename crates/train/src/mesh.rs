@@ -16,7 +16,6 @@ use crate::priors::{
     CpuPriorBackends, EMBEDDING_WIDTH, ENCODER_MAX_SIDE, PriorDropout, neutral_masks,
     neutral_quality, stack_quality,
 };
-use crate::protocol::RowPriors;
 
 /// The three prior sources and the restorer, as the embedded mesh runs them.
 #[derive(Debug)]
@@ -63,23 +62,13 @@ impl MeshRestorer<'_> {
 
     /// Restores `image` with the priors the mesh computes for it.
     pub fn restore(&self, image: &Rgb8Image) -> Result<MeshOutput> {
-        self.restore_with(image, RowPriors::Served)
-    }
-
-    /// Restores `image` with the served priors, or with every prior on the neutral value the
-    /// orchestrator substitutes when its service fails (zero F_q, one mask over the whole
-    /// image, zero F_c and F_d).
-    pub fn restore_with(&self, image: &Rgb8Image, priors: RowPriors) -> Result<MeshOutput> {
-        let neutral = match priors {
-            RowPriors::Served => PriorDropout::default(),
-            RowPriors::Neutral => PriorDropout::ALL,
-        };
-        self.restore_neutral(image, neutral)
+        self.restore_neutral(image, PriorDropout::default())
     }
 
     /// Restores `image` with the served priors except those flagged in `neutral`, which take
-    /// the value the orchestrator substitutes when their service fails: an ablation of what
-    /// each prior contributes.
+    /// the value the orchestrator substitutes when their service fails (zero F_q, one mask
+    /// over the whole image, zero F_c and F_d): `PriorDropout::ALL` is the fallback of every
+    /// service down, one flag an ablation of what that prior contributes.
     pub fn restore_neutral(&self, image: &Rgb8Image, neutral: PriorDropout) -> Result<MeshOutput> {
         let (quality, quality_fell_back) = if neutral.quality {
             (neutral_quality(self.priors.quality_width()), true)
