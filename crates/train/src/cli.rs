@@ -37,7 +37,8 @@ pub struct CurvesArgs {
     /// The runs: their folders (or their checkpoint folders, or `eval-history.csv` files).
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
-    /// Legend names of the runs, in order (default: their folders' names).
+    /// Legend names of the runs, comma-separated, one per run in order (default: their
+    /// folders' names).
     #[arg(long, value_delimiter = ',')]
     pub names: Vec<String>,
     /// An `eval.json` of `clearair eval` drawn as the baseline (evaluate it with the runs'

@@ -292,8 +292,8 @@ pub fn table(
     text
 }
 
-/// Loads the runs at `paths` (renamed by `names` where given), draws [`sheet`] to `out` and
-/// returns [`table`].
+/// Loads the runs at `paths` (renamed by `names` where given: one name per run, or none),
+/// draws [`sheet`] to `out` and returns [`table`].
 pub fn write_curves(
     paths: &[PathBuf],
     names: &[String],
@@ -301,6 +301,16 @@ pub fn write_curves(
     trend_over: usize,
     out: &Path,
 ) -> Result<String> {
+    // A comma inside a name splits it in two on the command line; a legend that silently
+    // shifts every name onto the wrong run is worse than no legend.
+    if !names.is_empty() && names.len() != paths.len() {
+        return Err(TrainError::Setting(format!(
+            "--names: {} name(s) for {} run(s) (names are separated by commas, so a name \
+             cannot contain one)",
+            names.len(),
+            paths.len()
+        )));
+    }
     let mut runs = paths
         .iter()
         .map(|p| RunCurves::load(p))
@@ -424,5 +434,14 @@ mod tests {
         let error = baseline_from_report(&report).unwrap_err().to_string();
         assert!(error.contains("not JSON"), "{error}");
         assert!(sheet(&[], None).is_err());
+        // "cycle 8 (stopped at 2,750)" split at its comma: three names for two runs.
+        let runs = [folder.path().join("a"), folder.path().join("b")];
+        let names = ["cycle 8 (stopped at 2", "750)", "cycle 9"].map(str::to_owned);
+        let out = folder.path().join("curves.png");
+        let error = write_curves(&runs, &names, None, 2, &out)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--names: 3 name(s) for 2 run(s)"), "{error}");
+        assert!(!out.exists());
     }
 }
