@@ -211,7 +211,7 @@ fn training_step(
 ) -> Result<()> {
     let draws = LossDraws::draw(network, &batch.degraded, &batch.priors, icrm, rng);
     optimizer.zero_grad();
-    accumulate_gradients(network, batch, &draws, icrm, PixelLoss::L1, shards)?;
+    accumulate_gradients(network, batch, &draws, icrm, PixelLoss::L1.into(), shards)?;
     optimizer.clip_grad_norm(1.0);
     optimizer.step(2e-4);
     Ok(())

@@ -219,6 +219,11 @@ pub struct RestorerArgs {
     /// clean images stop outweighing hard ones), `l1`, or `psnr-l1` (the sum of psnr and l1).
     #[arg(long, default_value = "psnr")]
     pub pixel_loss: String,
+    /// Ceiling of `--pixel-loss psnr-capped` in dB: an image restored past it stops pulling
+    /// harder. Lower it to let training trade some of the clean row's surplus for the hard
+    /// degradations (blur, whose fix costs nearly clean images a little).
+    #[arg(long, default_value_t = clearair_model::PSNR_LOSS_CEILING_DB)]
+    pub psnr_ceiling: f64,
     /// Turn the ICRM consistency term off (ablation).
     #[arg(long)]
     pub no_icrm: bool,

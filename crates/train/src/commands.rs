@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clearair_model::{
-    DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig, ModelManifest, PixelLoss,
-    StartingPoint, parse_device,
+    DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig, ModelManifest,
+    PSNR_LOSS_CEILING_DB, PixelLoss, PixelObjective, StartingPoint, parse_device,
 };
 use tch::Device;
 
@@ -265,7 +265,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         None => CropSchedule::fixed(args.crop, args.batch),
     };
     let starting_point = parse_keyword::<StartingPoint>("--start", &args.start)?;
-    let pixel_loss = parse_keyword::<PixelLoss>("--pixel-loss", &args.pixel_loss)?;
+    let pixel_loss = pixel_objective(&args.pixel_loss, args.psnr_ceiling)?;
     let windows = WindowSettings {
         min_side: args.window_min.max(crops.largest_crop()),
         max_side: args.window_max.max(args.window_min),
@@ -598,6 +598,20 @@ pub(crate) fn degrade_command(args: &DegradeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The pixel loss of `--pixel-loss` with `--psnr-ceiling`, which only the capped loss takes.
+fn pixel_objective(keyword: &str, ceiling_db: f64) -> anyhow::Result<PixelObjective> {
+    let loss = parse_keyword::<PixelLoss>("--pixel-loss", keyword)?;
+    anyhow::ensure!(
+        ceiling_db.is_finite() && (20.0..=100.0).contains(&ceiling_db),
+        "--psnr-ceiling is in dB between 20 and 100, got {ceiling_db}"
+    );
+    anyhow::ensure!(
+        ceiling_db == PSNR_LOSS_CEILING_DB || loss == PixelLoss::PsnrCapped,
+        "--psnr-ceiling applies to --pixel-loss psnr-capped only, not `{keyword}`"
+    );
+    Ok(PixelObjective { loss, ceiling_db })
+}
+
 /// Parses a kebab-case keyword into one of `T`'s variants (its serde names).
 fn parse_keyword<T: serde::de::DeserializeOwned>(flag: &str, value: &str) -> anyhow::Result<T> {
     serde_json::from_value(serde_json::Value::String(value.to_owned()))
@@ -660,7 +674,11 @@ fn restorer_data_detail(
         } else {
             String::new()
         },
-        args.pixel_loss,
+        if args.pixel_loss == "psnr-capped" {
+            format!("psnr-capped at {} dB", args.psnr_ceiling)
+        } else {
+            args.pixel_loss.clone()
+        },
         if args.no_icrm {
             " (ICRM off)".to_owned()
         } else {
@@ -720,5 +738,28 @@ mod tests {
                 format!("--crops: `{bad}` is not CROPxBATCH, as in 128x4")
             );
         }
+    }
+
+    #[test]
+    fn the_psnr_ceiling_goes_with_the_capped_loss_only() {
+        let lowered = pixel_objective("psnr-capped", 32.0).unwrap();
+        assert_eq!(lowered.loss, PixelLoss::PsnrCapped);
+        assert_eq!(lowered.ceiling_db, 32.0);
+        // The default ceiling is accepted with every loss (it is what no flag means).
+        assert_eq!(
+            pixel_objective("l1", PSNR_LOSS_CEILING_DB).unwrap(),
+            PixelLoss::L1.into()
+        );
+        let other = pixel_objective("psnr", 32.0).unwrap_err().to_string();
+        assert!(other.contains("psnr-capped only"), "{other}");
+        for bad in [f64::NAN, 5.0, 500.0] {
+            let error = pixel_objective("psnr-capped", bad).unwrap_err().to_string();
+            assert!(error.contains("--psnr-ceiling"), "{error}");
+        }
+        let unknown = pixel_objective("l3", PSNR_LOSS_CEILING_DB).unwrap_err();
+        assert!(
+            unknown.to_string().contains("--pixel-loss `l3`"),
+            "{unknown}"
+        );
     }
 }

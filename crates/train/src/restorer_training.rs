@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use clearair_model::{
     ClearAirConfig, ClearAirNet, DegradationEncoder, IcrmConfig, LossDraws, ModelManifest,
-    NetworkConfig, PixelLoss, StartingPoint, parameter_count, save_weights,
+    NetworkConfig, PSNR_LOSS_CEILING_DB, PixelObjective, StartingPoint, parameter_count,
+    save_weights,
 };
 use serde_json::json;
 use tch::{Device, nn};
@@ -120,8 +121,8 @@ pub struct RestorerTraining {
     /// Start from these weights (same configuration) instead of a new network; the optimiser
     /// and schedule start afresh. Ignored when resuming.
     pub init: Option<PathBuf>,
-    /// The pixel loss.
-    pub pixel_loss: PixelLoss,
+    /// The pixel loss and its ceiling.
+    pub pixel_loss: PixelObjective,
     /// ICRM settings (`enabled: false` is the ablation).
     pub icrm: IcrmConfig,
     /// Add the ICRM term on every this many steps only (1: every step).
@@ -442,7 +443,7 @@ fn checkpoint_settings(job: &RestorerTraining) -> serde_json::Value {
         "all_neutral": sampling.all_neutral,
         "windows": windows.describe(),
         "pool": format!("{:?}", windows.schedule()),
-        "pixel_loss": job.pixel_loss,
+        "pixel_loss": job.pixel_loss.loss,
         "icrm": format!("{:?}", job.icrm),
         "icrm_every": job.icrm_every,
         "seed": job.seed,
@@ -453,6 +454,9 @@ fn checkpoint_settings(job: &RestorerTraining) -> serde_json::Value {
     }
     if sampling.embedding_dropout > 0.0 {
         settings["embedding_dropout"] = json!(sampling.embedding_dropout);
+    }
+    if job.pixel_loss.ceiling_db != PSNR_LOSS_CEILING_DB {
+        settings["psnr_ceiling_db"] = json!(job.pixel_loss.ceiling_db);
     }
     settings
 }

@@ -7,7 +7,7 @@
 //! its own rows with one intra-op thread, and autograd adds every thread's gradient into the
 //! shared parameters — keeps both cores busy with whole passes.
 
-use clearair_model::{ClearAirNet, IcrmConfig, LossDraws, PixelLoss, restoration_loss_with};
+use clearair_model::{ClearAirNet, IcrmConfig, LossDraws, PixelObjective, restoration_loss_with};
 
 use crate::data::RestorerBatch;
 use crate::error::{Result, TrainError};
@@ -29,7 +29,7 @@ struct StepInputs<'a> {
     batch: &'a RestorerBatch,
     draws: &'a LossDraws,
     icrm: &'a IcrmConfig,
-    pixel: PixelLoss,
+    pixel: PixelObjective,
 }
 
 // SAFETY: the shards only read these tensors (narrowing a tensor makes a new view whose
@@ -93,7 +93,7 @@ pub fn accumulate_gradients(
     batch: &RestorerBatch,
     draws: &LossDraws,
     icrm: &IcrmConfig,
-    pixel: PixelLoss,
+    pixel: PixelObjective,
     shards: usize,
 ) -> Result<StepLosses> {
     let inputs = StepInputs {

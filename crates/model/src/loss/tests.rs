@@ -250,7 +250,7 @@ fn shards_of_the_draws_give_the_rows_of_the_whole_batch() {
             &priors,
             &draws,
             &icrm,
-            PixelLoss::L1,
+            PixelLoss::L1.into(),
         )
     });
     let mut halves = Vec::new();
@@ -270,7 +270,7 @@ fn shards_of_the_draws_give_the_rows_of_the_whole_batch() {
                 &shard_priors,
                 &draws.rows(row, 1),
                 &icrm,
-                PixelLoss::L1,
+                PixelLoss::L1.into(),
             )
         });
         assert!(
@@ -281,4 +281,37 @@ fn shards_of_the_draws_give_the_rows_of_the_whole_batch() {
     }
     let mean = (halves[0] + halves[1]) / 2.0;
     assert!((mean - whole.total.double_value(&[])).abs() < 1e-5);
+}
+
+#[test]
+fn a_lower_ceiling_weighs_nearly_clean_images_less_against_degraded_ones() {
+    let clean = Tensor::zeros([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+    // The gradient's size for an image restored to `offset` everywhere under `objective`.
+    let pull = |objective: PixelObjective, offset: f64| {
+        let input = (&clean + offset).set_requires_grad(true);
+        objective.compute(&input, &clean).backward();
+        input.grad().abs().sum(Kind::Float).double_value(&[]) / offset
+    };
+    // Per unit of error, a crop at 46 dB (0.005) against one at 30 dB (0.0316).
+    let ratio = |objective: PixelObjective| pull(objective, 0.005) / pull(objective, 0.0316);
+    let default: PixelObjective = PixelLoss::PsnrCapped.into();
+    assert_eq!(default.ceiling_db, PSNR_LOSS_CEILING_DB);
+    let lowered = PixelObjective {
+        ceiling_db: 32.0,
+        ..default
+    };
+    // 1/(MSE + floor): (1e-3 + 1e-4)/(2.5e-5 + 1e-4) = 8.8 at 40 dB, 2.5 at 32 dB.
+    assert!((ratio(default) - 8.8).abs() < 0.1, "{}", ratio(default));
+    assert!((ratio(lowered) - 2.5).abs() < 0.1, "{}", ratio(lowered));
+    // The value is the capped loss at that ceiling, scaled as the default.
+    let rough = &clean + 0.1;
+    let value = lowered.compute(&rough, &clean).double_value(&[]);
+    let expected = psnr_loss_capped(&rough, &clean, 32.0).double_value(&[]) * 0.01;
+    assert!((value - expected).abs() < 1e-7, "{value} {expected}");
+    // The other losses ignore the ceiling.
+    let l1 = PixelObjective {
+        loss: PixelLoss::L1,
+        ceiling_db: 32.0,
+    };
+    assert!((l1.compute(&rough, &clean).double_value(&[]) - 0.1).abs() < 1e-6);
 }

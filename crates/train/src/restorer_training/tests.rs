@@ -5,7 +5,7 @@ use crate::test_support::{
     cpu_priors, exclusive_torch, scratch_dir, synthetic_photos, tiny_restorer, window_cache,
     window_maker,
 };
-use clearair_model::{DegradationKind, load_weights};
+use clearair_model::{DegradationKind, PixelLoss, load_weights};
 use tch::Tensor;
 
 fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTraining {
@@ -45,7 +45,7 @@ fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTrainin
         backends: priors.backends(),
         starting_point: StartingPoint::Random,
         init: None,
-        pixel_loss: PixelLoss::L1,
+        pixel_loss: PixelLoss::L1.into(),
         icrm: IcrmConfig {
             crop: Some(16),
             ..IcrmConfig::default()
@@ -174,7 +174,7 @@ fn resuming_with_other_settings_is_refused() {
     let folder = scratch_dir("mismatch");
     train_restorer(&job("model", 2, folder.path())).unwrap();
     let mut other = job("model", 4, folder.path());
-    other.pixel_loss = PixelLoss::Psnr;
+    other.pixel_loss = PixelLoss::Psnr.into();
     other.limits.resume = true;
     let error = train_restorer(&other).unwrap_err().to_string();
     assert!(error.contains("other settings"), "{error}");
@@ -253,7 +253,7 @@ fn splitting_the_batch_across_threads_gives_the_same_gradient() {
             &batch,
             &draws,
             &job.icrm,
-            PixelLoss::L1,
+            PixelLoss::L1.into(),
             shards,
         )
         .unwrap();
