@@ -181,6 +181,30 @@ fn resuming_with_other_settings_is_refused() {
 }
 
 #[test]
+fn the_psnr_ceiling_is_kept_across_a_resume() {
+    let _torch = exclusive_torch();
+    let folder = scratch_dir("ceiling");
+    let mut first = job("model", 2, folder.path());
+    first.pixel_loss = PixelObjective {
+        loss: PixelLoss::PsnrCapped,
+        ceiling_db: 35.0,
+    };
+    train_restorer(&first).unwrap();
+    // The default ceiling is another setting: refused.
+    let mut other = job("model", 4, folder.path());
+    other.pixel_loss = PixelLoss::PsnrCapped.into();
+    other.limits.resume = true;
+    let error = train_restorer(&other).unwrap_err().to_string();
+    assert!(error.contains("other settings"), "{error}");
+    // The same one resumes.
+    let mut same = job("model", 4, folder.path());
+    same.pixel_loss = first.pixel_loss;
+    same.limits.resume = true;
+    let (_, _, outcome) = train_restorer(&same).unwrap();
+    assert_eq!(outcome.steps, 4);
+}
+
+#[test]
 fn a_time_budget_stops_cleanly_and_still_writes_the_model() {
     let _torch = exclusive_torch();
     let folder = scratch_dir("budget");
