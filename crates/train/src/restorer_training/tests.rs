@@ -259,16 +259,19 @@ fn splitting_the_batch_across_threads_gives_the_same_gradient() {
         .flat_map(|&i| job.sampler.batch(i).unwrap())
         .collect();
     let batch = RestorerBatch::assemble(&samples, Device::Cpu).unwrap();
+    // Drawn once for both: libtorch's generator is process-global, and tests that do not
+    // hold the torch lock (those building a window maker initialise an encoder) may draw
+    // from it between a reseed and the draws.
+    tch::manual_seed(5);
+    let mut rng = keyed_rng(1, Purpose::RestorerStep, 0, 0);
+    let draws = LossDraws::draw(
+        &network,
+        &batch.degraded,
+        &batch.priors,
+        &job.icrm,
+        &mut rng,
+    );
     let gradients = |shards: usize| {
-        tch::manual_seed(5);
-        let mut rng = keyed_rng(1, Purpose::RestorerStep, 0, 0);
-        let draws = LossDraws::draw(
-            &network,
-            &batch.degraded,
-            &batch.priors,
-            &job.icrm,
-            &mut rng,
-        );
         for mut variable in store.trainable_variables() {
             variable.zero_grad();
         }
