@@ -1,6 +1,8 @@
 use super::*;
 use crate::priors::neutral_quality;
-use crate::test_support::{synthetic_photos, window_cache, window_maker, window_settings};
+use crate::test_support::{
+    exclusive_torch, synthetic_photos, window_cache, window_maker, window_settings,
+};
 use crate::windows::{PoolSchedule, WindowMaker};
 
 const POOL: PoolSchedule = PoolSchedule {
@@ -43,6 +45,7 @@ fn embeddings_are_neutral(sample: &RestorerSample) -> bool {
 
 #[test]
 fn same_seed_and_iteration_give_the_same_batch() {
+    let _torch = exclusive_torch();
     let maker = maker(11);
     let first_sampler = sampler(&maker, sampling(0.1), 11);
     let first = first_sampler.batch(5).unwrap();
@@ -58,6 +61,7 @@ fn same_seed_and_iteration_give_the_same_batch() {
 
 #[test]
 fn samples_are_flipped_crops_of_their_window_with_the_matching_masks() {
+    let _torch = exclusive_torch();
     let maker = maker(3);
     let sampler = sampler(&maker, sampling(0.0), 3);
     for index in 0..6 {
@@ -119,6 +123,7 @@ fn samples_are_flipped_crops_of_their_window_with_the_matching_masks() {
 
 #[test]
 fn prior_dropout_gives_exactly_the_neutral_priors() {
+    let _torch = exclusive_torch();
     let maker = maker(9);
     let samples = sampler(&maker, sampling(1.0), 9).batch(0).unwrap();
     for sample in &samples {
@@ -154,6 +159,7 @@ fn prior_dropout_gives_exactly_the_neutral_priors() {
 
 #[test]
 fn embedding_dropout_drops_only_the_embeddings_of_the_same_crops() {
+    let _torch = exclusive_torch();
     let maker = maker(13);
     let with = |embedding_dropout: f64| RestorerSampling {
         embedding_dropout,
@@ -203,6 +209,7 @@ fn embedding_dropout_drops_only_the_embeddings_of_the_same_crops() {
 
 #[test]
 fn all_neutral_multipliers_pick_the_largest_of_a_windows_kinds() {
+    let _torch = exclusive_torch();
     let settings = RestorerSampling {
         all_neutral: 0.2,
         all_neutral_kinds: [1.0, 3.0, 0.5, 0.0, 2.0],
@@ -255,6 +262,7 @@ fn all_neutral_multipliers_pick_the_largest_of_a_windows_kinds() {
 
 #[test]
 fn crops_follow_the_schedule_and_must_fit_the_windows() {
+    let _torch = exclusive_torch();
     let maker = maker(5);
     let schedule = CropSchedule::parse("0:16x4, 3:32x2").unwrap();
     assert_eq!(schedule.at(2).crop, 16);

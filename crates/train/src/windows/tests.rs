@@ -1,5 +1,7 @@
 use super::*;
-use crate::test_support::{synthetic_photos, window_cache, window_maker, window_settings};
+use crate::test_support::{
+    exclusive_torch, synthetic_photos, window_cache, window_maker, window_settings,
+};
 
 fn maker(seed: u64) -> Arc<WindowMaker> {
     Arc::new(window_maker(
@@ -11,6 +13,7 @@ fn maker(seed: u64) -> Arc<WindowMaker> {
 
 #[test]
 fn a_window_is_a_pure_function_of_its_index_and_seed() {
+    let _torch = exclusive_torch();
     let first = maker(3);
     let twin = window_maker(synthetic_photos(3, 64), window_settings(40, 56), 3);
     let a = first.make(5).unwrap();
@@ -27,6 +30,7 @@ fn a_window_is_a_pure_function_of_its_index_and_seed() {
 
 #[test]
 fn windows_carry_the_priors_the_services_compute_for_them() {
+    let _torch = exclusive_torch();
     let maker = maker(1);
     let priors = crate::test_support::cpu_priors();
     for index in 0..6 {
@@ -55,6 +59,7 @@ fn windows_carry_the_priors_the_services_compute_for_them() {
 
 #[test]
 fn windows_never_exceed_the_photo() {
+    let _torch = exclusive_torch();
     // Photos of 64×64 … 80×64: a 100-pixel window is clamped to the short side.
     let maker = window_maker(synthetic_photos(3, 64), window_settings(48, 100), 2);
     for index in 0..8 {
@@ -105,6 +110,7 @@ fn pools_slide_with_the_steps() {
 
 #[test]
 fn the_cache_serves_what_the_maker_makes_and_releases_old_windows() {
+    let _torch = exclusive_torch();
     let maker = maker(7);
     let schedule = PoolSchedule {
         size: 4,
@@ -129,6 +135,7 @@ fn the_cache_serves_what_the_maker_makes_and_releases_old_windows() {
 
 #[test]
 fn dark_targets_keep_their_blacks_and_whites() {
+    let _torch = exclusive_torch();
     let image = Rgb8Image::new(3, 1, vec![0, 0, 0, 128, 128, 128, 255, 255, 255]).unwrap();
     let dark = darken_midtones(&image, 2.0);
     assert_eq!(dark.as_bytes(), &[0, 0, 0, 64, 64, 64, 255, 255, 255]);
@@ -150,6 +157,7 @@ fn dark_targets_keep_their_blacks_and_whites() {
 
 #[test]
 fn a_larger_dark_gamma_makes_night_dark_targets() {
+    let _torch = exclusive_torch();
     // γ 6 leaves a mid-grey at about 1.6% and white at white: a night sky around its stars.
     let image = Rgb8Image::new(2, 1, vec![128, 128, 128, 255, 255, 255]).unwrap();
     assert_eq!(
