@@ -277,7 +277,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         size: args.pool,
         per_step: args.windows_per_step,
     };
-    let detail = restorer_data_detail(args, run, &crops, &windows, pool);
+    let detail = restorer_data_detail(args, run, pixel_loss, &crops, &windows, pool);
     let maker = WindowMaker::new(
         photos.clone(),
         priors.clone(),
@@ -622,6 +622,7 @@ fn parse_keyword<T: serde::de::DeserializeOwned>(flag: &str, value: &str) -> any
 fn restorer_data_detail(
     args: &RestorerArgs,
     run: &RunArgs,
+    pixel: PixelObjective,
     crops: &CropSchedule,
     windows: &WindowSettings,
     pool: PoolSchedule,
@@ -674,10 +675,9 @@ fn restorer_data_detail(
         } else {
             String::new()
         },
-        if args.pixel_loss == "psnr-capped" {
-            format!("psnr-capped at {} dB", args.psnr_ceiling)
-        } else {
-            args.pixel_loss.clone()
+        match pixel.loss {
+            PixelLoss::PsnrCapped => format!("psnr-capped at {} dB", pixel.ceiling_db),
+            _ => args.pixel_loss.clone(),
         },
         if args.no_icrm {
             " (ICRM off)".to_owned()
