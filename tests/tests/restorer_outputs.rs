@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+use clearair_backends::degradation::EncoderView;
 use clearair_e2e::workspace;
 use clearair_model::Priors;
 use clearair_train::{
@@ -54,6 +55,7 @@ fn write_fixture() {
     let mesh = MeshRestorer {
         restorer: &restorer.network,
         encoder: &encoder.network,
+        view: EncoderView::Whole,
         priors: &backends,
         device: Device::Cpu,
         precision: clearair_backends::Precision::Fp32,

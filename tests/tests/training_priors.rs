@@ -1,11 +1,13 @@
 //! Train as we serve: the priors a training window carries are the priors the mesh's services
 //! compute for the same 8-bit window — F_q from the quality service, the masks from the
 //! segmentation service at the orchestrator's mask count, F_c/F_d from the degradation
-//! service (which shrinks to a long side of 256 before its encoder) — within float
-//! tolerance. Windows on both sides of 256 are checked, so the shrink is covered.
+//! service (which shrinks to a long side of 256 before its encoder, or crops the centred 256
+//! square under `view = "centre"`) — within float tolerance. Windows on both sides of 256 are
+//! checked, so the shrink and the crop are covered.
 
 use std::sync::Arc;
 
+use clearair_backends::degradation::EncoderView;
 use clearair_e2e::{channel, fixture, start_mesh, test_config, workspace};
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_mesh::Service;
@@ -59,6 +61,36 @@ fn assert_close(what: &str, window: u64, training: &[f32], served: &[f32], toler
     );
 }
 
+/// Windows of 96–448 pixels cut from the coffee fixture, with the committed encoder.
+fn window_maker(encoder_weights: &std::path::Path) -> WindowMaker {
+    let coffee = clearair_imaging::decode(
+        &fixture("samples/reference/coffee.png"),
+        &Default::default(),
+    )
+    .expect("decodes")
+    .image;
+    let photos = Arc::new(vec![Photo {
+        name: "coffee".to_owned(),
+        image: mirrored(&coffee, 448),
+    }]);
+    let cpu_priors =
+        Arc::new(CpuPriorBackends::load(&test_config().quality.brisque_params).expect("BRISQUE"));
+    let encoder = load_encoder(encoder_weights, Device::Cpu)
+        .expect("the committed encoder loads")
+        .network;
+    let settings = WindowSettings {
+        min_side: 96,
+        max_side: 448,
+        mix: DegradationMix {
+            ranges: ParameterRanges::Training,
+            ..DegradationMix::default()
+        },
+        dark_share: 0.25,
+        dark_gamma_max: 3.0,
+    };
+    WindowMaker::new(photos, cpu_priors, encoder, Device::Cpu, settings, 17).expect("window maker")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn training_windows_carry_the_priors_the_services_compute() {
     assert_eq!(
@@ -73,33 +105,7 @@ async fn training_windows_carry_the_priors_the_services_compute() {
     })
     .await;
 
-    let coffee = clearair_imaging::decode(
-        &fixture("samples/reference/coffee.png"),
-        &Default::default(),
-    )
-    .expect("decodes")
-    .image;
-    let photos = Arc::new(vec![Photo {
-        name: "coffee".to_owned(),
-        image: mirrored(&coffee, 448),
-    }]);
-    let cpu_priors =
-        Arc::new(CpuPriorBackends::load(&test_config().quality.brisque_params).expect("BRISQUE"));
-    let encoder = load_encoder(&encoder_weights, Device::Cpu)
-        .expect("the committed encoder loads")
-        .network;
-    let settings = WindowSettings {
-        min_side: 96,
-        max_side: 448,
-        mix: DegradationMix {
-            ranges: ParameterRanges::Training,
-            ..DegradationMix::default()
-        },
-        dark_share: 0.25,
-        dark_gamma_max: 3.0,
-    };
-    let maker = WindowMaker::new(photos, cpu_priors, encoder, Device::Cpu, settings, 17)
-        .expect("window maker");
+    let maker = window_maker(&encoder_weights);
     let windows: Vec<_> = (0..6)
         .map(|index| (index, maker.make(index).expect("window")))
         .collect();
@@ -158,4 +164,47 @@ async fn training_windows_carry_the_priors_the_services_compute() {
         assert_close("F_c", index, &window.content, &served.content, 1e-4);
         assert_close("F_d", index, &window.degradation, &served.degradation, 1e-4);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_made_for_the_centre_view_carry_the_embeddings_that_view_serves() {
+    let encoder_weights = workspace().join("models/degradation-encoder.safetensors");
+    let mesh = start_mesh(|config| {
+        config.degradation.model.random_init = false;
+        config.degradation.model.weights = encoder_weights.clone();
+        config.degradation.view = EncoderView::Centre;
+    })
+    .await;
+    let whole = window_maker(&encoder_weights);
+    let centre = window_maker(&encoder_weights).with_encoder_view(EncoderView::Centre);
+    assert_eq!(centre.encoder_view(), EncoderView::Centre);
+
+    let mut degradation = DegradationServiceClient::new(channel(&mesh, Service::Degradation).await);
+    let mut larger = 0;
+    for index in 0..6 {
+        let window = centre.make(index).expect("window");
+        let served = degradation
+            .embed(EmbedRequest {
+                image: Some(window.degraded.to_proto()),
+            })
+            .await
+            .expect("embeds")
+            .into_inner()
+            .degradation
+            .expect("F_c and F_d");
+        assert_eq!(served.backend, EncoderView::Centre.backend_name());
+        assert_close("F_c", index, &window.content, &served.content, 1e-4);
+        assert_close("F_d", index, &window.degradation, &served.degradation, 1e-4);
+        // The same window under the whole view: the same pixels, and other embeddings as
+        // soon as the window is larger than the square.
+        let other = whole.make(index).expect("window");
+        assert_eq!(other.degraded, window.degraded, "window {index}");
+        if window.degraded.width() > ENCODER_MAX_SIDE {
+            larger += 1;
+            assert_ne!(other.degradation, window.degradation, "window {index}");
+        } else {
+            assert_eq!(other.degradation, window.degradation, "window {index}");
+        }
+    }
+    assert!(larger > 0, "some window is larger than {ENCODER_MAX_SIDE}");
 }

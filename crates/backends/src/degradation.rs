@@ -3,7 +3,7 @@
 //!
 //! Training holds its encoder in memory and computes `F_c`/`F_d` through the same code as
 //! the service: [`EncoderBackend::from_network`] wraps a network it owns, [`encode`] one it
-//! only borrows; both shrink the image to the same long side first.
+//! only borrows; both frame the image the same way first ([`EncoderView`]).
 
 pub mod torchscript;
 
@@ -27,8 +27,72 @@ pub const EMBEDDING_WIDTH: usize = clearair_proto::contract::EMBEDDING_WIDTH;
 /// Name of the encoder backend, reported with every prior it computes.
 pub const ENCODER_BACKEND_NAME: &str = "clearair-encoder";
 
-/// Long side images are shrunk to before the encoder (the scale it was trained at).
+/// Long side images are shrunk to before the encoder (the scale it was trained at), or the
+/// side of the centred square it sees ([`EncoderView::Centre`]).
 pub const ENCODER_MAX_SIDE: u32 = 256;
+
+/// What part of an image, at what scale, the compact encoder sees. A restorer is trained on
+/// the embeddings of one view and must be served that view: the view is part of the
+/// backend's name ([`EncoderView::backend_name`]), which the restorer's manifest records and
+/// the restoration service checks on every prior.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderView {
+    /// The whole image, shrunk so its long side is at most `max_side` (blur and noise
+    /// shrink with it: a 512-pixel photo's blur is halved before the encoder sees it).
+    #[default]
+    Whole,
+    /// The centred `max_side` square at the image's own scale (a shorter side is kept
+    /// whole), so blur and noise are seen at the scale the restorer undoes them.
+    Centre,
+}
+
+impl EncoderView {
+    /// Every view, in the order the names below list them.
+    pub const ALL: [EncoderView; 2] = [EncoderView::Whole, EncoderView::Centre];
+
+    /// The encoder backend's name under this view, reported with every prior it computes.
+    pub fn backend_name(self) -> &'static str {
+        match self {
+            EncoderView::Whole => ENCODER_BACKEND_NAME,
+            EncoderView::Centre => "clearair-encoder/centre",
+        }
+    }
+
+    /// The view as the degradation service's `view` setting spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncoderView::Whole => "whole",
+            EncoderView::Centre => "centre",
+        }
+    }
+
+    /// The view whose backend name is `name`, if `name` is the encoder's.
+    pub fn from_backend_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|view| view.backend_name() == name)
+    }
+
+    /// What the encoder sees of `image`, or `None` when that is `image` itself.
+    pub fn frame(
+        self,
+        image: &Rgb8Image,
+        max_side: u32,
+    ) -> Result<Option<Rgb8Image>, BackendError> {
+        match self {
+            EncoderView::Whole => Ok(image.shrunk_to(max_side)?),
+            EncoderView::Centre => {
+                let (width, height) = (image.width().min(max_side), image.height().min(max_side));
+                if (width, height) == (image.width(), image.height()) {
+                    return Ok(None);
+                }
+                let (x, y) = ((image.width() - width) / 2, (image.height() - height) / 2);
+                Ok(Some(image.crop(x, y, width, height)?))
+            }
+        }
+    }
+}
 
 /// Which degradation backend to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,8 +116,11 @@ pub struct DegradationBackendConfig {
     pub torchscript: TorchScriptConfig,
     /// Dynamic batching of the TorchScript backend.
     pub batching: BatchingConfig,
-    /// Images are shrunk so their long side is at most this before the encoder.
+    /// Images are shrunk so their long side is at most this before the encoder, or cropped
+    /// to a centred square of this side ([`EncoderView`]).
     pub max_side: u32,
+    /// What of an image the encoder sees (encoder backend only).
+    pub view: EncoderView,
 }
 
 impl Default for DegradationBackendConfig {
@@ -64,6 +131,7 @@ impl Default for DegradationBackendConfig {
             torchscript: TorchScriptConfig::with_module("models/daclip.pt"),
             batching: BatchingConfig::default(),
             max_side: ENCODER_MAX_SIDE,
+            view: EncoderView::Whole,
         }
     }
 }
@@ -100,6 +168,7 @@ pub struct EncoderBackend {
     _store: Option<nn::VarStore>,
     device: Device,
     max_side: u32,
+    view: EncoderView,
 }
 
 impl std::fmt::Debug for EncoderBackend {
@@ -107,6 +176,7 @@ impl std::fmt::Debug for EncoderBackend {
         f.debug_struct("EncoderBackend")
             .field("device", &self.device)
             .field("max_side", &self.max_side)
+            .field("view", &self.view)
             .finish_non_exhaustive()
     }
 }
@@ -165,31 +235,39 @@ impl EncoderBackend {
             _store: Some(store),
             device,
             max_side: config.max_side,
+            view: config.view,
         })
     }
 
-    /// Wraps an encoder already built on `device` (training's, in memory), shrinking images
-    /// to a long side of at most `max_side` as the service does.
-    pub fn from_network(network: DegradationEncoder, device: Device, max_side: u32) -> Self {
+    /// Wraps an encoder already built on `device` (training's, in memory), framing images
+    /// with `view` and `max_side` as the service does.
+    pub fn from_network(
+        network: DegradationEncoder,
+        device: Device,
+        view: EncoderView,
+        max_side: u32,
+    ) -> Self {
         Self {
             network: Mutex::new(network),
             _store: None,
             device,
             max_side,
+            view,
         }
     }
 }
 
 /// The encoder backend's computation for an encoder the caller holds (training's): `image`
-/// shrunk to a long side of at most `max_side`, one forward pass on `device`, F_c, F_d and
-/// the kind probabilities read back.
+/// framed by `view` and `max_side`, one forward pass on `device`, F_c, F_d and the kind
+/// probabilities read back.
 pub fn encode(
     network: &DegradationEncoder,
     device: Device,
+    view: EncoderView,
     max_side: u32,
     image: &Rgb8Image,
 ) -> Result<DegradationEstimate, BackendError> {
-    encode_with(image, device, max_side, |input| {
+    encode_with(image, device, view, max_side, |input| {
         tch::no_grad(|| network.forward(input))
     })
 }
@@ -199,11 +277,12 @@ pub fn encode(
 fn encode_with(
     image: &Rgb8Image,
     device: Device,
+    view: EncoderView,
     max_side: u32,
     forward: impl FnOnce(&Tensor) -> EncoderOutput,
 ) -> Result<DegradationEstimate, BackendError> {
-    let scaled = image.shrunk_to(max_side)?;
-    let image = scaled.as_ref().unwrap_or(image);
+    let framed = view.frame(image, max_side)?;
+    let image = framed.as_ref().unwrap_or(image);
     let planar = image.to_planar_f32();
     let input = Tensor::from_slice(&planar)
         .view([1, 3, i64::from(image.height()), i64::from(image.width())])
@@ -242,11 +321,11 @@ fn to_vec(tensor: &Tensor) -> Result<Vec<f32>, BackendError> {
 
 impl DegradationBackend for EncoderBackend {
     fn name(&self) -> &str {
-        ENCODER_BACKEND_NAME
+        self.view.backend_name()
     }
 
     fn embed(&self, image: &Rgb8Image) -> Result<DegradationEstimate, BackendError> {
-        encode_with(image, self.device, self.max_side, |input| {
+        encode_with(image, self.device, self.view, self.max_side, |input| {
             let network = self.network.lock().expect("encoder lock poisoned");
             tch::no_grad(|| network.forward(input))
         })
@@ -260,6 +339,16 @@ pub fn load(
 ) -> Result<Box<dyn DegradationBackend>, BackendError> {
     match config.backend {
         DegradationBackendKind::Encoder => Ok(Box::new(EncoderBackend::load(config)?)),
+        DegradationBackendKind::Torchscript if config.view != EncoderView::Whole => {
+            Err(BackendError::load(
+                "degradation backend",
+                format!(
+                    "view = \"{}\" frames the compact encoder's input; DA-CLIP (backend = \"torchscript\") \
+                     frames its own (CLIP's centre crop at 224): leave view at \"whole\"",
+                    config.view.as_str()
+                ),
+            ))
+        }
         DegradationBackendKind::Torchscript => Ok(Box::new(TorchScriptBackend::load(
             &config.torchscript,
             &config.model.device,
@@ -344,10 +433,102 @@ mod tests {
         assert_eq!(served.content.len(), EMBEDDING_WIDTH);
 
         let network = loaded.network.into_inner().unwrap();
-        let borrowed = encode(&network, Device::Cpu, ENCODER_MAX_SIDE, &image).unwrap();
+        let borrowed = encode(
+            &network,
+            Device::Cpu,
+            EncoderView::Whole,
+            ENCODER_MAX_SIDE,
+            &image,
+        )
+        .unwrap();
         assert_eq!(borrowed, served);
-        let wrapped = EncoderBackend::from_network(network, Device::Cpu, ENCODER_MAX_SIDE);
+        let wrapped = EncoderBackend::from_network(
+            network,
+            Device::Cpu,
+            EncoderView::Whole,
+            ENCODER_MAX_SIDE,
+        );
         assert_eq!(wrapped.embed(&image).unwrap(), served);
         warm_up(&wrapped).unwrap();
+    }
+
+    #[test]
+    fn the_whole_view_shrinks_and_the_centre_view_crops_at_the_images_own_scale() {
+        let image = photo(600, 300);
+        let whole = EncoderView::Whole.frame(&image, 256).unwrap().unwrap();
+        assert_eq!((whole.width(), whole.height()), (256, 128));
+        let centre = EncoderView::Centre.frame(&image, 256).unwrap().unwrap();
+        assert_eq!(centre, image.crop(172, 22, 256, 256).unwrap());
+        // A side shorter than the square is kept whole; an image inside it is seen as it is.
+        let wide = photo(400, 100);
+        let centre = EncoderView::Centre.frame(&wide, 256).unwrap().unwrap();
+        assert_eq!(centre, wide.crop(72, 0, 256, 100).unwrap());
+        for view in EncoderView::ALL {
+            assert_eq!(view.frame(&photo(200, 256), 256).unwrap(), None, "{view:?}");
+        }
+    }
+
+    #[test]
+    fn each_view_has_its_own_backend_name() {
+        assert_eq!(EncoderView::Whole.backend_name(), ENCODER_BACKEND_NAME);
+        assert_ne!(
+            EncoderView::Centre.backend_name(),
+            EncoderView::Whole.backend_name()
+        );
+        for view in EncoderView::ALL {
+            assert_eq!(
+                EncoderView::from_backend_name(view.backend_name()),
+                Some(view)
+            );
+        }
+        assert_eq!(EncoderView::from_backend_name("daclip"), None);
+    }
+
+    #[test]
+    fn the_centre_view_embeds_the_centred_square_and_says_so_by_name() {
+        tch::manual_seed(11);
+        let config = DegradationBackendConfig {
+            model: ModelConfig {
+                random_init: true,
+                ..DegradationBackendConfig::default().model
+            },
+            view: EncoderView::Centre,
+            ..DegradationBackendConfig::default()
+        };
+        let loaded = EncoderBackend::load(&config).unwrap();
+        assert_eq!(loaded.name(), EncoderView::Centre.backend_name());
+        let image = photo(520, 300);
+        let served = loaded.embed(&image).unwrap();
+        let network = loaded.network.into_inner().unwrap();
+        let square = image.crop(132, 22, 256, 256).unwrap();
+        let whole_of_square = encode(
+            &network,
+            Device::Cpu,
+            EncoderView::Whole,
+            ENCODER_MAX_SIDE,
+            &square,
+        )
+        .unwrap();
+        assert_eq!(served, whole_of_square);
+        let whole = encode(
+            &network,
+            Device::Cpu,
+            EncoderView::Whole,
+            ENCODER_MAX_SIDE,
+            &image,
+        )
+        .unwrap();
+        assert_ne!(served, whole);
+    }
+
+    #[test]
+    fn da_clip_refuses_a_view_of_the_compact_encoder() {
+        let config = DegradationBackendConfig {
+            backend: DegradationBackendKind::Torchscript,
+            view: EncoderView::Centre,
+            ..DegradationBackendConfig::default()
+        };
+        let error = load(&config, None).err().unwrap().to_string();
+        assert!(error.contains("view = \"centre\""), "{error}");
     }
 }

@@ -262,6 +262,12 @@ pub struct RestorerArgs {
     /// it as dark as a night sky around its stars). At least 1.5.
     #[arg(long, default_value_t = 3.0)]
     pub dark_gamma_max: f64,
+    /// What of a window the degradation encoder sees for F_c/F_d, as the degradation
+    /// service's `view` setting: `whole` (shrunk to 256) or `centre` (the centred 256 square
+    /// at the window's own scale). The manifest's degradation backend names it, so the
+    /// weights are served only by a service with the same view.
+    #[arg(long, default_value = "whole")]
+    pub encoder_view: String,
     /// Kinds to train on (default: all five).
     #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
     pub kinds: Vec<String>,

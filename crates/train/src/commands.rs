@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use clearair_backends::degradation::EncoderView;
 use clearair_model::{
     DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig, ModelManifest,
     PSNR_LOSS_CEILING_DB, PixelLoss, PixelObjective, StartingPoint, parse_device,
@@ -27,7 +28,7 @@ use crate::eval::{EvalSettings, FfdnetReference, evaluate};
 use crate::history::write_range_test;
 use crate::mesh::MeshRestorer;
 use crate::mix::{DegradationMix, ParameterRanges};
-use crate::networks::{load_encoder, load_restorer, restorer_config};
+use crate::networks::{load_encoder, load_restorer, restorer_config, trained_encoder_view};
 use crate::optimizer::{AdamWConfig, LearningRateSchedule};
 use crate::photos::{load_photos, read_photo, write_png};
 use crate::priors::{CpuPriorBackends, PriorDropout};
@@ -266,6 +267,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
     };
     let starting_point = parse_keyword::<StartingPoint>("--start", &args.start)?;
     let pixel_loss = pixel_objective(&args.pixel_loss, args.psnr_ceiling)?;
+    let view = parse_keyword::<EncoderView>("--encoder-view", &args.encoder_view)?;
     let windows = WindowSettings {
         min_side: args.window_min.max(crops.largest_crop()),
         max_side: args.window_max.max(args.window_min),
@@ -285,7 +287,8 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         device,
         windows.clone(),
         run.seed,
-    )?;
+    )?
+    .with_encoder_view(view);
     let cache = Arc::new(WindowCache::start(Arc::new(maker), pool)?);
     let progress_eval = if args.eval_every > 0 && run.eval_photos.is_dir() {
         Some(ProgressEval {
@@ -294,6 +297,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
             crop: args.eval_crop,
             priors: priors.clone(),
             encoder: load_encoder(&args.encoder, device)?.network,
+            view,
         })
     } else {
         None
@@ -324,7 +328,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         name: file_stem(&args.output),
         config,
         sampler: RestorerSampler::new(cache, windows.min_side, sampling, run.seed)?,
-        backends: priors.backends(),
+        backends: priors.backends(view),
         starting_point,
         init: run.init.clone(),
         pixel_loss,
@@ -380,6 +384,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         let mesh = MeshRestorer {
             restorer: &restorer,
             encoder: &encoder.network,
+            view,
             priors: &priors,
             device,
             precision: clearair_backends::Precision::Fp32,
@@ -476,6 +481,7 @@ fn default_python() -> PathBuf {
 pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     let device = setup_device(&args.device, args.threads)?;
     let mut restorer = load_restorer(&args.restorer, device)?;
+    let view = trained_encoder_view(&restorer.manifest)?;
     let encoder = load_encoder(&args.encoder, device)?;
     let priors = CpuPriorBackends::load(&args.brisque_params)?;
     let photos = load_photos(&args.photos)?;
@@ -516,6 +522,7 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     let mesh = MeshRestorer {
         restorer: &restorer.network,
         encoder: &encoder.network,
+        view,
         priors: &priors,
         device,
         precision,

@@ -1,9 +1,10 @@
 //! Restoring an image the way the mesh does, in-process: the quality and segmentation
-//! backends on the 8-bit image, the encoder on its ≤256 scaled copy, then the restorer in
+//! backends on the 8-bit image, the encoder on the service's view of it, then the restorer in
 //! the restoration service's overlapping tiles ([`restore_in_tiles`], the service's own code).
 
 use clearair_backends::{
     Precision,
+    degradation::{EncoderView, encode},
     restoration::{GlobalPriors, Tiling, forward_in, restore_in_tiles},
 };
 use clearair_imaging::Rgb8Image;
@@ -11,7 +12,6 @@ use clearair_model::{ClearAirNet, DegradationEncoder};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::Result;
-use crate::photos::{fit_long_side, image_to_tensor};
 use crate::priors::{
     CpuPriorBackends, EMBEDDING_WIDTH, ENCODER_MAX_SIDE, PriorDropout, neutral_masks,
     neutral_quality, stack_quality,
@@ -24,6 +24,8 @@ pub struct MeshRestorer<'a> {
     pub restorer: &'a ClearAirNet,
     /// The degradation encoder.
     pub encoder: &'a DegradationEncoder,
+    /// What of an image the encoder sees (the restorer's manifest names it).
+    pub view: EncoderView,
     /// BRISQUE and the graph segmenter.
     pub priors: &'a CpuPriorBackends,
     /// Where the networks run.
@@ -48,16 +50,25 @@ pub struct MeshOutput {
 impl MeshRestorer<'_> {
     /// F_c, F_d (1×512 each, on the device) and the kind probabilities of `image`.
     pub fn embed(&self, image: &Rgb8Image) -> Result<(Tensor, Tensor, [f32; 5])> {
-        let view = fit_long_side(image, ENCODER_MAX_SIDE)?;
-        let input = image_to_tensor(&view).unsqueeze(0).to_device(self.device);
-        // One forward pass serves the probabilities and both embeddings.
-        let output = tch::no_grad(|| self.encoder.forward(&input));
-        let probabilities = output.probabilities().to_device(Device::Cpu).view([-1]);
-        let probabilities = Vec::<f32>::try_from(probabilities)?;
-        let (content, degradation) = (output.content, output.degradation);
-        let mut kinds = [0.0; 5];
-        kinds.copy_from_slice(&probabilities);
-        Ok((content, degradation, kinds))
+        // The service's own code: one forward pass serves the probabilities and both
+        // embeddings.
+        let estimate = encode(
+            self.encoder,
+            self.device,
+            self.view,
+            ENCODER_MAX_SIDE,
+            image,
+        )?;
+        let row = |values: &[f32]| {
+            Tensor::from_slice(values)
+                .view([1, -1])
+                .to_device(self.device)
+        };
+        Ok((
+            row(&estimate.content),
+            row(&estimate.degradation),
+            estimate.probabilities,
+        ))
     }
 
     /// Restores `image` with the priors the mesh computes for it.

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use clearair_backends::degradation::EncoderView;
 use clearair_model::{
     ClearAirConfig, ClearAirNet, DegradationEncoder, EncoderConfig, ModelManifest, NetworkConfig,
     load_weights,
@@ -19,6 +20,23 @@ pub struct Loaded<N> {
     pub network: N,
     /// Its manifest.
     pub manifest: ModelManifest,
+}
+
+/// The encoder view a restorer was trained on, read from its manifest's degradation backend
+/// (the whole image when the manifest names no backends, as the earliest ones did), so it is
+/// evaluated on the embeddings it will be served.
+pub fn trained_encoder_view(manifest: &ModelManifest) -> Result<EncoderView> {
+    let Some(backends) = &manifest.backends else {
+        return Ok(EncoderView::Whole);
+    };
+    let name = &backends.degradation.name;
+    EncoderView::from_backend_name(name).ok_or_else(|| {
+        TrainError::Setting(format!(
+            "the restorer was trained on the `{name}` degradation backend; training and \
+             evaluation run the compact encoder ({})",
+            EncoderView::ALL.map(EncoderView::backend_name).join(", ")
+        ))
+    })
 }
 
 /// The restorer configuration called `name` (`compact` or `full`) for F_q of `quality_dim`.

@@ -1,14 +1,14 @@
 //! The priors a training sample or an evaluation image is steered by, computed exactly as the
 //! mesh computes them: BRISQUE F_q and graph-segmentation masks from the services' backends
 //! (the `clearair-backends` library, on 8-bit pixels as the orchestrator sends them), F_c/F_d
-//! from the degradation encoder on the image scaled to a long side of at most 256 — and the
+//! from the degradation encoder on the service's view of the image ([`EncoderView`]) — and the
 //! orchestrator's neutral fallbacks, which training substitutes at random (prior dropout) so
 //! the restorer degrades gracefully when a prior service is down.
 
 use std::path::Path;
 
 use clearair_backends::{
-    degradation,
+    degradation::{self, EncoderView},
     quality::{self, QualityBackendConfig},
     segmentation::{self, SegmentationBackendConfig},
 };
@@ -89,9 +89,9 @@ impl CpuPriorBackends {
         self.quality.feature_width()
     }
 
-    /// The backends a restorer trained on these priors must be run with (its manifest's
-    /// `backends`).
-    pub fn backends(&self) -> PriorBackends {
+    /// The backends a restorer trained on these priors, with F_c/F_d of the encoder's `view`,
+    /// must be run with (its manifest's `backends`).
+    pub fn backends(&self, view: EncoderView) -> PriorBackends {
         PriorBackends {
             quality: QualityBackendSpec {
                 name: self.quality.name().to_owned(),
@@ -102,7 +102,7 @@ impl CpuPriorBackends {
                 max_masks: i64::from(MAX_MASKS),
             },
             degradation: DegradationBackendSpec {
-                name: ENCODER_BACKEND_NAME.to_owned(),
+                name: view.backend_name().to_owned(),
                 content_dim: EMBEDDING_WIDTH,
                 degradation_dim: EMBEDDING_WIDTH,
             },

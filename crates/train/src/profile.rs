@@ -20,7 +20,7 @@ use tch::Device;
 
 use crate::error::Result;
 use crate::mesh::MeshRestorer;
-use crate::networks::{load_encoder, load_restorer};
+use crate::networks::{load_encoder, load_restorer, trained_encoder_view};
 use crate::photos::read_photo;
 use crate::priors::{CpuPriorBackends, stack_quality};
 
@@ -108,6 +108,7 @@ pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
     let mesh = MeshRestorer {
         restorer: &restorer.network,
         encoder: &encoder.network,
+        view: trained_encoder_view(&restorer.manifest)?,
         priors: &priors,
         device: settings.device,
         precision,

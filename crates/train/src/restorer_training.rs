@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clearair_backends::degradation::EncoderView;
 use clearair_model::{
     ClearAirConfig, ClearAirNet, DegradationEncoder, IcrmConfig, LossDraws, ModelManifest,
     NetworkConfig, PSNR_LOSS_CEILING_DB, PixelObjective, StartingPoint, parameter_count,
@@ -172,6 +173,8 @@ pub struct ProgressEval {
     pub priors: Arc<CpuPriorBackends>,
     /// The degradation encoder (on the training device).
     pub encoder: DegradationEncoder,
+    /// What of an image it sees (the view the run trains on).
+    pub view: EncoderView,
 }
 
 impl ProgressEval {
@@ -179,6 +182,7 @@ impl ProgressEval {
         let mesh = MeshRestorer {
             restorer: network,
             encoder: &self.encoder,
+            view: self.view,
             priors: &self.priors,
             device,
             precision: clearair_backends::Precision::Fp32,
@@ -237,6 +241,15 @@ pub struct TrainingOutcome {
 pub fn train_restorer(
     job: &RestorerTraining,
 ) -> Result<(nn::VarStore, ClearAirNet, TrainingOutcome)> {
+    let view = job.sampler.windows().encoder_view();
+    if job.backends.degradation.name != view.backend_name() {
+        return Err(TrainError::Setting(format!(
+            "the windows' F_c/F_d come from the `{}` view, but the manifest would name the `{}` \
+             degradation backend",
+            view.backend_name(),
+            job.backends.degradation.name
+        )));
+    }
     tch::manual_seed(torch_seed(job.seed, Purpose::RestorerStep, u64::MAX));
     let mut store = nn::VarStore::new(job.device);
     let network = ClearAirNet::new(&store.root(), &job.config);
@@ -457,6 +470,12 @@ fn checkpoint_settings(job: &RestorerTraining) -> serde_json::Value {
     }
     if job.pixel_loss.ceiling_db != PSNR_LOSS_CEILING_DB {
         settings["psnr_ceiling_db"] = json!(job.pixel_loss.ceiling_db);
+    }
+    // The F_c/F_d view, only when it is not the whole image (the one view before there was
+    // a choice), so earlier runs still resume.
+    let view = windows.encoder_view();
+    if view != EncoderView::Whole {
+        settings["encoder_view"] = json!(view);
     }
     settings
 }

@@ -4,7 +4,7 @@
 //! A *window* is what the mesh would receive as an upload: a square piece of a photo, of a
 //! random side, flipped or turned, degraded, rounded to 8 bits. Its priors are those the
 //! services compute for that whole image — BRISQUE's F_q, the graph segmenter's masks, and
-//! F_c/F_d from the degradation encoder on the service's shrink to a long side of 256 — so
+//! F_c/F_d from the degradation encoder on the service's view of it ([`EncoderView`]) — so
 //! the restorer trains on what it will be served. Computing them costs far more than a
 //! training crop (BRISQUE, segmentation and the encoder on up to 512² pixels), so each window
 //! is made once and reused: training steps cut random crops from a pool of recent windows,
@@ -18,15 +18,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+use clearair_backends::degradation::{EncoderView, encode};
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::DegradationEncoder;
 use rand::Rng;
-use tch::{Device, Tensor};
+use tch::Device;
 
 use crate::error::{Result, TrainError};
 use crate::mix::{DegradationMix, apply_recipe, multi_hot};
-use crate::photos::{Photo, PixelSymmetry, fit_long_side, image_to_tensor, tensor_to_image};
-use crate::priors::{CpuPriorBackends, ENCODER_MAX_SIDE, embed};
+use crate::photos::{Photo, PixelSymmetry, image_to_tensor, tensor_to_image};
+use crate::priors::{CpuPriorBackends, ENCODER_MAX_SIDE};
 use crate::seeding::{Purpose, keyed_rng};
 
 /// What windows look like.
@@ -73,10 +74,12 @@ pub struct PreparedWindow {
     pub kinds: [f32; 5],
 }
 
-/// The degradation encoder, on its device, behind a lock (tensors are not `Sync`).
+/// The degradation encoder, on its device, behind a lock (tensors are not `Sync`), and the
+/// service's view it is served.
 struct Embedder {
     encoder: DegradationEncoder,
     device: Device,
+    view: EncoderView,
 }
 
 /// Makes windows: photo, window, symmetry, degradation, priors.
@@ -129,10 +132,30 @@ impl WindowMaker {
         Ok(Self {
             photos,
             priors,
-            embedder: Mutex::new(Embedder { encoder, device }),
+            embedder: Mutex::new(Embedder {
+                encoder,
+                device,
+                view: EncoderView::Whole,
+            }),
             settings,
             seed,
         })
+    }
+
+    /// The same maker with F_c/F_d computed on `view` (the service's `view` setting; the
+    /// whole image shrunk to 256 unless set).
+    pub fn with_encoder_view(self, view: EncoderView) -> Self {
+        let mut embedder = self.embedder.into_inner().expect("encoder lock poisoned");
+        embedder.view = view;
+        Self {
+            embedder: Mutex::new(embedder),
+            ..self
+        }
+    }
+
+    /// The view F_c/F_d are computed on.
+    pub fn encoder_view(&self) -> EncoderView {
+        self.embedder.lock().expect("encoder lock poisoned").view
     }
 
     /// The settings.
@@ -182,16 +205,17 @@ impl WindowMaker {
         })
     }
 
-    /// F_c and F_d of `image` as the degradation service computes them.
+    /// F_c and F_d of `image` as the degradation service computes them (its own code).
     fn embed(&self, image: &Rgb8Image) -> Result<(Vec<f32>, Vec<f32>)> {
-        let view = fit_long_side(image, ENCODER_MAX_SIDE)?;
         let embedder = self.embedder.lock().expect("encoder lock poisoned");
-        let input = image_to_tensor(&view)
-            .unsqueeze(0)
-            .to_device(embedder.device);
-        let (content, degradation) = embed(&embedder.encoder, &input, None);
-        let to_vec = |t: Tensor| Vec::<f32>::try_from(t.to_device(Device::Cpu).view([-1]));
-        Ok((to_vec(content)?, to_vec(degradation)?))
+        let estimate = encode(
+            &embedder.encoder,
+            embedder.device,
+            embedder.view,
+            ENCODER_MAX_SIDE,
+            image,
+        )?;
+        Ok((estimate.content, estimate.degradation))
     }
 }
 
@@ -267,6 +291,7 @@ struct Shared {
 pub struct WindowCache {
     shared: Arc<Shared>,
     settings: WindowSettings,
+    encoder_view: EncoderView,
     schedule: PoolSchedule,
     /// Windows made beyond the current pool, so the next pools are ready in time.
     lookahead: u64,
@@ -289,6 +314,7 @@ impl WindowCache {
         schedule.validate()?;
         let lookahead = (schedule.per_step * 16.0).ceil() as u64 + 2;
         let settings = maker.settings().clone();
+        let encoder_view = maker.encoder_view();
         let shared = Arc::new(Shared {
             state: Mutex::new(CacheState::default()),
             changed: Condvar::new(),
@@ -303,6 +329,7 @@ impl WindowCache {
         Ok(Self {
             shared,
             settings,
+            encoder_view,
             schedule,
             lookahead,
             producer: Some(producer),
@@ -317,6 +344,11 @@ impl WindowCache {
     /// The window settings.
     pub fn settings(&self) -> &WindowSettings {
         &self.settings
+    }
+
+    /// The view the windows' F_c/F_d are computed on.
+    pub fn encoder_view(&self) -> EncoderView {
+        self.encoder_view
     }
 
     /// The window settings in words, for checkpoints (which refuse to resume on a change).

@@ -5,7 +5,10 @@ use clearair_model::TorchScriptConfig;
 use clearair_runtime::config::ServerConfig;
 use serde::{Deserialize, Serialize};
 
-pub use clearair_backends::{ModelConfig, degradation::DegradationBackendKind};
+pub use clearair_backends::{
+    ModelConfig,
+    degradation::{DegradationBackendKind, EncoderView},
+};
 
 /// Everything the degradation service reads at start-up.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,8 +25,12 @@ pub struct DegradationConfig {
     /// Dynamic batching of the TorchScript backend.
     pub batching: BatchingConfig,
     /// Images are resized so their long side is at most this before encoding (the encoder
-    /// was trained at this scale).
+    /// was trained at this scale), or cropped to a centred square of this side (`view`).
     pub max_side: u32,
+    /// What of an image the compact encoder sees: `whole` (shrunk to `max_side`) or `centre`
+    /// (the centred `max_side` square at the image's own scale). The backend's name says
+    /// which, and the restorer's weights must have been trained on the same one.
+    pub view: EncoderView,
     /// Largest image accepted, in pixels.
     pub max_pixels: u64,
 }
@@ -36,6 +43,7 @@ impl Default for DegradationConfig {
             torchscript,
             batching,
             max_side,
+            view,
         } = DegradationBackendConfig::default();
         Self {
             server: ServerConfig {
@@ -51,6 +59,7 @@ impl Default for DegradationConfig {
             torchscript,
             batching,
             max_side,
+            view,
             max_pixels: 40_000_000,
         }
     }
@@ -65,6 +74,7 @@ impl DegradationConfig {
             torchscript: self.torchscript.clone(),
             batching: self.batching.clone(),
             max_side: self.max_side,
+            view: self.view,
         }
     }
 }
@@ -87,8 +97,10 @@ mod tests {
         );
         let config = DegradationConfig {
             max_side: 128,
+            view: EncoderView::Centre,
             ..DegradationConfig::default()
         };
         assert_eq!(config.backend_config().max_side, 128);
+        assert_eq!(config.backend_config().view, EncoderView::Centre);
     }
 }

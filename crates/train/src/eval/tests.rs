@@ -3,6 +3,7 @@ use crate::eval::report::{markdown_table, metrics, to_json};
 use crate::test_support::{
     cpu_priors, exclusive_torch, scratch_dir, small_encoder, synthetic_photos, tiny_restorer,
 };
+use clearair_backends::degradation::EncoderView;
 use clearair_model::{ClearAirNet, DegradationEncoder};
 use tch::{Device, nn};
 
@@ -32,6 +33,7 @@ fn with_tiny_mesh(seed: i64, perturb: f64, body: impl FnOnce(&MeshRestorer<'_>))
     body(&MeshRestorer {
         restorer: &restorer,
         encoder: &encoder,
+        view: EncoderView::Whole,
         priors: &priors,
         device: Device::Cpu,
         precision: clearair_backends::Precision::Fp32,

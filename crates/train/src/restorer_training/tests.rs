@@ -9,6 +9,16 @@ use clearair_model::{DegradationKind, PixelLoss, load_weights};
 use tch::Tensor;
 
 fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTraining {
+    job_in_view(name, iterations, folder, EncoderView::Whole)
+}
+
+/// [`job`] with F_c/F_d from the encoder's `view`.
+fn job_in_view(
+    name: &str,
+    iterations: u64,
+    folder: &std::path::Path,
+    view: EncoderView,
+) -> RestorerTraining {
     let priors = cpu_priors();
     let settings = crate::windows::WindowSettings {
         min_side: 32,
@@ -23,7 +33,8 @@ fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTrainin
         dark_gamma_max: 3.0,
     };
     tch::manual_seed(0);
-    let maker = Arc::new(window_maker(synthetic_photos(3, 48), settings, 21));
+    let maker =
+        Arc::new(window_maker(synthetic_photos(3, 48), settings, 21).with_encoder_view(view));
     let cache = window_cache(
         &maker,
         crate::windows::PoolSchedule {
@@ -42,7 +53,7 @@ fn job(name: &str, iterations: u64, folder: &std::path::Path) -> RestorerTrainin
         name: name.to_owned(),
         config: tiny_restorer(36),
         sampler: RestorerSampler::new(cache, 32, sampling, 21).unwrap(),
-        backends: priors.backends(),
+        backends: priors.backends(view),
         starting_point: StartingPoint::Random,
         init: None,
         pixel_loss: PixelLoss::L1.into(),
@@ -122,7 +133,10 @@ fn smoke_training_lowers_the_loss_and_writes_a_loadable_model() {
 
     let manifest = ModelManifest::read(&folder.path().join("smoke.json")).unwrap();
     assert_eq!(manifest.iterations, 24);
-    assert_eq!(manifest.backends, Some(cpu_priors().backends()));
+    assert_eq!(
+        manifest.backends,
+        Some(cpu_priors().backends(EncoderView::Whole))
+    );
     assert_eq!(manifest.network, NetworkConfig::ClearAir(tiny_restorer(36)));
     let loaded =
         crate::networks::load_restorer(&folder.path().join("smoke.safetensors"), Device::Cpu)
@@ -202,6 +216,38 @@ fn the_psnr_ceiling_is_kept_across_a_resume() {
     same.limits.resume = true;
     let (_, _, outcome) = train_restorer(&same).unwrap();
     assert_eq!(outcome.steps, 4);
+}
+
+#[test]
+fn the_encoder_view_is_named_in_the_manifest_and_kept_across_a_resume() {
+    let _torch = exclusive_torch();
+    let folder = scratch_dir("view");
+    let first = job_in_view("model", 2, folder.path(), EncoderView::Centre);
+    train_restorer(&first).unwrap();
+    let manifest = ModelManifest::read(&folder.path().join("model.json")).unwrap();
+    assert_eq!(
+        manifest.backends.unwrap().degradation.name,
+        EncoderView::Centre.backend_name()
+    );
+    let mut other = job("model", 4, folder.path());
+    other.limits.resume = true;
+    let error = train_restorer(&other).unwrap_err().to_string();
+    assert!(error.contains("other settings"), "{error}");
+    let mut same = job_in_view("model", 4, folder.path(), EncoderView::Centre);
+    same.limits.resume = true;
+    let (_, _, outcome) = train_restorer(&same).unwrap();
+    assert_eq!(outcome.steps, 4);
+}
+
+#[test]
+fn a_manifest_must_name_the_view_the_windows_were_embedded_in() {
+    let _torch = exclusive_torch();
+    let folder = scratch_dir("view-mismatch");
+    let mut mismatched = job("model", 2, folder.path());
+    mismatched.backends = cpu_priors().backends(EncoderView::Centre);
+    let error = train_restorer(&mismatched).unwrap_err().to_string();
+    assert!(error.contains("`clearair-encoder/centre`"), "{error}");
+    assert!(!folder.path().join("model.safetensors").exists());
 }
 
 #[test]
