@@ -97,7 +97,29 @@ fn every_file_loads_into_its_service_config_and_keeps_the_standard_ports() {
         defaults.restoration.model.weights
     );
     assert_eq!(restoration.backends, defaults.restoration.backends);
+    assert_eq!(degradation.view, defaults.degradation.view);
+    assert_eq!(degradation.max_side, defaults.degradation.max_side);
     assert_eq!(segmentation.graph, defaults.segmentation.graph);
+}
+
+#[test]
+fn the_default_mesh_runs_the_backends_the_committed_restorer_was_trained_with() {
+    let defaults = MeshConfig::default();
+    let manifest =
+        clearair_model::ModelManifest::read(&workspace().join("models/clearair-compact.json"))
+            .expect("the committed restorer's manifest");
+    let trained = manifest.backends.expect("it names its prior backends");
+    let running = &defaults.restoration.backends;
+    assert_eq!(trained.quality.name, running.quality);
+    assert_eq!(trained.segmentation.name, running.segmentation);
+    assert_eq!(trained.degradation.name, running.degradation);
+    // The degradation service reports the name of its view; the restoration service expects
+    // that name.
+    assert_eq!(
+        defaults.degradation.view.backend_name(),
+        running.degradation,
+        "the encoder's default view is the one the restorer was trained on"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Configuration of the restoration service.
 
 use clearair_backends::{
-    ModelConfig, Precision, degradation::ENCODER_BACKEND_NAME, quality::BRISQUE_BACKEND_NAME,
+    ModelConfig, Precision, degradation::DegradationBackendConfig, quality::BRISQUE_BACKEND_NAME,
     segmentation::GRAPH_BACKEND_NAME,
 };
 use clearair_model::ClearAirConfig;
@@ -38,17 +38,22 @@ pub struct BackendNames {
     pub quality: String,
     /// The segmentation backend (`graph`, `sam2`).
     pub segmentation: String,
-    /// The degradation backend (`clearair-encoder`, `daclip`).
+    /// The degradation backend (`clearair-encoder`, `clearair-encoder/centre` — the
+    /// encoder's two views — or `daclip`).
     pub degradation: String,
 }
 
 impl Default for BackendNames {
-    /// The embedded defaults: BRISQUE, graph segmentation, the compact encoder.
+    /// The embedded defaults: BRISQUE, graph segmentation, the compact encoder in the
+    /// degradation service's default view.
     fn default() -> Self {
         Self {
             quality: BRISQUE_BACKEND_NAME.to_owned(),
             segmentation: GRAPH_BACKEND_NAME.to_owned(),
-            degradation: ENCODER_BACKEND_NAME.to_owned(),
+            degradation: DegradationBackendConfig::default()
+                .view
+                .backend_name()
+                .to_owned(),
         }
     }
 }
