@@ -102,7 +102,12 @@ fn valid_restore_request(width: u32, height: u32) -> RestoreRequest {
             content: vec![0.0; 512],
             degradation: vec![0.0; 512],
             probabilities: Vec::new(),
-            backend: "clearair-encoder".to_owned(),
+            // The name of the degradation service's default view, which the default
+            // restoration service expects.
+            backend: clearair_backends::degradation::DegradationBackendConfig::default()
+                .view
+                .backend_name()
+                .to_owned(),
         }),
     }
 }

@@ -418,38 +418,31 @@ mod tests {
 
     #[test]
     fn a_network_in_memory_embeds_as_the_loaded_backend_does() {
-        tch::manual_seed(7);
-        let config = DegradationBackendConfig {
-            model: ModelConfig {
-                random_init: true,
-                ..DegradationBackendConfig::default().model
-            },
-            ..DegradationBackendConfig::default()
-        };
-        let loaded = EncoderBackend::load(&config).unwrap();
-        // A large image: both paths shrink it to 256 on the long side first.
-        let image = photo(600, 300);
-        let served = loaded.embed(&image).unwrap();
-        assert_eq!(served.content.len(), EMBEDDING_WIDTH);
+        for view in EncoderView::ALL {
+            tch::manual_seed(7);
+            let config = DegradationBackendConfig {
+                model: ModelConfig {
+                    random_init: true,
+                    ..DegradationBackendConfig::default().model
+                },
+                view,
+                ..DegradationBackendConfig::default()
+            };
+            let loaded = EncoderBackend::load(&config).unwrap();
+            // A large image: both paths frame it the same way first.
+            let image = photo(600, 300);
+            let served = loaded.embed(&image).unwrap();
+            assert_eq!(served.content.len(), EMBEDDING_WIDTH);
 
-        let network = loaded.network.into_inner().unwrap();
-        let borrowed = encode(
-            &network,
-            Device::Cpu,
-            EncoderView::Whole,
-            ENCODER_MAX_SIDE,
-            &image,
-        )
-        .unwrap();
-        assert_eq!(borrowed, served);
-        let wrapped = EncoderBackend::from_network(
-            network,
-            Device::Cpu,
-            EncoderView::Whole,
-            ENCODER_MAX_SIDE,
-        );
-        assert_eq!(wrapped.embed(&image).unwrap(), served);
-        warm_up(&wrapped).unwrap();
+            let network = loaded.network.into_inner().unwrap();
+            let borrowed = encode(&network, Device::Cpu, view, ENCODER_MAX_SIDE, &image).unwrap();
+            assert_eq!(borrowed, served, "{view:?}");
+            let wrapped =
+                EncoderBackend::from_network(network, Device::Cpu, view, ENCODER_MAX_SIDE);
+            assert_eq!(wrapped.name(), view.backend_name());
+            assert_eq!(wrapped.embed(&image).unwrap(), served, "{view:?}");
+            warm_up(&wrapped).unwrap();
+        }
     }
 
     #[test]

@@ -29,8 +29,6 @@ pub const MAX_MASKS: u32 = clearair_imaging::MAX_MASKS;
 pub const ENCODER_MAX_SIDE: u32 = degradation::ENCODER_MAX_SIDE;
 /// Width of F_c and F_d on the wire.
 pub const EMBEDDING_WIDTH: i64 = degradation::EMBEDDING_WIDTH as i64;
-/// Name of the embedded degradation encoder backend, as the degradation service reports it.
-pub const ENCODER_BACKEND_NAME: &str = degradation::ENCODER_BACKEND_NAME;
 
 /// The two CPU prior backends of the embedded mesh, loaded with the services' default
 /// configurations.
