@@ -214,7 +214,14 @@ pub(crate) fn train_encoder_command(args: &EncoderArgs) -> anyhow::Result<()> {
     );
     if args.accuracy_repeats > 0 && run.eval_photos.is_dir() {
         let eval_photos = load_photos(&run.eval_photos)?;
-        let results = encoder_accuracy(&encoder, &eval_photos, device, args.accuracy_repeats)?;
+        let results = encoder_accuracy(
+            &encoder,
+            &eval_photos,
+            device,
+            // As the degradation service runs it by default.
+            clearair_backends::degradation::DegradationBackendConfig::default().view,
+            args.accuracy_repeats,
+        )?;
         println!("{}", accuracy_table(&results));
         encoder_manifest(&job, &outcome, accuracy_metrics(&results))
             .write(&ModelManifest::path_for_weights(&args.output))?;

@@ -1,5 +1,6 @@
 //! How well the degradation encoder names single degradations of the held-out photos, seen
-//! as the degradation service sees them (8-bit, long side scaled to ≤ 256).
+//! as the degradation service sees them (8-bit, in the service's view: the whole image scaled
+//! to a long side of ≤ 256, or its centred 256 square).
 //!
 //! A prediction is correct when the most probable kind is the true one (argmax over the
 //! five kinds). The stricter "exact set" figure also requires the true kind, and only it, to
@@ -11,11 +12,12 @@
 
 use std::collections::BTreeMap;
 
+use clearair_backends::degradation::{EncoderView, encode};
 use clearair_model::{DegradationEncoder, DegradationKind};
 use tch::Device;
 
 use crate::error::Result;
-use crate::photos::{Photo, fit_long_side, image_to_tensor};
+use crate::photos::Photo;
 use crate::priors::ENCODER_MAX_SIDE;
 use crate::protocol::degrade_for_classification;
 
@@ -83,26 +85,26 @@ impl EncoderAccuracy {
     }
 }
 
-/// The encoder's kind probabilities for `image`, seen as the degradation service sees it.
+/// The encoder's kind probabilities for `image`, seen as the degradation service sees it in
+/// `view` (the service's own code).
 fn kind_probabilities(
     encoder: &DegradationEncoder,
     image: &clearair_imaging::Rgb8Image,
     device: Device,
+    view: EncoderView,
 ) -> Result<Vec<f32>> {
-    let view = fit_long_side(image, ENCODER_MAX_SIDE)?;
-    let input = image_to_tensor(&view).unsqueeze(0).to_device(device);
-    let probabilities = tch::no_grad(|| encoder.forward(&input).probabilities());
-    Ok(Vec::<f32>::try_from(
-        probabilities.to_device(Device::Cpu).view([-1]),
-    )?)
+    Ok(encode(encoder, device, view, ENCODER_MAX_SIDE, image)?
+        .probabilities
+        .to_vec())
 }
 
 /// Classifies `repeats` single degradations of each kind on every photo, and every photo
-/// undegraded.
+/// undegraded, in the service's `view`.
 pub fn encoder_accuracy(
     encoder: &DegradationEncoder,
     photos: &[Photo],
     device: Device,
+    view: EncoderView,
     repeats: u64,
 ) -> Result<EncoderAccuracy> {
     let mut results = Vec::new();
@@ -116,7 +118,7 @@ pub fn encoder_accuracy(
         for (photo_index, photo) in photos.iter().enumerate() {
             for repeat in 0..repeats {
                 let degraded = degrade_for_classification(kind, repeat, photo_index, &photo.image)?;
-                let probabilities = kind_probabilities(encoder, &degraded, device)?;
+                let probabilities = kind_probabilities(encoder, &degraded, device, view)?;
                 let best = (0..probabilities.len())
                     .max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
                     .unwrap_or(0);
@@ -133,7 +135,7 @@ pub fn encoder_accuracy(
     }
     let mut clean = CleanAccuracy::default();
     for photo in photos {
-        let probabilities = kind_probabilities(encoder, &photo.image, device)?;
+        let probabilities = kind_probabilities(encoder, &photo.image, device, view)?;
         let largest = probabilities.iter().copied().fold(0.0f32, f32::max);
         clean.total += 1;
         clean.quiet += usize::from(largest < 0.5);
@@ -205,4 +207,31 @@ pub fn accuracy_table(results: &EncoderAccuracy) -> String {
         ));
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{exclusive_torch, small_encoder, synthetic_photos};
+
+    #[test]
+    fn the_encoder_is_read_in_the_services_view() {
+        let _torch = exclusive_torch();
+        tch::manual_seed(5);
+        let store = tch::nn::VarStore::new(Device::Cpu);
+        let encoder = DegradationEncoder::new(&store.root(), &small_encoder());
+        let image = synthetic_photos(1, 320)[0].image.clone();
+        let read = |image: &clearair_imaging::Rgb8Image, view| {
+            kind_probabilities(&encoder, image, Device::Cpu, view).unwrap()
+        };
+        let square = image.crop(32, 32, 256, 256).unwrap();
+        assert_eq!(
+            read(&image, EncoderView::Centre),
+            read(&square, EncoderView::Whole)
+        );
+        assert_ne!(
+            read(&image, EncoderView::Centre),
+            read(&image, EncoderView::Whole)
+        );
+    }
 }

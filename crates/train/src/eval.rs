@@ -303,7 +303,13 @@ pub fn evaluate(
     }
     bar.finish_and_clear();
     let encoder = if settings.encoder_repeats > 0 {
-        encoder_accuracy(mesh.encoder, photos, mesh.device, settings.encoder_repeats)?
+        encoder_accuracy(
+            mesh.encoder,
+            photos,
+            mesh.device,
+            mesh.view,
+            settings.encoder_repeats,
+        )?
     } else {
         EncoderAccuracy::default()
     };
