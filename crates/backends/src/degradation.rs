@@ -45,17 +45,22 @@ pub enum EncoderView {
     /// The centred `max_side` square at the image's own scale (a shorter side is kept
     /// whole), so blur and noise are seen at the scale the restorer undoes them.
     Centre,
+    /// Both, each for what it sees best: F_c (what the image shows) from the whole image
+    /// shrunk, F_d and the kind probabilities (how it is degraded) from the centred square at
+    /// its own scale. Two forward passes for an image larger than the square.
+    Split,
 }
 
 impl EncoderView {
     /// Every view, in the order the names below list them.
-    pub const ALL: [EncoderView; 2] = [EncoderView::Whole, EncoderView::Centre];
+    pub const ALL: [EncoderView; 3] = [EncoderView::Whole, EncoderView::Centre, EncoderView::Split];
 
     /// The encoder backend's name under this view, reported with every prior it computes.
     pub fn backend_name(self) -> &'static str {
         match self {
             EncoderView::Whole => ENCODER_BACKEND_NAME,
             EncoderView::Centre => "clearair-encoder/centre",
+            EncoderView::Split => "clearair-encoder/split",
         }
     }
 
@@ -64,6 +69,7 @@ impl EncoderView {
         match self {
             EncoderView::Whole => "whole",
             EncoderView::Centre => "centre",
+            EncoderView::Split => "split",
         }
     }
 
@@ -74,7 +80,8 @@ impl EncoderView {
             .find(|view| view.backend_name() == name)
     }
 
-    /// What the encoder sees of `image`, or `None` when that is `image` itself.
+    /// What the encoder sees of `image` for F_d and the kind probabilities, or `None` when
+    /// that is `image` itself.
     pub fn frame(
         self,
         image: &Rgb8Image,
@@ -82,7 +89,7 @@ impl EncoderView {
     ) -> Result<Option<Rgb8Image>, BackendError> {
         match self {
             EncoderView::Whole => Ok(image.shrunk_to(max_side)?),
-            EncoderView::Centre => {
+            EncoderView::Centre | EncoderView::Split => {
                 let (width, height) = (image.width().min(max_side), image.height().min(max_side));
                 if (width, height) == (image.width(), image.height()) {
                     return Ok(None);
@@ -90,6 +97,18 @@ impl EncoderView {
                 let (x, y) = ((image.width() - width) / 2, (image.height() - height) / 2);
                 Ok(Some(image.crop(x, y, width, height)?))
             }
+        }
+    }
+
+    /// What the encoder sees of `image` for F_c, or `None` when that is `image` itself.
+    pub fn content_frame(
+        self,
+        image: &Rgb8Image,
+        max_side: u32,
+    ) -> Result<Option<Rgb8Image>, BackendError> {
+        match self {
+            EncoderView::Whole | EncoderView::Split => EncoderView::Whole.frame(image, max_side),
+            EncoderView::Centre => self.frame(image, max_side),
         }
     }
 }
@@ -279,15 +298,22 @@ fn encode_with(
     device: Device,
     view: EncoderView,
     max_side: u32,
-    forward: impl FnOnce(&Tensor) -> EncoderOutput,
+    mut forward: impl FnMut(&Tensor) -> EncoderOutput,
 ) -> Result<DegradationEstimate, BackendError> {
+    let input = |framed: &Option<Rgb8Image>| {
+        let image = framed.as_ref().unwrap_or(image);
+        Tensor::from_slice(&image.to_planar_f32())
+            .view([1, 3, i64::from(image.height()), i64::from(image.width())])
+            .to_device(device)
+    };
     let framed = view.frame(image, max_side)?;
-    let image = framed.as_ref().unwrap_or(image);
-    let planar = image.to_planar_f32();
-    let input = Tensor::from_slice(&planar)
-        .view([1, 3, i64::from(image.height()), i64::from(image.width())])
-        .to_device(device);
-    let output = forward(&input);
+    let output = forward(&input(&framed));
+    let content_framed = view.content_frame(image, max_side)?;
+    let content = if content_framed == framed {
+        output.content.shallow_clone()
+    } else {
+        forward(&input(&content_framed)).content
+    };
     let probabilities = to_vec(&output.probabilities())?;
     let probabilities: [f32; 5] = probabilities.try_into().map_err(|p: Vec<f32>| {
         model_failed(ModelError::Config(format!(
@@ -297,7 +323,7 @@ fn encode_with(
         )))
     })?;
     Ok(DegradationEstimate {
-        content: to_vec(&output.content)?,
+        content: to_vec(&content)?,
         degradation: to_vec(&output.degradation)?,
         probabilities,
     })
@@ -458,7 +484,17 @@ mod tests {
         assert_eq!(centre, wide.crop(72, 0, 256, 100).unwrap());
         for view in EncoderView::ALL {
             assert_eq!(view.frame(&photo(200, 256), 256).unwrap(), None, "{view:?}");
+            assert_eq!(view.content_frame(&photo(200, 256), 256).unwrap(), None);
         }
+        // The split view reads the degradation from the square, the content from the whole.
+        assert_eq!(
+            EncoderView::Split.frame(&image, 256).unwrap(),
+            EncoderView::Centre.frame(&image, 256).unwrap()
+        );
+        assert_eq!(
+            EncoderView::Split.content_frame(&image, 256).unwrap(),
+            EncoderView::Whole.frame(&image, 256).unwrap()
+        );
     }
 
     #[test]
@@ -512,6 +548,24 @@ mod tests {
         )
         .unwrap();
         assert_ne!(served, whole);
+    }
+
+    #[test]
+    fn the_split_view_takes_the_content_of_the_whole_and_the_degradation_of_the_square() {
+        tch::manual_seed(13);
+        let store = nn::VarStore::new(Device::Cpu);
+        let network = DegradationEncoder::new(&store.root(), &EncoderConfig::default());
+        let image = photo(520, 300);
+        let read = |view| encode(&network, Device::Cpu, view, ENCODER_MAX_SIDE, &image).unwrap();
+        let (whole, centre, split) = (
+            read(EncoderView::Whole),
+            read(EncoderView::Centre),
+            read(EncoderView::Split),
+        );
+        assert_eq!(split.content, whole.content);
+        assert_eq!(split.degradation, centre.degradation);
+        assert_eq!(split.probabilities, centre.probabilities);
+        assert_ne!(split.content, centre.content);
     }
 
     #[test]

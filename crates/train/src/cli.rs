@@ -263,8 +263,9 @@ pub struct RestorerArgs {
     #[arg(long, default_value_t = 3.0)]
     pub dark_gamma_max: f64,
     /// What of a window the degradation encoder sees for F_c/F_d, as the degradation
-    /// service's `view` setting: `whole` (shrunk to 256) or `centre` (the centred 256 square
-    /// at the window's own scale). The manifest's degradation backend names it, so the
+    /// service's `view` setting: `whole` (shrunk to 256), `centre` (the centred 256 square at
+    /// the window's own scale) or `split` (F_c from the whole, F_d from the square). The
+    /// manifest's degradation backend names it, so the
     /// weights are served only by a service with the same view.
     #[arg(long, default_value = "whole")]
     pub encoder_view: String,

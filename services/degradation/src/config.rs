@@ -27,8 +27,9 @@ pub struct DegradationConfig {
     /// Images are resized so their long side is at most this before encoding (the encoder
     /// was trained at this scale), or cropped to a centred square of this side (`view`).
     pub max_side: u32,
-    /// What of an image the compact encoder sees: `whole` (shrunk to `max_side`) or `centre`
-    /// (the centred `max_side` square at the image's own scale). The backend's name says
+    /// What of an image the compact encoder sees: `whole` (shrunk to `max_side`), `centre`
+    /// (the centred `max_side` square at the image's own scale) or `split` (F_c from the
+    /// first, F_d and the kind probabilities from the second). The backend's name says
     /// which, and the restorer's weights must have been trained on the same one.
     pub view: EncoderView,
     /// Largest image accepted, in pixels.

@@ -38,8 +38,8 @@ pub struct BackendNames {
     pub quality: String,
     /// The segmentation backend (`graph`, `sam2`).
     pub segmentation: String,
-    /// The degradation backend (`clearair-encoder`, `clearair-encoder/centre` — the
-    /// encoder's two views — or `daclip`).
+    /// The degradation backend (`clearair-encoder`, or `clearair-encoder/centre` and
+    /// `clearair-encoder/split` for the encoder's other views, or `daclip`).
     pub degradation: String,
 }
 
