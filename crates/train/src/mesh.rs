@@ -51,7 +51,7 @@ impl MeshRestorer<'_> {
     /// F_c, F_d (1×512 each, on the device) and the kind probabilities of `image`.
     pub fn embed(&self, image: &Rgb8Image) -> Result<(Tensor, Tensor, [f32; 5])> {
         // The service's own code: one forward pass serves the probabilities and both
-        // embeddings.
+        // embeddings (two in the split view, F_c from the whole image).
         let estimate = encode(
             self.encoder,
             self.device,

@@ -13,13 +13,13 @@ use clearair_backends::{
     segmentation::{self, SegmentationBackendConfig},
 };
 use clearair_imaging::{PackedMasks, Rgb8Image};
+use clearair_model::PriorBackends;
 use clearair_model::weights::{
     DegradationBackendSpec, QualityBackendSpec, SegmentationBackendSpec,
 };
-use clearair_model::{DegradationEncoder, PriorBackends};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use crate::error::{Result, TrainError};
 
@@ -198,28 +198,6 @@ pub fn stack_masks(masks: &[(Vec<f32>, u32)], height: u32, width: u32) -> Tensor
     ])
 }
 
-/// F_c and F_d (N×512 each) of N same-sized images (N×3×H×W, already scaled as the service
-/// would), with the encoder in inference mode; rows flagged in `dropped` (N booleans) are
-/// replaced by the neutral zeros.
-pub fn embed(
-    encoder: &DegradationEncoder,
-    images: &Tensor,
-    dropped: Option<&Tensor>,
-) -> (Tensor, Tensor) {
-    let output = tch::no_grad(|| encoder.forward(images));
-    match dropped {
-        None => (output.content, output.degradation),
-        Some(dropped) => {
-            let keep = dropped
-                .logical_not()
-                .to_kind(Kind::Float)
-                .to_device(images.device())
-                .unsqueeze(1);
-            (output.content * &keep, output.degradation * &keep)
-        }
-    }
-}
-
 /// F_q rows (N×width) from per-sample vectors, on `device`.
 pub fn stack_quality(rows: &[Vec<f32>], device: Device) -> Tensor {
     let width = rows.first().map_or(0, Vec::len) as i64;
@@ -233,6 +211,7 @@ pub fn stack_quality(rows: &[Vec<f32>], device: Device) -> Tensor {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+    use tch::Kind;
 
     #[test]
     fn neutral_masks_cover_everything_once() {
