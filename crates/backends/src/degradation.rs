@@ -308,11 +308,18 @@ fn encode_with(
     };
     let framed = view.frame(image, max_side)?;
     let output = forward(&input(&framed));
-    let content_framed = view.content_frame(image, max_side)?;
-    let content = if content_framed == framed {
-        output.content.shallow_clone()
-    } else {
-        forward(&input(&content_framed)).content
+    // Only the split view reads F_c from another frame (and only when the frames differ:
+    // an image inside the square is seen whole by both).
+    let content = match view {
+        EncoderView::Split => {
+            let content_framed = view.content_frame(image, max_side)?;
+            if content_framed == framed {
+                output.content.shallow_clone()
+            } else {
+                forward(&input(&content_framed)).content
+            }
+        }
+        EncoderView::Whole | EncoderView::Centre => output.content.shallow_clone(),
     };
     let probabilities = to_vec(&output.probabilities())?;
     let probabilities: [f32; 5] = probabilities.try_into().map_err(|p: Vec<f32>| {
@@ -566,6 +573,27 @@ mod tests {
         assert_eq!(split.degradation, centre.degradation);
         assert_eq!(split.probabilities, centre.probabilities);
         assert_ne!(split.content, centre.content);
+    }
+
+    #[test]
+    fn only_the_split_view_of_an_image_larger_than_the_square_takes_two_passes() {
+        tch::manual_seed(17);
+        let store = nn::VarStore::new(Device::Cpu);
+        let network = DegradationEncoder::new(&store.root(), &EncoderConfig::default());
+        for (view, side, passes) in [
+            (EncoderView::Whole, 400, 1),
+            (EncoderView::Centre, 400, 1),
+            (EncoderView::Split, 400, 2),
+            (EncoderView::Split, 200, 1),
+        ] {
+            let mut count = 0;
+            encode_with(&photo(side, side), Device::Cpu, view, 256, |input| {
+                count += 1;
+                tch::no_grad(|| network.forward(input))
+            })
+            .unwrap();
+            assert_eq!(count, passes, "{view:?} of a {side}² image");
+        }
     }
 
     #[test]
