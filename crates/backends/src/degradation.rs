@@ -308,18 +308,13 @@ fn encode_with(
     };
     let framed = view.frame(image, max_side)?;
     let output = forward(&input(&framed));
-    // Only the split view reads F_c from another frame (and only when the frames differ:
-    // an image inside the square is seen whole by both).
+    // Only the split view reads F_c from another frame, and only for an image larger than
+    // the square: one inside it is neither shrunk nor cropped, so both frames are the image.
     let content = match view {
-        EncoderView::Split => {
-            let content_framed = view.content_frame(image, max_side)?;
-            if content_framed == framed {
-                output.content.shallow_clone()
-            } else {
-                forward(&input(&content_framed)).content
-            }
+        EncoderView::Split if framed.is_some() => {
+            forward(&input(&view.content_frame(image, max_side)?)).content
         }
-        EncoderView::Whole | EncoderView::Centre => output.content.shallow_clone(),
+        _ => output.content.shallow_clone(),
     };
     let probabilities = to_vec(&output.probabilities())?;
     let probabilities: [f32; 5] = probabilities.try_into().map_err(|p: Vec<f32>| {
