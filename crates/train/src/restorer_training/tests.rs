@@ -204,15 +204,20 @@ fn the_psnr_ceiling_is_kept_across_a_resume() {
         ceiling_db: 35.0,
     };
     train_restorer(&first).unwrap();
-    // The default ceiling is another setting: refused.
+    // The default ceiling is another setting: refused; the same one resumes.
     let mut other = job("model", 4, folder.path());
     other.pixel_loss = PixelLoss::PsnrCapped.into();
+    let mut same = job("model", 4, folder.path());
+    same.pixel_loss = first.pixel_loss;
+    assert_a_resume_refuses_then_resumes(other, same);
+}
+
+/// Resuming as `other` is refused for its other settings; resuming as `same` runs to its end
+/// (4 steps).
+fn assert_a_resume_refuses_then_resumes(mut other: RestorerTraining, mut same: RestorerTraining) {
     other.limits.resume = true;
     let error = train_restorer(&other).unwrap_err().to_string();
     assert!(error.contains("other settings"), "{error}");
-    // The same one resumes.
-    let mut same = job("model", 4, folder.path());
-    same.pixel_loss = first.pixel_loss;
     same.limits.resume = true;
     let (_, _, outcome) = train_restorer(&same).unwrap();
     assert_eq!(outcome.steps, 4);
@@ -229,14 +234,10 @@ fn the_encoder_view_is_named_in_the_manifest_and_kept_across_a_resume() {
         manifest.backends.unwrap().degradation.name,
         EncoderView::Centre.backend_name()
     );
-    let mut other = job("model", 4, folder.path());
-    other.limits.resume = true;
-    let error = train_restorer(&other).unwrap_err().to_string();
-    assert!(error.contains("other settings"), "{error}");
-    let mut same = job_in_view("model", 4, folder.path(), EncoderView::Centre);
-    same.limits.resume = true;
-    let (_, _, outcome) = train_restorer(&same).unwrap();
-    assert_eq!(outcome.steps, 4);
+    assert_a_resume_refuses_then_resumes(
+        job("model", 4, folder.path()),
+        job_in_view("model", 4, folder.path(), EncoderView::Centre),
+    );
 }
 
 #[test]
