@@ -248,6 +248,11 @@ pub struct RestorerArgs {
     /// top of `--prior-dropout`: trains the restorer not to depend on the embeddings.
     #[arg(long, default_value_t = 0.0)]
     pub embedding_dropout: f64,
+    /// Probability that a crop whose embeddings are kept carries another training window's
+    /// F_d (the degradation encoder misreading the photo, as it reads some hazy photos as
+    /// clean or rainy): trains the restorer to restore what it sees when F_d is wrong.
+    #[arg(long, default_value_t = 0.0)]
+    pub embedding_misread: f64,
     /// Probability of a clean training window (identity).
     #[arg(long, default_value_t = 0.1)]
     pub clean_probability: f64,

@@ -324,12 +324,18 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         "--embedding-dropout is a probability in [0, 1], got {}",
         args.embedding_dropout
     );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.embedding_misread),
+        "--embedding-misread is a probability in [0, 1], got {}",
+        args.embedding_misread
+    );
     let sampling = RestorerSampling {
         crops,
         prior_dropout: args.prior_dropout,
         all_neutral: args.all_neutral,
         all_neutral_kinds,
         embedding_dropout: args.embedding_dropout,
+        misread: args.embedding_misread,
     };
     let job = RestorerTraining {
         name: file_stem(&args.output),
@@ -663,7 +669,7 @@ fn restorer_data_detail(
          embedded backends on each whole window (BRISQUE, graph segmentation, the degradation \
          encoder on its 256 shrink), cached in a pool of {} windows refreshed at {} per step; \
          {:.2} of the clean photos darkened in their mid-tones (γ 1.5–{}); each prior neutral with \
-         probability {:.2}, all three with {:.2}{}{}; loss {}{}",
+         probability {:.2}, all three with {:.2}{}{}{}; loss {}{}",
         windows.min_side,
         windows.max_side,
         kinds.join("/"),
@@ -686,6 +692,11 @@ fn restorer_data_detail(
         },
         if args.embedding_dropout > 0.0 {
             format!(", F_c/F_d alone with {:.2} more", args.embedding_dropout)
+        } else {
+            String::new()
+        },
+        if args.embedding_misread > 0.0 {
+            format!(", F_d misread with {:.2}", args.embedding_misread)
         } else {
             String::new()
         },

@@ -152,6 +152,12 @@ pub struct RestorerSampling {
     /// photos untouched when they are missing or weak. 0: no extra draw, the sample
     /// streams of earlier runs unchanged.
     pub embedding_dropout: f64,
+    /// Probability that a crop whose embeddings are kept carries another window's F_d
+    /// instead of its own (a window drawn from the same pool): the degradation encoder
+    /// misreading a photo, as it reads some hazy photos as clean or rainy. Without it the
+    /// restorer trusts F_d over what it sees and leaves such photos untouched. 0: no extra
+    /// draw, the sample streams of earlier runs unchanged.
+    pub misread: f64,
 }
 
 impl RestorerSampling {
@@ -185,8 +191,10 @@ pub struct RestorerSample {
     pub mask_count: u32,
     /// F_c (neutral when dropped).
     pub content: Vec<f32>,
-    /// F_d (neutral when dropped).
+    /// F_d (neutral when dropped; another window's when misread).
     pub degradation: Vec<f32>,
+    /// The window whose F_d the crop carries: `window` unless misread.
+    pub degradation_from: u64,
     /// Which priors were replaced by neutral values.
     pub dropout: PriorDropout,
     /// Multi-hot degradation kinds.
@@ -281,6 +289,18 @@ impl RestorerSampler {
                 values.clone()
             }
         };
+        let misread = self.settings.misread;
+        let degradation_from =
+            if misread > 0.0 && !dropout.embeddings && rng.gen_bool(misread.min(1.0)) {
+                rng.gen_range(self.windows.schedule().pool(iteration))
+            } else {
+                window_index
+            };
+        let degradation = if degradation_from == window_index {
+            or_neutral(dropout.embeddings, &window.degradation)
+        } else {
+            self.windows.get(degradation_from)?.degradation.clone()
+        };
         Ok(RestorerSample {
             crop,
             degraded: planes(&window.degraded)?,
@@ -289,7 +309,8 @@ impl RestorerSampler {
             masks,
             mask_count,
             content: or_neutral(dropout.embeddings, &window.content),
-            degradation: or_neutral(dropout.embeddings, &window.degradation),
+            degradation,
+            degradation_from,
             dropout,
             kinds: window.kinds,
             window: window_index,

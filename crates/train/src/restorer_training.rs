@@ -468,6 +468,9 @@ fn checkpoint_settings(job: &RestorerTraining) -> serde_json::Value {
     if sampling.embedding_dropout > 0.0 {
         settings["embedding_dropout"] = json!(sampling.embedding_dropout);
     }
+    if sampling.misread > 0.0 {
+        settings["embedding_misread"] = json!(sampling.misread);
+    }
     if job.pixel_loss.ceiling_db != PSNR_LOSS_CEILING_DB {
         settings["psnr_ceiling_db"] = json!(job.pixel_loss.ceiling_db);
     }

@@ -25,6 +25,7 @@ fn sampling(prior_dropout: f64) -> RestorerSampling {
         all_neutral: 0.0,
         all_neutral_kinds: [1.0; 5],
         embedding_dropout: 0.0,
+        misread: 0.0,
     }
 }
 
@@ -205,6 +206,66 @@ fn embedding_dropout_drops_only_the_embeddings_of_the_same_crops() {
             .iter()
             .all(|s| s.dropout == crate::priors::PriorDropout::default())
     );
+}
+
+#[test]
+fn a_misread_crop_carries_another_windows_degradation_embedding_and_nothing_else_changes() {
+    let _torch = exclusive_torch();
+    let maker = maker(17);
+    let with = |misread: f64| RestorerSampling {
+        misread,
+        ..sampling(0.0)
+    };
+    let steps = 0..8;
+    let served: Vec<RestorerSample> = {
+        let sampler = sampler(&maker, with(0.0), 17);
+        steps
+            .clone()
+            .flat_map(|i| sampler.batch(i).unwrap())
+            .collect()
+    };
+    assert!(served.iter().all(|s| s.degradation_from == s.window));
+    let misreading = sampler(&maker, with(1.0), 17);
+    let samples: Vec<RestorerSample> = steps
+        .clone()
+        .flat_map(|i| misreading.batch(i).unwrap())
+        .collect();
+    let mut from_elsewhere = 0;
+    for (sample, kept) in samples.iter().zip(&served) {
+        // The same crops and every other prior; F_d is the named window's own, unchanged.
+        assert_eq!(
+            (&sample.degraded, &sample.clean, sample.window),
+            (&kept.degraded, &kept.clean, kept.window)
+        );
+        assert_eq!(
+            (&sample.quality, &sample.masks, &sample.content),
+            (&kept.quality, &kept.masks, &kept.content)
+        );
+        let source = misreading.windows().get(sample.degradation_from).unwrap();
+        assert_eq!(sample.degradation, source.degradation);
+        if sample.degradation_from != sample.window {
+            from_elsewhere += 1;
+            assert_ne!(sample.degradation, kept.degradation);
+        }
+    }
+    assert!(
+        from_elsewhere > samples.len() / 2,
+        "{from_elsewhere} of {} misread from another window",
+        samples.len()
+    );
+    // Crops without their embeddings stay neutral: a misreading needs a reading.
+    let dropped = sampler(
+        &maker,
+        RestorerSampling {
+            embedding_dropout: 1.0,
+            ..with(1.0)
+        },
+        17,
+    );
+    for sample in steps.flat_map(|i| dropped.batch(i).unwrap()) {
+        assert!(embeddings_are_neutral(&sample));
+        assert_eq!(sample.degradation_from, sample.window);
+    }
 }
 
 #[test]

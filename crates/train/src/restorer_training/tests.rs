@@ -48,6 +48,7 @@ fn job_in_view(
         all_neutral: 0.05,
         all_neutral_kinds: [1.0; 5],
         embedding_dropout: 0.0,
+        misread: 0.0,
     };
     RestorerTraining {
         name: name.to_owned(),
