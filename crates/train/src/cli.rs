@@ -250,7 +250,8 @@ pub struct RestorerArgs {
     pub embedding_dropout: f64,
     /// Probability that a crop whose embeddings are kept carries another training window's
     /// F_d (the degradation encoder misreading the photo, as it reads some hazy photos as
-    /// clean or rainy): trains the restorer to restore what it sees when F_d is wrong.
+    /// clean or rainy), meant to teach the restorer to restore what it sees when F_d is wrong;
+    /// at 0.15 it made the restorer dehaze less (cycle 17 in models/README.md).
     #[arg(long, default_value_t = 0.0)]
     pub embedding_misread: f64,
     /// Probability of a clean training window (identity).
