@@ -35,6 +35,11 @@ fn sampler(maker: &Arc<WindowMaker>, settings: RestorerSampling, seed: u64) -> R
     RestorerSampler::new(cache, 40, settings, seed).unwrap()
 }
 
+/// Every sample of the first `steps` iterations, in order.
+fn samples(sampler: &RestorerSampler, steps: u64) -> Vec<RestorerSample> {
+    (0..steps).flat_map(|i| sampler.batch(i).unwrap()).collect()
+}
+
 /// F_c and F_d of `sample` are their neutral value (zeros).
 fn embeddings_are_neutral(sample: &RestorerSample) -> bool {
     sample
@@ -166,13 +171,9 @@ fn embedding_dropout_drops_only_the_embeddings_of_the_same_crops() {
         embedding_dropout,
         ..sampling(0.0)
     };
-    let served: Vec<RestorerSample> = {
-        let sampler = sampler(&maker, with(0.0), 13);
-        (0..6).flat_map(|i| sampler.batch(i).unwrap()).collect()
-    };
+    let served = samples(&sampler(&maker, with(0.0), 13), 6);
     for (probability, expect_some, expect_all) in [(1.0, true, true), (0.5, true, false)] {
-        let sampler = sampler(&maker, with(probability), 13);
-        let samples: Vec<RestorerSample> = (0..6).flat_map(|i| sampler.batch(i).unwrap()).collect();
+        let samples = samples(&sampler(&maker, with(probability), 13), 6);
         let dropped = samples.iter().filter(|s| s.dropout.embeddings).count();
         assert_eq!(
             dropped > 0,
@@ -216,22 +217,12 @@ fn a_misread_crop_carries_another_windows_degradation_embedding_and_nothing_else
         misread,
         ..sampling(0.0)
     };
-    let steps = 0..8;
-    let served: Vec<RestorerSample> = {
-        let sampler = sampler(&maker, with(0.0), 17);
-        steps
-            .clone()
-            .flat_map(|i| sampler.batch(i).unwrap())
-            .collect()
-    };
+    let served = samples(&sampler(&maker, with(0.0), 17), 8);
     assert!(served.iter().all(|s| s.degradation_from == s.window));
     let misreading = sampler(&maker, with(1.0), 17);
-    let samples: Vec<RestorerSample> = steps
-        .clone()
-        .flat_map(|i| misreading.batch(i).unwrap())
-        .collect();
+    let misread = samples(&misreading, 8);
     let mut from_elsewhere = 0;
-    for (sample, kept) in samples.iter().zip(&served) {
+    for (sample, kept) in misread.iter().zip(&served) {
         // The same crops and every other prior; F_d is the named window's own, unchanged.
         assert_eq!(
             (&sample.degraded, &sample.clean, sample.window),
@@ -249,9 +240,9 @@ fn a_misread_crop_carries_another_windows_degradation_embedding_and_nothing_else
         }
     }
     assert!(
-        from_elsewhere > samples.len() / 2,
+        from_elsewhere > misread.len() / 2,
         "{from_elsewhere} of {} misread from another window",
-        samples.len()
+        misread.len()
     );
     // Crops without their embeddings stay neutral: a misreading needs a reading.
     let dropped = sampler(
@@ -262,7 +253,7 @@ fn a_misread_crop_carries_another_windows_degradation_embedding_and_nothing_else
         },
         17,
     );
-    for sample in steps.flat_map(|i| dropped.batch(i).unwrap()) {
+    for sample in samples(&dropped, 8) {
         assert!(embeddings_are_neutral(&sample));
         assert_eq!(sample.degradation_from, sample.window);
     }
@@ -307,8 +298,7 @@ fn all_neutral_multipliers_pick_the_largest_of_a_windows_kinds() {
         all_neutral_kinds: [0.0; 5],
         ..sampling(0.0)
     };
-    let sampler = sampler(&maker, only_clean, 9);
-    let samples: Vec<RestorerSample> = (0..4).flat_map(|i| sampler.batch(i).unwrap()).collect();
+    let samples = samples(&sampler(&maker, only_clean, 9), 4);
     assert!(samples.iter().any(|s| s.kinds.iter().any(|k| *k > 0.0)));
     for sample in samples {
         let expect_all = sample.kinds.iter().all(|k| *k == 0.0);
