@@ -150,6 +150,10 @@ pub struct EncoderArgs {
     /// Probability of a two-kind mixture.
     #[arg(long, default_value_t = 0.2)]
     pub mixture_probability: f64,
+    /// Relative weight of each kind (noise, haze, rain, blur, low_light); default equal. A
+    /// fine-tune that weights up the kinds the encoder misreads shows it more of them.
+    #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
+    pub kind_weights: Vec<f64>,
     /// Degradations per kind and held-out photo for the final accuracy (0: skip).
     #[arg(long, default_value_t = 4)]
     pub accuracy_repeats: u64,
@@ -585,6 +589,29 @@ mod tests {
             panic!("not eval");
         };
         assert!(args.no_ffdnet && !args.update_manifest);
+    }
+
+    #[test]
+    fn the_encoder_takes_one_weight_per_kind() {
+        let parsed = Clearair::try_parse_from([
+            "clearair",
+            "train",
+            "encoder",
+            "--kind-weights",
+            "1,3,1,2,1",
+        ])
+        .unwrap();
+        let Clearair::Train(TrainArgs {
+            command: TrainCommand::Encoder(args),
+        }) = parsed
+        else {
+            panic!("not an encoder command: {parsed:?}");
+        };
+        assert_eq!(args.kind_weights, [1.0, 3.0, 1.0, 2.0, 1.0]);
+        assert!(
+            Clearair::try_parse_from(["clearair", "train", "encoder", "--kind-weights", "1,x"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -126,9 +126,19 @@ pub(crate) fn train_encoder_command(args: &EncoderArgs) -> anyhow::Result<()> {
     let run = &args.run;
     let device = setup_device(&run.device, run.threads)?;
     let photos = Arc::new(load_photos(&run.train_photos)?);
+    let kinds = DegradationKind::ALL.to_vec();
+    if !args.kind_weights.is_empty() && args.kind_weights.len() != kinds.len() {
+        anyhow::bail!(
+            "--kind-weights has {} weights for the {} kinds (noise, haze, rain, blur, low_light)",
+            args.kind_weights.len(),
+            kinds.len()
+        );
+    }
     let mix = DegradationMix {
         clean: args.clean_probability,
         mixture: args.mixture_probability,
+        kinds,
+        weights: args.kind_weights.clone(),
         ..DegradationMix::default()
     };
     let iterations = run.iterations.unwrap_or(DEFAULT_ENCODER_ITERATIONS);
@@ -172,9 +182,21 @@ pub(crate) fn train_encoder_command(args: &EncoderArgs) -> anyhow::Result<()> {
     } else {
         ""
     };
+    let weights = if args.kind_weights.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", kinds weighted {}",
+            args.kind_weights
+                .iter()
+                .map(f64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
     let detail = format!(
         "{start}batches of {} windows, each under two degradation recipes (clean {:.2}, two-kind \
-         mixtures {:.2}), degraded at 1–{}× the image side and scaled down (area) to \
+         mixtures {:.2}{weights}), degraded at 1–{}× the image side and scaled down (area) to \
          {sizes}{anchor}{frozen}",
         args.pairs, args.clean_probability, args.mixture_probability, args.max_scale,
     );
