@@ -125,15 +125,9 @@ fn parse_kinds(names: &[String]) -> anyhow::Result<Vec<DegradationKind>> {
 pub(crate) fn train_encoder_command(args: &EncoderArgs) -> anyhow::Result<()> {
     let run = &args.run;
     let device = setup_device(&run.device, run.threads)?;
-    let photos = Arc::new(load_photos(&run.train_photos)?);
     let kinds = DegradationKind::ALL.to_vec();
-    if !args.kind_weights.is_empty() && args.kind_weights.len() != kinds.len() {
-        anyhow::bail!(
-            "--kind-weights has {} weights for the {} kinds (noise, haze, rain, blur, low_light)",
-            args.kind_weights.len(),
-            kinds.len()
-        );
-    }
+    check_kind_weights(&args.kind_weights, &kinds)?;
+    let photos = Arc::new(load_photos(&run.train_photos)?);
     let mix = DegradationMix {
         clean: args.clean_probability,
         mixture: args.mixture_probability,
@@ -251,6 +245,33 @@ pub(crate) fn train_encoder_command(args: &EncoderArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses `--kind-weights` that the weighted draw cannot use: one weight per kind of `kinds`,
+/// each finite and ≥ 0, at least one above 0 (empty: equal weights, always accepted).
+fn check_kind_weights(weights: &[f64], kinds: &[DegradationKind]) -> anyhow::Result<()> {
+    if weights.is_empty() {
+        return Ok(());
+    }
+    let names = kinds
+        .iter()
+        .map(|kind| kind.name())
+        .collect::<Vec<_>>()
+        .join(", ");
+    anyhow::ensure!(
+        weights.len() == kinds.len(),
+        "--kind-weights has {} weights for {} kinds ({names})",
+        weights.len(),
+        kinds.len()
+    );
+    anyhow::ensure!(
+        weights
+            .iter()
+            .all(|weight| weight.is_finite() && *weight >= 0.0)
+            && weights.iter().any(|weight| *weight > 0.0),
+        "--kind-weights must be finite and ≥ 0, at least one above 0 ({names}), got {weights:?}"
+    );
+    Ok(())
+}
+
 /// `clearair train restorer`.
 pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> {
     let run = &args.run;
@@ -268,13 +289,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
     })?;
     let config = restorer_config(&args.config, priors.quality_width() as i64)?;
     let kinds = parse_kinds(&args.kinds)?;
-    if !args.kind_weights.is_empty() && args.kind_weights.len() != kinds.len() {
-        anyhow::bail!(
-            "--kind-weights has {} weights for {} kinds",
-            args.kind_weights.len(),
-            kinds.len()
-        );
-    }
+    check_kind_weights(&args.kind_weights, &kinds)?;
     // Also refuses NaN.
     if !(1.5..=20.0).contains(&args.dark_gamma_max) {
         anyhow::bail!(
@@ -785,6 +800,28 @@ mod tests {
                 format!("--crops: `{bad}` is not CROPxBATCH, as in 128x4")
             );
         }
+    }
+
+    #[test]
+    fn kind_weights_the_draw_cannot_use_are_refused_by_name() {
+        let all = DegradationKind::ALL;
+        assert!(check_kind_weights(&[], &all).is_ok());
+        assert!(check_kind_weights(&[1.0, 3.0, 1.0, 0.0, 1.0], &all).is_ok());
+        for bad in [
+            vec![1.0, 3.0],
+            vec![1.0, -1.0, 1.0, 1.0, 1.0],
+            vec![1.0, f64::NAN, 1.0, 1.0, 1.0],
+            vec![1.0, f64::INFINITY, 1.0, 1.0, 1.0],
+            vec![0.0; 5],
+        ] {
+            let error = check_kind_weights(&bad, &all).unwrap_err().to_string();
+            assert!(
+                error.starts_with("--kind-weights") && error.contains("noise, haze"),
+                "{bad:?}: {error}"
+            );
+        }
+        // Fewer kinds (`--kinds blur`) take as many weights.
+        assert!(check_kind_weights(&[2.0], &[DegradationKind::Blur]).is_ok());
     }
 
     #[test]
