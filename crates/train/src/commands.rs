@@ -275,6 +275,9 @@ fn check_kind_weights(weights: &[f64], kinds: &[DegradationKind]) -> anyhow::Res
 /// `clearair train restorer`.
 pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> {
     let run = &args.run;
+    // The recipe's kinds are checked before photos, priors and the encoder are loaded.
+    let kinds = parse_kinds(&args.kinds)?;
+    check_kind_weights(&args.kind_weights, &kinds)?;
     let shards = args.shards.unwrap_or(1).max(1);
     // Each shard runs its passes on one libtorch thread (see `crate::step`).
     let threads = run.threads.or((shards > 1).then_some(1));
@@ -288,8 +291,6 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         )
     })?;
     let config = restorer_config(&args.config, priors.quality_width() as i64)?;
-    let kinds = parse_kinds(&args.kinds)?;
-    check_kind_weights(&args.kind_weights, &kinds)?;
     // Also refuses NaN.
     if !(1.5..=20.0).contains(&args.dark_gamma_max) {
         anyhow::bail!(
