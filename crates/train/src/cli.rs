@@ -408,7 +408,8 @@ pub struct EvalArgs {
     /// Evaluate centred crops of this side instead of the whole photos.
     #[arg(long)]
     pub crop: Option<u32>,
-    /// Only these rows (keys: noise15, noise25, noise50, haze, rain, blur, low_light).
+    /// Only these rows (keys: noise15, noise25, noise50, haze, rain, blur, low_light, clean,
+    /// and each served degradation's fallback row: fallback_noise15 … fallback_low_light).
     #[arg(long, value_delimiter = ',')]
     pub rows: Vec<String>,
     /// Photos per row in the picture sheets.

@@ -528,26 +528,32 @@ fn default_python() -> PathBuf {
     }
 }
 
+/// The rows `--rows` names, as indices into [`ROWS`] (every row when none is named); an
+/// unknown key is refused with the keys there are.
+fn select_rows(keys: &[String]) -> anyhow::Result<Vec<usize>> {
+    if keys.is_empty() {
+        return Ok((0..ROWS.len()).collect());
+    }
+    keys.iter()
+        .map(|key| {
+            ROWS.iter().position(|row| row.key == key).with_context(|| {
+                let known: Vec<&str> = ROWS.iter().map(|row| row.key).collect();
+                format!("unknown row `{key}` (rows: {})", known.join(", "))
+            })
+        })
+        .collect()
+}
+
 /// `clearair eval`.
 pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
+    // Checked first, so a mistyped key costs nothing to find out.
+    let rows = select_rows(&args.rows)?;
     let device = setup_device(&args.device, args.threads)?;
     let mut restorer = load_restorer(&args.restorer, device)?;
     let view = trained_encoder_view(&restorer.manifest)?;
     let encoder = load_encoder(&args.encoder, device)?;
     let priors = CpuPriorBackends::load(&args.brisque_params)?;
     let photos = load_photos(&args.photos)?;
-    let rows = if args.rows.is_empty() {
-        (0..ROWS.len()).collect()
-    } else {
-        args.rows
-            .iter()
-            .map(|key| {
-                ROWS.iter()
-                    .position(|row| row.key == key)
-                    .with_context(|| format!("unknown row `{key}`"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?
-    };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let ffdnet = (!args.no_ffdnet).then(|| FfdnetReference {
@@ -787,6 +793,26 @@ pub(crate) fn profile_command(args: &crate::cli::ProfileArgs) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_are_chosen_by_key_fallback_and_clean_rows_included() {
+        assert_eq!(select_rows(&[]).unwrap().len(), ROWS.len());
+        let keys = ["blur", "fallback_blur", "clean"].map(String::from);
+        let chosen: Vec<&str> = select_rows(&keys)
+            .unwrap()
+            .into_iter()
+            .map(|index| ROWS[index].key)
+            .collect();
+        assert_eq!(chosen, ["blur", "fallback_blur", "clean"]);
+        let error = select_rows(&["fallback-blur".to_owned()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("unknown row `fallback-blur` (rows: noise15, noise25"),
+            "{error}"
+        );
+        assert!(error.ends_with("fallback_low_light)"), "{error}");
+    }
 
     #[test]
     fn pairs_parse_and_name_their_form() {
