@@ -33,7 +33,7 @@ DEB_PACKAGES=(
     opencv-doc mate-backgrounds
     lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 lxqt-themes palapeli-data tuxpaint-data
     gnome-control-center-data libelementary-data tuxtype-data puzzle-jigsaw hugin-data digikam-data
-    python3-scipy gcompris-qt-data
+    python3-scipy gcompris-qt-data stellarium-data
 )
 
 log() { printf 'fetch_photos: %s\n' "$*"; }
@@ -119,7 +119,8 @@ SKIMAGE_DATA="$("$PYTHON" -c 'import pathlib, skimage; print(pathlib.Path(skimag
     --source "hugin=$CACHE/hugin-data/usr/share/hugin/xrc/data/help_en_EN" \
     --source "digikam=$CACHE/digikam-data/usr/share/digikam/about/images" \
     --source "scipy=$CACHE/python3-scipy/usr/lib/python3/dist-packages/scipy/misc" \
-    --source "gcompris=$CACHE/gcompris-qt-data/usr/share/gcompris-qt/rcc"
+    --source "gcompris=$CACHE/gcompris-qt-data/usr/share/gcompris-qt/rcc" \
+    --source "stellarium=$CACHE/stellarium-data/usr/share/stellarium/nebulae/default"
 
 all_present || die "some photos of $SPLIT are still missing"
 stamp_value > "$STAMP"
