@@ -358,6 +358,11 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         ),
     };
     anyhow::ensure!(
+        args.all_neutral_dark.is_finite() && args.all_neutral_dark >= 0.0,
+        "--all-neutral-dark is a multiplier ≥ 0, got {}",
+        args.all_neutral_dark
+    );
+    anyhow::ensure!(
         (0.0..=1.0).contains(&args.embedding_dropout),
         "--embedding-dropout is a probability in [0, 1], got {}",
         args.embedding_dropout
@@ -372,6 +377,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         prior_dropout: args.prior_dropout,
         all_neutral: args.all_neutral,
         all_neutral_kinds,
+        all_neutral_dark: args.all_neutral_dark,
         embedding_dropout: args.embedding_dropout,
         misread: args.embedding_misread,
     };
@@ -713,7 +719,7 @@ fn restorer_data_detail(
          embedded backends on each whole window (BRISQUE, graph segmentation, the degradation \
          encoder on its 256 shrink), cached in a pool of {} windows refreshed at {} per step; \
          {:.2} of the clean photos darkened in their mid-tones (γ 1.5–{}); each prior neutral with \
-         probability {:.2}, all three with {:.2}{}{}{}; loss {}{}",
+         probability {:.2}, all three with {:.2}{}{}{}{}; loss {}{}",
         windows.min_side,
         windows.max_side,
         kinds.join("/"),
@@ -733,6 +739,15 @@ fn restorer_data_detail(
                 " (times {:?} for noise/haze/rain/blur/low light)",
                 args.all_neutral_kinds
             )
+        },
+        if args.all_neutral_dark != 1.0 {
+            format!(
+                ", times {} for dark targets without noise (clean mean below {})",
+                args.all_neutral_dark,
+                crate::windows::DARK_TARGET_MEAN
+            )
+        } else {
+            String::new()
         },
         if args.embedding_dropout > 0.0 {
             format!(", F_c/F_d alone with {:.2} more", args.embedding_dropout)

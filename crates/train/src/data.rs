@@ -23,7 +23,7 @@ use crate::mix::{DegradationMix, apply_recipe, multi_hot};
 use crate::photos::{Photo, PixelSymmetry, image_to_tensor, tensor_to_image};
 use crate::priors::{PriorDropout, neutral_masks, stack_masks};
 use crate::seeding::{Purpose, keyed_rng};
-use crate::windows::WindowCache;
+use crate::windows::{DARK_TARGET_MEAN, WindowCache};
 
 /// A random flip/rot90.
 fn random_symmetry(rng: &mut ChaCha8Rng) -> PixelSymmetry {
@@ -146,6 +146,13 @@ pub struct RestorerSampling {
     /// a window's probability is `all_neutral` times the largest multiplier of its kinds
     /// (clean windows: `all_neutral`). All ones: the same probability for every window.
     pub all_neutral_kinds: [f64; 5],
+    /// Multiplier of that probability for windows whose clean target is dark (mean below
+    /// [`DARK_TARGET_MEAN`]: night skies, darkened photos) and carry no noise. Without priors
+    /// such a window (dark, little noise) looks like an under-exposed photo, which the
+    /// fallback must brighten; noise of the strength the noise kind adds tells a noisy dark
+    /// scene apart, so those keep their probability. 1: every window alike (the sample
+    /// streams of earlier runs unchanged).
+    pub all_neutral_dark: f64,
     /// Extra probability that F_c and F_d alone are neutral (the degradation service down
     /// while the quality and mask services answer), on top of `prior_dropout`. Without it
     /// the restorer can learn to lean on the embeddings for a kind (haze) and leave such
@@ -162,8 +169,9 @@ pub struct RestorerSampling {
 }
 
 impl RestorerSampling {
-    /// The probability that every prior of a crop of a window with `kinds` is neutral.
-    pub fn all_neutral_for(&self, kinds: &[f32; 5]) -> f64 {
+    /// The probability that every prior of a crop of a window with `kinds` and a clean
+    /// target of mean `target_mean` (0–1) is neutral.
+    pub fn all_neutral_for(&self, kinds: &[f32; 5], target_mean: f32) -> f64 {
         let multiplier = kinds
             .iter()
             .zip(self.all_neutral_kinds)
@@ -171,7 +179,12 @@ impl RestorerSampling {
             .map(|(_, multiplier)| multiplier)
             .reduce(f64::max)
             .unwrap_or(1.0);
-        (self.all_neutral * multiplier).clamp(0.0, 1.0)
+        let dark = if target_mean < DARK_TARGET_MEAN && kinds[0] <= 0.0 {
+            self.all_neutral_dark
+        } else {
+            1.0
+        };
+        (self.all_neutral * multiplier * dark).clamp(0.0, 1.0)
     }
 }
 
@@ -259,7 +272,10 @@ impl RestorerSampler {
         let x = rng.gen_range(0..=side - crop);
         let y = rng.gen_range(0..=side - crop);
         let symmetry = random_symmetry(&mut rng);
-        let dropout = if rng.gen_bool(self.settings.all_neutral_for(&window.kinds)) {
+        let dropout = if rng.gen_bool(
+            self.settings
+                .all_neutral_for(&window.kinds, window.target_mean),
+        ) {
             PriorDropout::ALL
         } else {
             let mut dropout = PriorDropout::sample(prior_dropout, &mut rng);

@@ -465,6 +465,9 @@ fn checkpoint_settings(job: &RestorerTraining) -> serde_json::Value {
     if sampling.all_neutral_kinds != [1.0; 5] {
         settings["all_neutral_kinds"] = json!(sampling.all_neutral_kinds);
     }
+    if sampling.all_neutral_dark != 1.0 {
+        settings["all_neutral_dark"] = json!(sampling.all_neutral_dark);
+    }
     if sampling.embedding_dropout > 0.0 {
         settings["embedding_dropout"] = json!(sampling.embedding_dropout);
     }

@@ -72,7 +72,16 @@ pub struct PreparedWindow {
     pub degradation: Vec<f32>,
     /// Multi-hot degradation kinds.
     pub kinds: [f32; 5],
+    /// Mean of the clean window's values (0–1): below [`DARK_TARGET_MEAN`] the target is a
+    /// dark scene (a night sky, a darkened photo).
+    pub target_mean: f32,
 }
+
+/// A clean window whose mean value (0–1) is below this is a dark scene: every night sky of the
+/// training photos (means 0.04–0.13) and the darker of the darkened targets; the evaluation's
+/// under-exposed inputs sit at about 0.02–0.2 too, which is why the fallback cannot tell them
+/// apart without priors.
+pub const DARK_TARGET_MEAN: f32 = 0.15;
 
 /// The degradation encoder, on its device, behind a lock (tensors are not `Sync`), and the
 /// service's view it is served.
@@ -194,6 +203,7 @@ impl WindowMaker {
             tensor_to_image(&apply_recipe(&recipe, &image_to_tensor(&clean), &mut rng)?)?;
         let priors = self.priors.compute(&degraded)?;
         let (content, degradation) = self.embed(&degraded)?;
+        let target_mean = mean_value(&clean);
         Ok(PreparedWindow {
             clean,
             degraded,
@@ -202,6 +212,7 @@ impl WindowMaker {
             content,
             degradation,
             kinds: multi_hot(&recipe),
+            target_mean,
         })
     }
 
@@ -217,6 +228,13 @@ impl WindowMaker {
         )?;
         Ok((estimate.content, estimate.degradation))
     }
+}
+
+/// Mean of `image`'s values, 0–1.
+fn mean_value(image: &Rgb8Image) -> f32 {
+    let bytes = image.as_bytes();
+    let sum: u64 = bytes.iter().map(|&v| u64::from(v)).sum();
+    (sum as f64 / (bytes.len().max(1) as f64 * 255.0)) as f32
 }
 
 /// `image` with every value v (0–255) mapped to 255·(v/255)^γ.

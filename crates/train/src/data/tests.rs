@@ -24,6 +24,7 @@ fn sampling(prior_dropout: f64) -> RestorerSampling {
         prior_dropout,
         all_neutral: 0.0,
         all_neutral_kinds: [1.0; 5],
+        all_neutral_dark: 1.0,
         embedding_dropout: 0.0,
         misread: 0.0,
     }
@@ -267,7 +268,7 @@ fn all_neutral_multipliers_pick_the_largest_of_a_windows_kinds() {
         all_neutral_kinds: [1.0, 3.0, 0.5, 0.0, 2.0],
         ..sampling(0.0)
     };
-    let p = |kinds: [f32; 5]| settings.all_neutral_for(&kinds);
+    let p = |kinds: [f32; 5]| settings.all_neutral_for(&kinds, 0.5);
     assert!(
         (p([0.0; 5]) - 0.2).abs() < 1e-12,
         "clean windows keep the base"
@@ -288,7 +289,7 @@ fn all_neutral_multipliers_pick_the_largest_of_a_windows_kinds() {
         all_neutral: 0.5,
         ..settings.clone()
     };
-    assert_eq!(capped.all_neutral_for(&[0.0, 1.0, 0.0, 0.0, 0.0]), 1.0);
+    assert_eq!(capped.all_neutral_for(&[0.0, 1.0, 0.0, 0.0, 0.0], 0.5), 1.0);
 
     // In the sampler: with every kind's multiplier 0, only crops of clean windows get the
     // fallback, although the base probability is 1.
@@ -307,6 +308,81 @@ fn all_neutral_multipliers_pick_the_largest_of_a_windows_kinds() {
             expect_all,
             "kinds {:?}",
             sample.kinds
+        );
+    }
+}
+
+#[test]
+fn dark_targets_without_noise_take_their_own_multiplier() {
+    let _torch = exclusive_torch();
+    let settings = RestorerSampling {
+        all_neutral: 0.3,
+        all_neutral_kinds: [2.0, 1.0, 1.0, 1.0, 2.0],
+        all_neutral_dark: 0.25,
+        ..sampling(0.0)
+    };
+    let dark = DARK_TARGET_MEAN - 0.01;
+    let bright = DARK_TARGET_MEAN + 0.01;
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+    // A clean dark scene and an under-exposed dark scene: the multiplier applies.
+    assert!(close(settings.all_neutral_for(&[0.0; 5], dark), 0.075));
+    assert!(close(
+        settings.all_neutral_for(&[0.0, 0.0, 0.0, 0.0, 1.0], dark),
+        0.15
+    ));
+    // The same kinds on a bright target: unchanged.
+    assert!(close(settings.all_neutral_for(&[0.0; 5], bright), 0.3));
+    assert!(close(
+        settings.all_neutral_for(&[0.0, 0.0, 0.0, 0.0, 1.0], bright),
+        0.6
+    ));
+    // Noise on a dark scene, alone or in a mixture: unchanged.
+    assert!(close(
+        settings.all_neutral_for(&[1.0, 0.0, 0.0, 0.0, 0.0], dark),
+        0.6
+    ));
+    assert!(close(
+        settings.all_neutral_for(&[1.0, 0.0, 1.0, 0.0, 0.0], dark),
+        0.6
+    ));
+
+    // In the sampler: with the base probability 1 and a zero multiplier for dark targets,
+    // every crop is all-neutral except those of dark windows without noise (half the
+    // windows darkened to as far as γ 6, so both occur).
+    let maker = Arc::new(window_maker(
+        synthetic_photos(3, 56),
+        crate::windows::WindowSettings {
+            dark_share: 0.5,
+            dark_gamma_max: 6.0,
+            ..window_settings(40, 48)
+        },
+        5,
+    ));
+    let never_dark = RestorerSampling {
+        all_neutral: 1.0,
+        all_neutral_dark: 0.0,
+        ..sampling(0.0)
+    };
+    let sampler = sampler(&maker, never_dark, 9);
+    let samples = samples(&sampler, 8);
+    let exempt_count = samples
+        .iter()
+        .filter(|s| s.dropout != crate::priors::PriorDropout::ALL)
+        .count();
+    assert!(
+        exempt_count > 0 && exempt_count < samples.len(),
+        "{exempt_count} of {} crops kept their priors",
+        samples.len()
+    );
+    for sample in samples {
+        let window = sampler.windows().get(sample.window).unwrap();
+        let exempt = window.target_mean < DARK_TARGET_MEAN && window.kinds[0] == 0.0;
+        assert_eq!(
+            sample.dropout == crate::priors::PriorDropout::ALL,
+            !exempt,
+            "kinds {:?}, target mean {}",
+            window.kinds,
+            window.target_mean
         );
     }
 }

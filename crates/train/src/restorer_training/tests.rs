@@ -47,6 +47,7 @@ fn job_in_view(
         prior_dropout: 0.1,
         all_neutral: 0.05,
         all_neutral_kinds: [1.0; 5],
+        all_neutral_dark: 1.0,
         embedding_dropout: 0.0,
         misread: 0.0,
     };
