@@ -249,9 +249,9 @@ pub struct RestorerArgs {
     #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
     pub all_neutral_kinds: Vec<f64>,
     /// Multiplier of the all-neutral probability for windows whose clean target is dark
-    /// (mean below 0.15: night skies, darkened photos) and carry no noise, which without
-    /// priors look like under-exposed photos the fallback must brighten (e.g. 0.2; 1: no
-    /// difference).
+    /// (mean below 0.15: night skies, darkened photos) and carry neither noise nor haze, which
+    /// without priors look like under-exposed photos the fallback must brighten (e.g. 0; 1:
+    /// no difference).
     #[arg(long, default_value_t = 1.0)]
     pub all_neutral_dark: f64,
     /// Extra probability that F_c/F_d alone are neutral (the degradation service down), on

@@ -742,7 +742,7 @@ fn restorer_data_detail(
         },
         if args.all_neutral_dark != 1.0 {
             format!(
-                ", times {} for dark targets without noise (clean mean below {})",
+                ", times {} for dark targets without noise or haze (clean mean below {})",
                 args.all_neutral_dark,
                 crate::windows::DARK_TARGET_MEAN
             )

@@ -147,10 +147,12 @@ pub struct RestorerSampling {
     /// (clean windows: `all_neutral`). All ones: the same probability for every window.
     pub all_neutral_kinds: [f64; 5],
     /// Multiplier of that probability for windows whose clean target is dark (mean below
-    /// [`DARK_TARGET_MEAN`]: night skies, darkened photos) and carry no noise. Without priors
-    /// such a window (dark, little noise) looks like an under-exposed photo, which the
-    /// fallback must brighten; noise of the strength the noise kind adds tells a noisy dark
-    /// scene apart, so those keep their probability. 1: every window alike (the sample
+    /// [`DARK_TARGET_MEAN`]: night skies, darkened photos) and carry neither noise nor haze.
+    /// Without priors such a window (dark, little noise) looks like an under-exposed photo,
+    /// which the fallback must brighten; noise of the strength the noise kind adds, and
+    /// haze's bright veil, tell a dark scene apart, so those windows keep their probability
+    /// (with the hazy ones exempted too, cycle 26 in models/README.md, the fallback stopped
+    /// dehazing three of the twelve evaluation photos). 1: every window alike (the sample
     /// streams of earlier runs unchanged).
     pub all_neutral_dark: f64,
     /// Extra probability that F_c and F_d alone are neutral (the degradation service down
@@ -179,7 +181,7 @@ impl RestorerSampling {
             .map(|(_, multiplier)| multiplier)
             .reduce(f64::max)
             .unwrap_or(1.0);
-        let dark = if target_mean < DARK_TARGET_MEAN && kinds[0] <= 0.0 {
+        let dark = if target_mean < DARK_TARGET_MEAN && kinds[0] <= 0.0 && kinds[1] <= 0.0 {
             self.all_neutral_dark
         } else {
             1.0

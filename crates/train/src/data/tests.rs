@@ -313,7 +313,7 @@ fn all_neutral_multipliers_pick_the_largest_of_a_windows_kinds() {
 }
 
 #[test]
-fn dark_targets_without_noise_take_their_own_multiplier() {
+fn dark_targets_without_noise_or_haze_take_their_own_multiplier() {
     let _torch = exclusive_torch();
     let settings = RestorerSampling {
         all_neutral: 0.3,
@@ -336,7 +336,7 @@ fn dark_targets_without_noise_take_their_own_multiplier() {
         settings.all_neutral_for(&[0.0, 0.0, 0.0, 0.0, 1.0], bright),
         0.6
     ));
-    // Noise on a dark scene, alone or in a mixture: unchanged.
+    // Noise or haze on a dark scene, alone or in a mixture: unchanged.
     assert!(close(
         settings.all_neutral_for(&[1.0, 0.0, 0.0, 0.0, 0.0], dark),
         0.6
@@ -345,9 +345,22 @@ fn dark_targets_without_noise_take_their_own_multiplier() {
         settings.all_neutral_for(&[1.0, 0.0, 1.0, 0.0, 0.0], dark),
         0.6
     ));
+    assert!(close(
+        settings.all_neutral_for(&[0.0, 1.0, 0.0, 0.0, 0.0], dark),
+        0.3
+    ));
+    assert!(close(
+        settings.all_neutral_for(&[0.0, 1.0, 0.0, 0.0, 1.0], dark),
+        0.6
+    ));
+    // Rain or blur on a dark scene: the input stays dark, the multiplier applies.
+    assert!(close(
+        settings.all_neutral_for(&[0.0, 0.0, 1.0, 1.0, 0.0], dark),
+        0.075
+    ));
 
     // In the sampler: with the base probability 1 and a zero multiplier for dark targets,
-    // every crop is all-neutral except those of dark windows without noise (half the
+    // every crop is all-neutral except those of dark windows without noise or haze (half the
     // windows darkened to as far as γ 6, so both occur).
     let maker = Arc::new(window_maker(
         synthetic_photos(3, 56),
@@ -376,7 +389,9 @@ fn dark_targets_without_noise_take_their_own_multiplier() {
     );
     for sample in samples {
         let window = sampler.windows().get(sample.window).unwrap();
-        let exempt = window.target_mean < DARK_TARGET_MEAN && window.kinds[0] == 0.0;
+        let exempt = window.target_mean < DARK_TARGET_MEAN
+            && window.kinds[0] == 0.0
+            && window.kinds[1] == 0.0;
         assert_eq!(
             sample.dropout == crate::priors::PriorDropout::ALL,
             !exempt,
