@@ -323,41 +323,28 @@ fn dark_targets_without_noise_or_haze_take_their_own_multiplier() {
     };
     let dark = DARK_TARGET_MEAN - 0.01;
     let bright = DARK_TARGET_MEAN + 0.01;
-    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
-    // A clean dark scene and an under-exposed dark scene: the multiplier applies.
-    assert!(close(settings.all_neutral_for(&[0.0; 5], dark), 0.075));
-    assert!(close(
-        settings.all_neutral_for(&[0.0, 0.0, 0.0, 0.0, 1.0], dark),
-        0.15
-    ));
-    // The same kinds on a bright target: unchanged.
-    assert!(close(settings.all_neutral_for(&[0.0; 5], bright), 0.3));
-    assert!(close(
-        settings.all_neutral_for(&[0.0, 0.0, 0.0, 0.0, 1.0], bright),
-        0.6
-    ));
-    // Noise or haze on a dark scene, alone or in a mixture: unchanged.
-    assert!(close(
-        settings.all_neutral_for(&[1.0, 0.0, 0.0, 0.0, 0.0], dark),
-        0.6
-    ));
-    assert!(close(
-        settings.all_neutral_for(&[1.0, 0.0, 1.0, 0.0, 0.0], dark),
-        0.6
-    ));
-    assert!(close(
-        settings.all_neutral_for(&[0.0, 1.0, 0.0, 0.0, 0.0], dark),
-        0.3
-    ));
-    assert!(close(
-        settings.all_neutral_for(&[0.0, 1.0, 0.0, 0.0, 1.0], dark),
-        0.6
-    ));
-    // Rain or blur on a dark scene: the input stays dark, the multiplier applies.
-    assert!(close(
-        settings.all_neutral_for(&[0.0, 0.0, 1.0, 1.0, 0.0], dark),
-        0.075
-    ));
+    // Kinds by index: 0 noise, 1 haze, 2 rain, 3 blur, 4 low light.
+    let kinds = |present: &[usize]| {
+        let mut hot = [0.0f32; 5];
+        present.iter().for_each(|&i| hot[i] = 1.0);
+        hot
+    };
+    // (kinds, target mean, expected probability, why)
+    let cases = [
+        (kinds(&[]), dark, 0.075, "clean dark scene: multiplied"),
+        (kinds(&[4]), dark, 0.15, "under-exposed dark scene"),
+        (kinds(&[2, 3]), dark, 0.075, "rain and blur leave it dark"),
+        (kinds(&[]), bright, 0.3, "bright target: unchanged"),
+        (kinds(&[4]), bright, 0.6, "under-exposed bright target"),
+        (kinds(&[0]), dark, 0.6, "noise tells a dark scene apart"),
+        (kinds(&[0, 2]), dark, 0.6, "noise in a mixture"),
+        (kinds(&[1]), dark, 0.3, "haze's veil tells it apart"),
+        (kinds(&[1, 4]), dark, 0.6, "haze in a mixture"),
+    ];
+    for (kinds, mean, expected, why) in cases {
+        let p = settings.all_neutral_for(&kinds, mean);
+        assert!((p - expected).abs() < 1e-12, "{why}: {p} for {kinds:?}");
+    }
 
     // In the sampler: with the base probability 1 and a zero multiplier for dark targets,
     // every crop is all-neutral except those of dark windows without noise or haze (half the
