@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use clearair_imaging::Rgb8Image;
+use clearair_model::DegradationKind;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
@@ -181,7 +182,11 @@ impl RestorerSampling {
             .map(|(_, multiplier)| multiplier)
             .reduce(f64::max)
             .unwrap_or(1.0);
-        let dark = if target_mean < DARK_TARGET_MEAN && kinds[0] <= 0.0 && kinds[1] <= 0.0 {
+        let absent = |kind: DegradationKind| kinds[kind.index()] <= 0.0;
+        let dark = if target_mean < DARK_TARGET_MEAN
+            && absent(DegradationKind::Noise)
+            && absent(DegradationKind::Haze)
+        {
             self.all_neutral_dark
         } else {
             1.0

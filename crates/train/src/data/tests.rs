@@ -377,8 +377,8 @@ fn dark_targets_without_noise_or_haze_take_their_own_multiplier() {
     for sample in samples {
         let window = sampler.windows().get(sample.window).unwrap();
         let exempt = window.target_mean < DARK_TARGET_MEAN
-            && window.kinds[0] == 0.0
-            && window.kinds[1] == 0.0;
+            && window.kinds[DegradationKind::Noise.index()] == 0.0
+            && window.kinds[DegradationKind::Haze.index()] == 0.0;
         assert_eq!(
             sample.dropout == crate::priors::PriorDropout::ALL,
             !exempt,
