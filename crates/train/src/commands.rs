@@ -381,6 +381,18 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         embedding_dropout: args.embedding_dropout,
         misread: args.embedding_misread,
     };
+    let never_with_priors = sampling.kinds_never_with_priors();
+    if !never_with_priors.is_empty() {
+        let names: Vec<&str> = never_with_priors.iter().map(|kind| kind.name()).collect();
+        eprintln!(
+            "warning: every window of {} trains with all priors neutral (--all-neutral {} \
+             times its --all-neutral-kinds multiplier reaches 1): the served path, priors \
+             present, never meets that kind, and the restorer unlearns restoring it when the \
+             priors name it",
+            names.join(", "),
+            args.all_neutral
+        );
+    }
     let job = RestorerTraining {
         name: file_stem(&args.output),
         config,

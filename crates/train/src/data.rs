@@ -193,6 +193,21 @@ impl RestorerSampling {
         };
         (self.all_neutral * multiplier * dark).clamp(0.0, 1.0)
     }
+
+    /// The kinds whose windows all train with every prior neutral (`all_neutral` times the
+    /// kind's multiplier reaches 1): the served path, priors present, never meets them, and
+    /// the restorer forgets how to restore them when the priors say what they are (cycle
+    /// 30 in models/README.md: haze at 0.25 × 4, served haze +1.08 dB against +6.73).
+    pub fn kinds_never_with_priors(&self) -> Vec<DegradationKind> {
+        DegradationKind::ALL
+            .into_iter()
+            .filter(|kind| {
+                let mut kinds = [0.0; 5];
+                kinds[kind.index()] = 1.0;
+                self.all_neutral_for(&kinds, 0.5) >= 1.0
+            })
+            .collect()
+    }
 }
 
 /// One restorer training sample, on the CPU.

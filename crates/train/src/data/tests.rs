@@ -290,6 +290,12 @@ fn all_neutral_multipliers_pick_the_largest_of_a_windows_kinds() {
         ..settings.clone()
     };
     assert_eq!(capped.all_neutral_for(&[0.0, 1.0, 0.0, 0.0, 0.0], 0.5), 1.0);
+    assert_eq!(settings.kinds_never_with_priors(), []);
+    assert_eq!(
+        capped.kinds_never_with_priors(),
+        [DegradationKind::Haze, DegradationKind::LowLight],
+        "0.5 × 3 and 0.5 × 2 reach 1, 0.5 × 1 does not"
+    );
 
     // In the sampler: with every kind's multiplier 0, only crops of clean windows get the
     // fallback, although the base probability is 1.
