@@ -15,8 +15,8 @@ struct Sample {
     reference: &'static str,
     kind: DegradationKind,
     /// Least PSNR gain (dB) the restorer must reach (the committed weights measured noise
-    /// +7.02, haze +1.40, rain +3.37, low light +13.91 on these samples); `None` where they
-    /// do not restore this kind yet (blur 0.00): then the output must stay within 1 dB.
+    /// +7.26, haze +3.97, rain +3.95, low light +12.90 on these samples); `None` where they
+    /// do not restore this kind yet (blur +0.01): then the output must stay within 1 dB.
     min_gain: Option<f64>,
 }
 
@@ -31,13 +31,13 @@ const SAMPLES: [Sample; 5] = [
         file: "hazy-building.png",
         reference: "building.png",
         kind: DegradationKind::Haze,
-        min_gain: Some(1.0),
+        min_gain: Some(2.5),
     },
     Sample {
         file: "rainy-motorcycle.png",
         reference: "motorcycle.png",
         kind: DegradationKind::Rain,
-        min_gain: Some(2.0),
+        min_gain: Some(2.5),
     },
     Sample {
         file: "blurry-butterfly.png",
