@@ -329,23 +329,23 @@ fn dark_targets_without_noise_or_haze_take_their_own_multiplier() {
     };
     let dark = DARK_TARGET_MEAN - 0.01;
     let bright = DARK_TARGET_MEAN + 0.01;
-    // Kinds by index: 0 noise, 1 haze, 2 rain, 3 blur, 4 low light.
-    let kinds = |present: &[usize]| {
+    let kinds = |present: &[DegradationKind]| {
         let mut hot = [0.0f32; 5];
-        present.iter().for_each(|&i| hot[i] = 1.0);
+        present.iter().for_each(|kind| hot[kind.index()] = 1.0);
         hot
     };
+    use DegradationKind::{Blur, Haze, LowLight, Noise, Rain};
     // (kinds, target mean, expected probability, why)
     let cases = [
         (kinds(&[]), dark, 0.075, "clean dark scene: multiplied"),
-        (kinds(&[4]), dark, 0.15, "under-exposed dark scene"),
-        (kinds(&[2, 3]), dark, 0.075, "rain and blur leave it dark"),
+        (kinds(&[LowLight]), dark, 0.15, "under-exposed dark scene"),
+        (kinds(&[Rain, Blur]), dark, 0.075, "rain, blur: still dark"),
         (kinds(&[]), bright, 0.3, "bright target: unchanged"),
-        (kinds(&[4]), bright, 0.6, "under-exposed bright target"),
-        (kinds(&[0]), dark, 0.6, "noise tells a dark scene apart"),
-        (kinds(&[0, 2]), dark, 0.6, "noise in a mixture"),
-        (kinds(&[1]), dark, 0.3, "haze's veil tells it apart"),
-        (kinds(&[1, 4]), dark, 0.6, "haze in a mixture"),
+        (kinds(&[LowLight]), bright, 0.6, "under-exposed, bright"),
+        (kinds(&[Noise]), dark, 0.6, "noise tells a dark scene apart"),
+        (kinds(&[Noise, Rain]), dark, 0.6, "noise in a mixture"),
+        (kinds(&[Haze]), dark, 0.3, "haze's veil tells it apart"),
+        (kinds(&[Haze, LowLight]), dark, 0.6, "haze in a mixture"),
     ];
     for (kinds, mean, expected, why) in cases {
         let p = settings.all_neutral_for(&kinds, mean);
