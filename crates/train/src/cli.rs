@@ -180,6 +180,11 @@ pub struct RestorerArgs {
     /// Network configuration: `compact` (the embedded default) or `full` (the paper's).
     #[arg(long, default_value = "compact")]
     pub config: String,
+    /// Refinement blocks at full resolution instead of the configuration's (1 in `compact`,
+    /// 4 in `full`): a network grown by `deploy/scripts/grow_refinement.py` trains with the
+    /// count its manifest names, given again when the run resumes.
+    #[arg(long)]
+    pub refinement_blocks: Option<usize>,
     /// Where to write the weights (the manifest goes beside them, `.json`).
     #[arg(long, default_value = "models/clearair-compact.safetensors")]
     pub output: PathBuf,

@@ -290,7 +290,13 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
             args.encoder.display()
         )
     })?;
-    let config = restorer_config(&args.config, priors.quality_width() as i64)?;
+    let mut config = restorer_config(&args.config, priors.quality_width() as i64)?;
+    if let Some(blocks) = args.refinement_blocks {
+        if !(1..=16).contains(&blocks) {
+            anyhow::bail!("--refinement-blocks {blocks} is outside 1–16");
+        }
+        config.refinement_blocks = blocks;
+    }
     // Also refuses NaN.
     if !(1.5..=20.0).contains(&args.dark_gamma_max) {
         anyhow::bail!(
