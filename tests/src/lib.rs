@@ -16,6 +16,17 @@ pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The project's Python (its virtualenv's, else `python3`), for the scripts in
+/// `deploy/scripts/`.
+pub fn python() -> PathBuf {
+    let venv = workspace().join(".venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
 /// A committed fixture file's bytes.
 pub fn fixture(relative: &str) -> Vec<u8> {
     let path = workspace().join("tests/fixtures").join(relative);

@@ -2,20 +2,11 @@
 //! the output is the element-wise mean of its inputs in their dtype, and inputs of another
 //! network are refused with a message naming the file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use clearair_e2e::workspace;
+use clearair_e2e::{python, workspace};
 use tch::{Kind, Tensor};
-
-fn python() -> PathBuf {
-    let venv = workspace().join(".venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("python3")
-    }
-}
 
 fn average(out: &Path, inputs: &[&Path]) -> Output {
     Command::new(python())
