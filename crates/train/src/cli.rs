@@ -233,6 +233,11 @@ pub struct RestorerArgs {
     /// degradations (blur, whose fix costs nearly clean images a little).
     #[arg(long, default_value_t = clearair_model::PSNR_LOSS_CEILING_DB)]
     pub psnr_ceiling: f64,
+    /// Weight of the frequency loss added to the pixel loss: the mean absolute difference of
+    /// the restored and clean images' orthonormal spectra, which pulls on the faint
+    /// high-frequency errors blur leaves as hard as on large ones (0, the default: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub frequency_weight: f64,
     /// Turn the ICRM consistency term off (ablation).
     #[arg(long)]
     pub no_icrm: bool,

@@ -317,7 +317,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         None => CropSchedule::fixed(args.crop, args.batch),
     };
     let starting_point = parse_keyword::<StartingPoint>("--start", &args.start)?;
-    let pixel_loss = pixel_objective(&args.pixel_loss, args.psnr_ceiling)?;
+    let pixel_loss = pixel_objective(&args.pixel_loss, args.psnr_ceiling, args.frequency_weight)?;
     let view = parse_keyword::<EncoderView>("--encoder-view", &args.encoder_view)?;
     let windows = WindowSettings {
         min_side: args.window_min.max(crops.largest_crop()),
@@ -686,8 +686,13 @@ pub(crate) fn degrade_command(args: &DegradeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The pixel loss of `--pixel-loss` with `--psnr-ceiling`, which only the capped loss takes.
-fn pixel_objective(keyword: &str, ceiling_db: f64) -> anyhow::Result<PixelObjective> {
+/// The pixel loss of `--pixel-loss` with `--psnr-ceiling`, which only the capped loss takes,
+/// and `--frequency-weight`.
+fn pixel_objective(
+    keyword: &str,
+    ceiling_db: f64,
+    frequency_weight: f64,
+) -> anyhow::Result<PixelObjective> {
     let loss = parse_keyword::<PixelLoss>("--pixel-loss", keyword)?;
     anyhow::ensure!(
         ceiling_db.is_finite() && (20.0..=100.0).contains(&ceiling_db),
@@ -697,7 +702,15 @@ fn pixel_objective(keyword: &str, ceiling_db: f64) -> anyhow::Result<PixelObject
         ceiling_db == PSNR_LOSS_CEILING_DB || loss == PixelLoss::PsnrCapped,
         "--psnr-ceiling applies to --pixel-loss psnr-capped only, not `{keyword}`"
     );
-    Ok(PixelObjective { loss, ceiling_db })
+    anyhow::ensure!(
+        frequency_weight.is_finite() && (0.0..=10.0).contains(&frequency_weight),
+        "--frequency-weight is between 0 and 10, got {frequency_weight}"
+    );
+    Ok(PixelObjective {
+        loss,
+        ceiling_db,
+        frequency_weight,
+    })
 }
 
 /// Parses a kebab-case keyword into one of `T`'s variants (its serde names).
@@ -780,6 +793,10 @@ fn restorer_data_detail(
         match pixel.loss {
             PixelLoss::PsnrCapped => format!("psnr-capped at {} dB", pixel.ceiling_db),
             _ => args.pixel_loss.clone(),
+        } + &if pixel.frequency_weight > 0.0 {
+            format!(" + {}·frequency L1", pixel.frequency_weight)
+        } else {
+            String::new()
         },
         if args.no_icrm {
             " (ICRM off)".to_owned()
@@ -886,21 +903,31 @@ mod tests {
 
     #[test]
     fn the_psnr_ceiling_goes_with_the_capped_loss_only() {
-        let lowered = pixel_objective("psnr-capped", 32.0).unwrap();
+        let lowered = pixel_objective("psnr-capped", 32.0, 0.0).unwrap();
         assert_eq!(lowered.loss, PixelLoss::PsnrCapped);
         assert_eq!(lowered.ceiling_db, 32.0);
         // The default ceiling is accepted with every loss (it is what no flag means).
         assert_eq!(
-            pixel_objective("l1", PSNR_LOSS_CEILING_DB).unwrap(),
+            pixel_objective("l1", PSNR_LOSS_CEILING_DB, 0.0).unwrap(),
             PixelLoss::L1.into()
         );
-        let other = pixel_objective("psnr", 32.0).unwrap_err().to_string();
+        let other = pixel_objective("psnr", 32.0, 0.0).unwrap_err().to_string();
         assert!(other.contains("psnr-capped only"), "{other}");
         for bad in [f64::NAN, 5.0, 500.0] {
-            let error = pixel_objective("psnr-capped", bad).unwrap_err().to_string();
+            let error = pixel_objective("psnr-capped", bad, 0.0)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains("--psnr-ceiling"), "{error}");
         }
-        let unknown = pixel_objective("l3", PSNR_LOSS_CEILING_DB).unwrap_err();
+        let weighted = pixel_objective("psnr-capped", PSNR_LOSS_CEILING_DB, 0.1).unwrap();
+        assert_eq!(weighted.frequency_weight, 0.1);
+        for bad in [f64::NAN, -0.1, 11.0] {
+            let error = pixel_objective("l1", PSNR_LOSS_CEILING_DB, bad)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("--frequency-weight"), "{error}");
+        }
+        let unknown = pixel_objective("l3", PSNR_LOSS_CEILING_DB, 0.0).unwrap_err();
         assert!(
             unknown.to_string().contains("--pixel-loss `l3`"),
             "{unknown}"

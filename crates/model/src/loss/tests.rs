@@ -312,6 +312,57 @@ fn a_lower_ceiling_weighs_nearly_clean_images_less_against_degraded_ones() {
     let l1 = PixelObjective {
         loss: PixelLoss::L1,
         ceiling_db: 32.0,
+        frequency_weight: 0.0,
     };
     assert!((l1.compute(&rough, &clean).double_value(&[]) - 0.1).abs() < 1e-6);
+}
+
+#[test]
+fn the_frequency_loss_weighs_the_lowest_and_highest_frequencies_alike() {
+    let clean = Tensor::rand([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+    assert!(frequency_l1_loss(&clean, &clean).double_value(&[]).abs() < 1e-9);
+    // An offset of 0.05 everywhere is one coefficient per channel, the DC term 0.05·√64, of
+    // the 8 × 5 complex (80 real) numbers of the orthonormal real FFT: a mean of 0.005.
+    let offset = frequency_l1_loss(&(&clean + 0.05), &clean).double_value(&[]);
+    assert!((offset - 0.005).abs() < 1e-7, "{offset}");
+    // A checkerboard of the same size is the highest frequency alone, at the same strength.
+    let rows = Tensor::arange(8, (Kind::Float, Device::Cpu)).view([8, 1]);
+    let columns = Tensor::arange(8, (Kind::Float, Device::Cpu)).view([1, 8]);
+    let checkerboard = ((rows + columns).remainder(2.0) * 2.0 - 1.0) * 0.05;
+    let high = frequency_l1_loss(&(&clean + &checkerboard), &clean).double_value(&[]);
+    assert!((high - 0.005).abs() < 1e-7, "{high}");
+    // An error a hundred times fainter pulls on the weights as hard: the gradient's size
+    // does not shrink with the error, as a squared error's does.
+    let error = Tensor::randn([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+    let pull = |amplitude: f64| {
+        let input = (&clean + &error * amplitude).set_requires_grad(true);
+        frequency_l1_loss(&input, &clean).backward();
+        input.grad().abs().sum(Kind::Float).double_value(&[])
+    };
+    let (faint, strong) = (pull(0.0005), pull(0.05));
+    assert!(
+        faint > 0.0 && (faint / strong - 1.0).abs() < 1e-3,
+        "{faint} {strong}"
+    );
+}
+
+#[test]
+fn the_frequency_weight_adds_the_frequency_loss_to_the_pixel_loss() {
+    let clean = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+    let restored = &clean + Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu)) * 0.03;
+    for loss in [PixelLoss::L1, PixelLoss::PsnrCapped] {
+        let plain: PixelObjective = loss.into();
+        assert_eq!(plain.frequency_weight, 0.0);
+        let weighted = PixelObjective {
+            frequency_weight: 0.5,
+            ..plain
+        };
+        let difference = weighted.compute(&restored, &clean).double_value(&[])
+            - plain.compute(&restored, &clean).double_value(&[]);
+        let expected = frequency_l1_loss(&restored, &clean).double_value(&[]) * 0.5;
+        assert!(
+            expected > 0.0 && (difference - expected).abs() < 1e-6,
+            "{difference} {expected}"
+        );
+    }
 }
