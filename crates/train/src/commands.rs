@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clearair_backends::degradation::EncoderView;
 use clearair_model::{
-    DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig, ModelManifest,
+    DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig, ModelManifest, NetworkConfig,
     PSNR_LOSS_CEILING_DB, PixelLoss, PixelObjective, StartingPoint, parse_device,
 };
 use tch::Device;
@@ -272,6 +272,43 @@ fn check_kind_weights(weights: &[f64], kinds: &[DegradationKind]) -> anyhow::Res
     Ok(())
 }
 
+/// The refinement blocks to train: `--refinement-blocks` (1–16) or the configuration's
+/// `preset`, which must match the count in the manifest beside `--init`'s weights when it has
+/// one, so a grown network started without the flag is refused with the flag to give rather
+/// than with the loader's list of unexpected tensors.
+fn refinement_blocks(
+    requested: Option<usize>,
+    preset: usize,
+    init: Option<&Path>,
+) -> anyhow::Result<usize> {
+    let blocks = requested.unwrap_or(preset);
+    anyhow::ensure!(
+        (1..=16).contains(&blocks),
+        "--refinement-blocks {blocks} is outside 1–16"
+    );
+    let Some(init) = init else {
+        return Ok(blocks);
+    };
+    let manifest = ModelManifest::path_for_weights(init);
+    // Weights without a (readable) manifest are left to the loader, which names what differs.
+    if let Ok(ModelManifest {
+        network: NetworkConfig::ClearAir(trained),
+        ..
+    }) = ModelManifest::read(&manifest)
+    {
+        anyhow::ensure!(
+            trained.refinement_blocks == blocks,
+            "{} has {} refinement blocks ({}) and this network {blocks}: give \
+             --refinement-blocks {}",
+            init.display(),
+            trained.refinement_blocks,
+            manifest.display(),
+            trained.refinement_blocks
+        );
+    }
+    Ok(blocks)
+}
+
 /// `clearair train restorer`.
 pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> {
     let run = &args.run;
@@ -291,12 +328,11 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         )
     })?;
     let mut config = restorer_config(&args.config, priors.quality_width() as i64)?;
-    if let Some(blocks) = args.refinement_blocks {
-        if !(1..=16).contains(&blocks) {
-            anyhow::bail!("--refinement-blocks {blocks} is outside 1–16");
-        }
-        config.refinement_blocks = blocks;
-    }
+    config.refinement_blocks = refinement_blocks(
+        args.refinement_blocks,
+        config.refinement_blocks,
+        run.init.as_deref(),
+    )?;
     // Also refuses NaN.
     if !(1.5..=20.0).contains(&args.dark_gamma_max) {
         anyhow::bail!(
@@ -899,6 +935,39 @@ mod tests {
         }
         // Fewer kinds (`--kinds blur`) take as many weights.
         assert!(check_kind_weights(&[2.0], &[DegradationKind::Blur]).is_ok());
+    }
+
+    #[test]
+    fn a_grown_network_needs_its_refinement_blocks_named() {
+        let folder = tempfile::tempdir().unwrap();
+        let weights = folder.path().join("grown.safetensors");
+        let committed =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/clearair-compact.json");
+        let mut manifest = ModelManifest::read(&committed).unwrap();
+        let NetworkConfig::ClearAir(config) = &mut manifest.network else {
+            panic!("the committed restorer's manifest names another network");
+        };
+        assert_eq!(config.refinement_blocks, 1);
+        config.refinement_blocks = 3;
+        manifest
+            .write(&ModelManifest::path_for_weights(&weights))
+            .unwrap();
+        // The preset's count is refused, naming the flag and the count to give.
+        let error = refinement_blocks(None, 1, Some(&weights))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("give --refinement-blocks 3"), "{error}");
+        assert_eq!(refinement_blocks(Some(3), 1, Some(&weights)).unwrap(), 3);
+        // Without --init, or weights without a manifest, the count is the flag's or the preset's.
+        assert_eq!(refinement_blocks(None, 4, None).unwrap(), 4);
+        let bare = folder.path().join("bare.safetensors");
+        assert_eq!(refinement_blocks(Some(2), 1, Some(&bare)).unwrap(), 2);
+        for bad in [0, 17] {
+            let error = refinement_blocks(Some(bad), 1, None)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("outside 1–16"), "{error}");
+        }
     }
 
     #[test]
