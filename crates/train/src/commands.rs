@@ -786,7 +786,7 @@ fn restorer_data_detail(
          embedded backends on each whole window (BRISQUE, graph segmentation, the degradation \
          encoder on its 256 shrink), cached in a pool of {} windows refreshed at {} per step; \
          {:.2} of the clean photos darkened in their mid-tones (γ 1.5–{}); each prior neutral with \
-         probability {:.2}, all three with {:.2}{}{}{}{}; loss {}{}",
+         probability {:.2}, all three with {:.2}{}{}{}{}; loss {}{}{}",
         windows.min_side,
         windows.max_side,
         kinds.join("/"),
@@ -829,7 +829,8 @@ fn restorer_data_detail(
         match pixel.loss {
             PixelLoss::PsnrCapped => format!("psnr-capped at {} dB", pixel.ceiling_db),
             _ => args.pixel_loss.clone(),
-        } + &if pixel.frequency_weight > 0.0 {
+        },
+        if pixel.frequency_weight > 0.0 {
             format!(" + {}·frequency L1", pixel.frequency_weight)
         } else {
             String::new()
