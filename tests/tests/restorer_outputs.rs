@@ -54,6 +54,7 @@ fn write_fixture() {
         .expect("crop");
     let mesh = MeshRestorer {
         restorer: &restorer.network,
+        refiner: None,
         encoder: &encoder.network,
         view: EncoderView::Whole,
         priors: &backends,

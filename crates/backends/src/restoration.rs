@@ -245,6 +245,43 @@ pub fn forward_in(
     })
 }
 
+/// The priors a restorer reads as "none given", for one 1×3×h×w `tile` on its device: zero
+/// F_q, F_c and F_d of `network`'s widths and one mask over the whole tile — the values the
+/// orchestrator substitutes for a failed service and prior dropout trains on.
+pub fn neutral_tile_priors(network: &clearair_model::ClearAirNet, tile: &Tensor) -> Priors {
+    let config = network.config();
+    let size = tile.size();
+    let (height, width) = (size[size.len() - 2], size[size.len() - 1]);
+    let zeros = |width: i64| Tensor::zeros([1, width], (tch::Kind::Float, tile.device()));
+    Priors {
+        quality: zeros(config.quality_dim),
+        masks: Tensor::ones([1, 1, height, width], (tch::Kind::Float, tile.device())),
+        content: zeros(config.content_dim),
+        degradation: zeros(config.degradation_dim),
+    }
+}
+
+/// The restorer on `tile` with its priors, then, when there is one, the refiner on the
+/// restorer's output clamped to [0, 1] with neutral priors ([`neutral_tile_priors`]): a
+/// second network that sees pixels only, so it behaves the same whatever the priors said.
+pub fn forward_refined(
+    precision: crate::Precision,
+    restorer: &clearair_model::ClearAirNet,
+    refiner: Option<&clearair_model::ClearAirNet>,
+    tile: &Tensor,
+    priors: &Priors,
+) -> Result<Tensor, ModelError> {
+    let restored = forward_in(precision, restorer, tile, priors)?;
+    match refiner {
+        None => Ok(restored),
+        Some(refiner) => {
+            let restored = restored.clamp(0.0, 1.0);
+            let neutral = neutral_tile_priors(refiner, &restored);
+            forward_in(precision, refiner, &restored, &neutral)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

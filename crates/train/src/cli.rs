@@ -295,6 +295,16 @@ pub struct RestorerArgs {
     /// weights are served only by a service with the same view.
     #[arg(long, default_value = "whole")]
     pub encoder_view: String,
+    /// Train a refiner: every window first goes through this trained restorer (weights with
+    /// their manifest beside), as the mesh runs it, and the network learns to take its output
+    /// to the clean photo with every prior neutral (needs `--all-neutral 1`), as the mesh's
+    /// `refiner` runs.
+    #[arg(long)]
+    pub after: Option<PathBuf>,
+    /// With `--after`: share of windows the first restorer restores with every prior neutral
+    /// (as when every prior service is down) instead of the window's served priors.
+    #[arg(long, default_value_t = 0.25)]
+    pub after_neutral: f64,
     /// Kinds to train on (default: all five).
     #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
     pub kinds: Vec<String>,
@@ -389,6 +399,10 @@ pub struct EvalArgs {
     /// The restorer's weights (manifest beside them).
     #[arg(long, default_value = "models/clearair-compact.safetensors")]
     pub restorer: PathBuf,
+    /// A second restorer run on the first one's output with neutral priors, tile by tile
+    /// (manifest beside its weights).
+    #[arg(long)]
+    pub refiner: Option<PathBuf>,
     /// The degradation encoder's weights (manifest beside them).
     #[arg(long, default_value = "models/degradation-encoder.safetensors")]
     pub encoder: PathBuf,
@@ -435,7 +449,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 4)]
     pub encoder_repeats: u64,
     /// Write the figures into the restorer's and the encoder's manifests.
-    #[arg(long, conflicts_with = "neutral")]
+    #[arg(long, conflicts_with_all = ["neutral", "refiner"])]
     pub update_manifest: bool,
     /// Put these priors on their neutral fallback in the served rows too (`quality`,
     /// `masks`, `embeddings`): what each prior contributes, row by row.

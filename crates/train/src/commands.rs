@@ -36,7 +36,7 @@ use crate::protocol::ROWS;
 use crate::restorer_training::{
     ProgressEval, RestorerTraining, RunLimits, restorer_manifest, train_restorer,
 };
-use crate::windows::{PoolSchedule, WindowCache, WindowMaker, WindowSettings};
+use crate::windows::{FirstStage, PoolSchedule, WindowCache, WindowMaker, WindowSettings};
 
 /// Encoder steps when `--iterations` is not given.
 const DEFAULT_ENCODER_ITERATIONS: u64 = 700;
@@ -309,6 +309,58 @@ fn refinement_blocks(
     Ok(blocks)
 }
 
+/// The trained restorer `--after` names, checked against the run: a refiner is served with
+/// every prior neutral, so it must train that way, and the first restorer must read F_c/F_d in
+/// the view this run computes them in.
+fn first_stage(
+    weights: &Path,
+    args: &RestorerArgs,
+    device: Device,
+    view: EncoderView,
+) -> anyhow::Result<FirstStage> {
+    check_refiner_sampling(
+        args.all_neutral,
+        &args.all_neutral_kinds,
+        args.all_neutral_dark,
+        args.after_neutral,
+    )?;
+    let restorer = load_restorer(weights, device)
+        .with_context(|| format!("loading the first restorer {}", weights.display()))?;
+    let trained = trained_encoder_view(&restorer.manifest)?;
+    anyhow::ensure!(
+        trained == view,
+        "{} reads F_c/F_d in the {trained:?} view and this run computes them in the {view:?} \
+         view: give --encoder-view to match",
+        weights.display()
+    );
+    Ok(FirstStage {
+        network: restorer.network,
+        name: weights.display().to_string(),
+        neutral_share: args.after_neutral,
+    })
+}
+
+/// A refiner trains as the mesh runs it, with every prior neutral: `--all-neutral` times each
+/// multiplier (per kind, dark targets) must reach 1. `after_neutral` is a probability.
+fn check_refiner_sampling(
+    all_neutral: f64,
+    kind_multipliers: &[f64],
+    dark_multiplier: f64,
+    after_neutral: f64,
+) -> anyhow::Result<()> {
+    let neutral = |multiplier: f64| all_neutral * multiplier >= 1.0;
+    anyhow::ensure!(
+        neutral(1.0) && kind_multipliers.iter().all(|m| neutral(*m)) && neutral(dark_multiplier),
+        "--after trains a refiner, which the mesh runs with every prior neutral: give \
+         --all-neutral 1 (and no --all-neutral-kinds or --all-neutral-dark below 1)"
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&after_neutral),
+        "--after-neutral is a probability in [0, 1], got {after_neutral}"
+    );
+    Ok(())
+}
+
 /// `clearair train restorer`.
 pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> {
     let run = &args.run;
@@ -367,6 +419,10 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         per_step: args.windows_per_step,
     };
     let detail = restorer_data_detail(args, run, pixel_loss, &crops, &windows, pool);
+    let first_stage = match &args.after {
+        Some(weights) => Some(first_stage(weights, args, device, view)?),
+        None => None,
+    };
     let maker = WindowMaker::new(
         photos.clone(),
         priors.clone(),
@@ -376,6 +432,10 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         run.seed,
     )?
     .with_encoder_view(view);
+    let maker = match first_stage {
+        Some(stage) => maker.with_first_stage(stage),
+        None => maker,
+    };
     let cache = Arc::new(WindowCache::start(Arc::new(maker), pool)?);
     let progress_eval = if args.eval_every > 0 && run.eval_photos.is_dir() {
         Some(ProgressEval {
@@ -385,6 +445,11 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
             priors: priors.clone(),
             encoder: load_encoder(&args.encoder, device)?.network,
             view,
+            first_stage: args
+                .after
+                .as_ref()
+                .map(|weights| load_restorer(weights, device))
+                .transpose()?,
         })
     } else {
         None
@@ -424,7 +489,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         misread: args.embedding_misread,
     };
     let never_with_priors = sampling.kinds_never_with_priors();
-    if !never_with_priors.is_empty() {
+    if !never_with_priors.is_empty() && args.after.is_none() {
         let names: Vec<&str> = never_with_priors.iter().map(|kind| kind.name()).collect();
         eprintln!(
             "warning: every window of {} trains with all priors neutral (--all-neutral {} \
@@ -492,8 +557,15 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         let mut eval_photos = load_photos(&run.eval_photos)?;
         eval_photos.truncate(args.quick_eval_photos);
         let encoder = load_encoder(&args.encoder, device)?;
+        // A refiner is scored behind the restorer it was trained after, as the mesh runs it.
+        let first = args
+            .after
+            .as_ref()
+            .map(|weights| load_restorer(weights, device))
+            .transpose()?;
         let mesh = MeshRestorer {
-            restorer: &restorer,
+            restorer: first.as_ref().map_or(&restorer, |first| &first.network),
+            refiner: first.is_some().then_some(&restorer),
             encoder: &encoder.network,
             view,
             priors: &priors,
@@ -610,6 +682,11 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     let rows = select_rows(&args.rows)?;
     let device = setup_device(&args.device, args.threads)?;
     let mut restorer = load_restorer(&args.restorer, device)?;
+    let mut refiner = args
+        .refiner
+        .as_ref()
+        .map(|weights| load_restorer(weights, device))
+        .transpose()?;
     let view = trained_encoder_view(&restorer.manifest)?;
     let encoder = load_encoder(&args.encoder, device)?;
     let priors = CpuPriorBackends::load(&args.brisque_params)?;
@@ -636,22 +713,26 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     };
     let precision = clearair_backends::Precision::bf16_if(args.bf16);
     precision.convert(&mut restorer.store);
+    if let Some(refiner) = &mut refiner {
+        precision.convert(&mut refiner.store);
+    }
     let mesh = MeshRestorer {
         restorer: &restorer.network,
+        refiner: refiner.as_ref().map(|refiner| &refiner.network),
         encoder: &encoder.network,
         view,
         priors: &priors,
         device,
         precision,
     };
+    let model = match &refiner {
+        Some(refiner) => format!("{} then {}", restorer.manifest.name, refiner.manifest.name),
+        None => restorer.manifest.name.clone(),
+    };
     let model = if args.neutral.is_empty() {
-        restorer.manifest.name.clone()
+        model
     } else {
-        format!(
-            "{} ({} neutral)",
-            restorer.manifest.name,
-            args.neutral.join(", ")
-        )
+        format!("{model} ({} neutral)", args.neutral.join(", "))
     };
     let report = evaluate(&mesh, &photos, &settings)?;
     let table = markdown_table(&report, &model);
@@ -767,6 +848,15 @@ fn restorer_data_detail(
     let start = match &run.init {
         Some(init) => format!("initialised from {}", init.display()),
         None => format!("starting point {}", args.start),
+    };
+    let start = match &args.after {
+        Some(first) => format!(
+            "a refiner of {}'s output ({} of the windows restored by it on neutral priors), \
+             {start}",
+            first.display(),
+            args.after_neutral
+        ),
+        None => start,
     };
     let crops = crops
         .stages()
@@ -936,6 +1026,33 @@ mod tests {
         }
         // Fewer kinds (`--kinds blur`) take as many weights.
         assert!(check_kind_weights(&[2.0], &[DegradationKind::Blur]).is_ok());
+    }
+
+    #[test]
+    fn a_refiner_trains_on_neutral_priors_only() {
+        assert!(check_refiner_sampling(1.0, &[], 1.0, 0.25).is_ok());
+        assert!(check_refiner_sampling(1.0, &[1.0, 2.0, 1.0, 1.0, 1.0], 3.0, 0.0).is_ok());
+        for (all, kinds, dark) in [
+            (0.25, vec![], 1.0),
+            // Clean windows take --all-neutral alone.
+            (0.5, vec![2.0; 5], 2.0),
+            (1.0, vec![1.0, 1.0, 0.5, 1.0, 1.0], 1.0),
+            (1.0, vec![], 0.0),
+        ] {
+            let error = check_refiner_sampling(all, &kinds, dark, 0.25)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("give --all-neutral 1"), "{error}");
+        }
+        for share in [-0.1, 1.5, f64::NAN] {
+            let error = check_refiner_sampling(1.0, &[], 1.0, share)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("--after-neutral is a probability"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

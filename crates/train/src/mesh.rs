@@ -5,7 +5,7 @@
 use clearair_backends::{
     Precision,
     degradation::{EncoderView, encode},
-    restoration::{GlobalPriors, Tiling, forward_in, restore_in_tiles},
+    restoration::{GlobalPriors, Tiling, forward_refined, restore_in_tiles},
 };
 use clearair_imaging::Rgb8Image;
 use clearair_model::{ClearAirNet, DegradationEncoder};
@@ -22,6 +22,9 @@ use crate::priors::{
 pub struct MeshRestorer<'a> {
     /// The restorer.
     pub restorer: &'a ClearAirNet,
+    /// A second network run on the restorer's output with neutral priors, if any
+    /// ([`forward_refined`]).
+    pub refiner: Option<&'a ClearAirNet>,
     /// The degradation encoder.
     pub encoder: &'a DegradationEncoder,
     /// What of an image the encoder sees (the restorer's manifest names it).
@@ -108,7 +111,9 @@ impl MeshRestorer<'_> {
             &global,
             Tiling::default(),
             self.device,
-            |tile, priors| forward_in(self.precision, self.restorer, tile, priors),
+            |tile, priors| {
+                forward_refined(self.precision, self.restorer, self.refiner, tile, priors)
+            },
         )?;
         Ok(MeshOutput {
             restored,

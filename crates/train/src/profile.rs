@@ -107,6 +107,7 @@ pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
         .resize(settings.size, settings.size)?;
     let mesh = MeshRestorer {
         restorer: &restorer.network,
+        refiner: None,
         encoder: &encoder.network,
         view: trained_encoder_view(&restorer.manifest)?,
         priors: &priors,

@@ -23,6 +23,7 @@ use crate::error::{Result, TrainError};
 use crate::eval::{EvalSettings, evaluate};
 use crate::history::{EvalRecord, History};
 use crate::mesh::MeshRestorer;
+use crate::networks::Loaded;
 use crate::optimizer::{AdamW, AdamWConfig, LearningRateSchedule};
 use crate::photos::Photo;
 use crate::prefetch::{BatchMaker, Prefetcher};
@@ -175,12 +176,19 @@ pub struct ProgressEval {
     pub encoder: DegradationEncoder,
     /// What of an image it sees (the view the run trains on).
     pub view: EncoderView,
+    /// The restorer a refiner trains after (`--after`), which runs first in the evaluation.
+    pub first_stage: Option<Loaded<ClearAirNet>>,
 }
 
 impl ProgressEval {
     fn run(&self, network: &ClearAirNet, device: Device, step: u64) -> Result<EvalRecord> {
+        // A refiner is scored behind the restorer it trains after, as the mesh runs it.
         let mesh = MeshRestorer {
-            restorer: network,
+            restorer: self
+                .first_stage
+                .as_ref()
+                .map_or(network, |first| &first.network),
+            refiner: self.first_stage.is_some().then_some(network),
             encoder: &self.encoder,
             view: self.view,
             priors: &self.priors,

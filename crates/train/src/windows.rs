@@ -18,16 +18,18 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+use clearair_backends::Precision;
 use clearair_backends::degradation::{EncoderView, encode};
+use clearair_backends::restoration::{GlobalPriors, Tiling, forward_in, restore_in_tiles};
 use clearair_imaging::{PackedMasks, Rgb8Image};
-use clearair_model::DegradationEncoder;
+use clearair_model::{ClearAirNet, DegradationEncoder};
 use rand::Rng;
 use tch::Device;
 
 use crate::error::{Result, TrainError};
 use crate::mix::{DegradationMix, apply_recipe, multi_hot};
 use crate::photos::{Photo, PixelSymmetry, image_to_tensor, tensor_to_image};
-use crate::priors::{CpuPriorBackends, ENCODER_MAX_SIDE};
+use crate::priors::{CpuPriorBackends, ENCODER_MAX_SIDE, neutral_masks};
 use crate::seeding::{Purpose, keyed_rng};
 
 /// What windows look like.
@@ -59,7 +61,8 @@ pub struct WindowSettings {
 pub struct PreparedWindow {
     /// The clean window.
     pub clean: Rgb8Image,
-    /// The degraded window, 8-bit as the orchestrator sends it.
+    /// The degraded window, 8-bit as the orchestrator sends it — or, when the maker has a
+    /// [`FirstStage`], that restorer's output for it (what a refiner is served).
     pub degraded: Rgb8Image,
     /// F_q of the degraded window (the neutral zeros when BRISQUE refused it, as the
     /// orchestrator would substitute them).
@@ -91,11 +94,34 @@ struct Embedder {
     view: EncoderView,
 }
 
+/// A trained restorer that runs on every window before the network in training sees it, so
+/// a *refiner* — the second network the mesh may run on the restorer's output — trains on
+/// what it will be served: the first network's output, not the degraded upload.
+pub struct FirstStage {
+    /// The trained restorer (it keeps its tensors when its store goes).
+    pub network: ClearAirNet,
+    /// What the checkpoint settings and the manifest call it (its weights' path).
+    pub name: String,
+    /// Share of windows the first network restores with every prior neutral, as the mesh
+    /// does when every prior service is down; the rest with the window's served priors.
+    pub neutral_share: f64,
+}
+
+impl std::fmt::Debug for FirstStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirstStage")
+            .field("name", &self.name)
+            .field("neutral_share", &self.neutral_share)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Makes windows: photo, window, symmetry, degradation, priors.
 pub struct WindowMaker {
     photos: Arc<Vec<Photo>>,
     priors: Arc<CpuPriorBackends>,
     embedder: Mutex<Embedder>,
+    first_stage: Option<Mutex<FirstStage>>,
     settings: WindowSettings,
     seed: u64,
 }
@@ -146,8 +172,26 @@ impl WindowMaker {
                 device,
                 view: EncoderView::Whole,
             }),
+            first_stage: None,
             settings,
             seed,
+        })
+    }
+
+    /// The same maker with every window's degraded image replaced by `stage`'s restoration
+    /// of it (the priors stay those of the degraded window, which the first network used).
+    pub fn with_first_stage(self, stage: FirstStage) -> Self {
+        Self {
+            first_stage: Some(Mutex::new(stage)),
+            ..self
+        }
+    }
+
+    /// The first stage's name and neutral share, if windows pass through one.
+    pub fn first_stage(&self) -> Option<(String, f64)> {
+        self.first_stage.as_ref().map(|stage| {
+            let stage = stage.lock().expect("first stage lock poisoned");
+            (stage.name.clone(), stage.neutral_share)
         })
     }
 
@@ -203,6 +247,44 @@ impl WindowMaker {
             tensor_to_image(&apply_recipe(&recipe, &image_to_tensor(&clean), &mut rng)?)?;
         let priors = self.priors.compute(&degraded)?;
         let (content, degradation) = self.embed(&degraded)?;
+        let degraded = match &self.first_stage {
+            None => degraded,
+            Some(stage) => {
+                let stage = stage.lock().expect("first stage lock poisoned");
+                // A stream of its own, so the share changes no other draw.
+                let neutral = keyed_rng(self.seed, Purpose::Window, index, 2)
+                    .gen_bool(stage.neutral_share.clamp(0.0, 1.0));
+                let device = self.embedder.lock().expect("encoder lock poisoned").device;
+                let (masks, global) = if neutral {
+                    let config = stage.network.config();
+                    let zeros = |width: i64| vec![0.0; width as usize];
+                    (
+                        neutral_masks(degraded.width(), degraded.height()),
+                        GlobalPriors::from_vectors(
+                            &zeros(config.quality_dim),
+                            &zeros(config.content_dim),
+                            &zeros(config.degradation_dim),
+                            device,
+                        ),
+                    )
+                } else {
+                    (
+                        priors.masks.clone(),
+                        GlobalPriors::from_vectors(&priors.quality, &content, &degradation, device),
+                    )
+                };
+                restore_in_tiles(
+                    &degraded,
+                    &masks,
+                    &global,
+                    Tiling::default(),
+                    device,
+                    |tile, priors| forward_in(Precision::Fp32, &stage.network, tile, priors),
+                )
+                .map_err(|error| TrainError::Worker(format!("{}: {error}", stage.name)))?
+                .0
+            }
+        };
         let target_mean = mean_value(&clean);
         Ok(PreparedWindow {
             clean,
@@ -310,6 +392,7 @@ pub struct WindowCache {
     shared: Arc<Shared>,
     settings: WindowSettings,
     encoder_view: EncoderView,
+    first_stage: Option<(String, f64)>,
     schedule: PoolSchedule,
     /// Windows made beyond the current pool, so the next pools are ready in time.
     lookahead: u64,
@@ -333,6 +416,7 @@ impl WindowCache {
         let lookahead = (schedule.per_step * 16.0).ceil() as u64 + 2;
         let settings = maker.settings().clone();
         let encoder_view = maker.encoder_view();
+        let first_stage = maker.first_stage();
         let shared = Arc::new(Shared {
             state: Mutex::new(CacheState::default()),
             changed: Condvar::new(),
@@ -348,6 +432,7 @@ impl WindowCache {
             shared,
             settings,
             encoder_view,
+            first_stage,
             schedule,
             lookahead,
             producer: Some(producer),
@@ -371,7 +456,13 @@ impl WindowCache {
 
     /// The window settings in words, for checkpoints (which refuse to resume on a change).
     pub fn describe(&self) -> String {
-        format!("{:?}", self.settings)
+        match &self.first_stage {
+            None => format!("{:?}", self.settings),
+            Some((name, share)) => format!(
+                "{:?}, after {name} ({share} of windows on neutral priors)",
+                self.settings
+            ),
+        }
     }
 
     /// Window `index`, waiting for the producer if it is not made yet.

@@ -32,6 +32,7 @@ fn with_tiny_mesh(seed: i64, perturb: f64, body: impl FnOnce(&MeshRestorer<'_>))
     let priors = cpu_priors();
     body(&MeshRestorer {
         restorer: &restorer,
+        refiner: None,
         encoder: &encoder,
         view: EncoderView::Whole,
         priors: &priors,
@@ -322,4 +323,83 @@ fn ablates_one_prior_at_a_time(mesh: &MeshRestorer<'_>) {
         .restore_neutral(&degraded, PriorDropout::default())
         .unwrap();
     assert!(output.probabilities.iter().any(|&p| p > 0.0));
+}
+
+/// A tiny restorer seeded with `seed`, its weights moved by Gaussian noise of `perturb` (none:
+/// the identity start).
+fn tiny_network(seed: i64, perturb: f64) -> ClearAirNet {
+    tch::manual_seed(seed);
+    let store = nn::VarStore::new(Device::Cpu);
+    let network = ClearAirNet::new(&store.root(), &tiny_restorer(36));
+    if perturb > 0.0 {
+        tch::no_grad(|| {
+            for (_, mut variable) in store.variables() {
+                let noise = variable.randn_like() * perturb;
+                let _ = variable.g_add_(&noise);
+            }
+        });
+    } else {
+        clearair_model::StartingPoint::IdentityOutput.apply(&store);
+    }
+    network
+}
+
+#[test]
+fn a_refiner_runs_on_the_restorers_output_with_neutral_priors() {
+    let _torch = exclusive_torch();
+    let restorer = tiny_network(3, 0.02);
+    let refiner = tiny_network(5, 0.02);
+    let identity = tiny_network(7, 0.0);
+    let encoder_store = nn::VarStore::new(Device::Cpu);
+    let encoder = DegradationEncoder::new(&encoder_store.root(), &small_encoder());
+    let priors = cpu_priors();
+    let mesh = |restorer, refiner| MeshRestorer {
+        restorer,
+        refiner,
+        encoder: &encoder,
+        view: EncoderView::Whole,
+        priors: &priors,
+        device: Device::Cpu,
+        precision: clearair_backends::Precision::Fp32,
+    };
+    let photo = &eval_photos()[0].image;
+    let first = mesh(&restorer, None).restore(photo).unwrap().restored;
+    assert_ne!(&first, photo, "the perturbed restorer changes the photo");
+    // A refiner that starts as the identity gives the restorer's output back exactly.
+    let unchanged = mesh(&restorer, Some(&identity)).restore(photo).unwrap();
+    assert_eq!(unchanged.restored, first);
+    // Otherwise the pair serves what the refiner makes of the restorer's output with every
+    // prior neutral, whatever the priors said of the photo (the pair passes floats between
+    // the two networks, the second restore below 8-bit values: a level apart at most).
+    let refined = mesh(&restorer, Some(&refiner)).restore(photo).unwrap();
+    let second = mesh(&refiner, None)
+        .restore_neutral(&first, PriorDropout::ALL)
+        .unwrap()
+        .restored;
+    assert_ne!(
+        refined.restored, first,
+        "the perturbed refiner changes it again"
+    );
+    let differences: Vec<i16> = refined
+        .restored
+        .as_bytes()
+        .iter()
+        .zip(second.as_bytes())
+        .map(|(a, b)| (i16::from(*a) - i16::from(*b)).abs())
+        .collect();
+    let largest = differences.iter().copied().max().unwrap();
+    assert!(largest <= 2, "largest difference {largest} levels");
+    // And the refiner reads priors, so priors other than the neutral ones would be seen.
+    let with_priors = mesh(&refiner, None).restore(&first).unwrap().restored;
+    let apart = with_priors
+        .as_bytes()
+        .iter()
+        .zip(second.as_bytes())
+        .map(|(a, b)| (i16::from(*a) - i16::from(*b)).abs())
+        .max()
+        .unwrap();
+    assert!(
+        apart > 2,
+        "served priors move the refiner by {apart} levels only"
+    );
 }

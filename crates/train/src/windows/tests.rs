@@ -177,3 +177,90 @@ fn a_larger_dark_gamma_makes_night_dark_targets() {
     let (dim, night) = (maker(1.5).make(2).unwrap(), maker(20.0).make(2).unwrap());
     assert!(sum(&night.clean) < sum(&dim.clean) / 2);
 }
+
+#[test]
+fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
+    use clearair_backends::Precision;
+    use clearair_backends::restoration::{GlobalPriors, Tiling, forward_in, restore_in_tiles};
+    use clearair_model::ClearAirNet;
+
+    let _torch = exclusive_torch();
+    let config = crate::test_support::tiny_restorer(
+        crate::test_support::cpu_priors().quality_width() as i64,
+    );
+    // Two networks with the same random weights (not the identity): one for the maker, one to
+    // compute what it should have made.
+    let network = || {
+        tch::manual_seed(11);
+        ClearAirNet::new(&tch::nn::VarStore::new(Device::Cpu).root(), &config)
+    };
+    let twin = network();
+    let plain = maker(3);
+    for share in [0.0, 1.0] {
+        let staged = window_maker(synthetic_photos(3, 64), window_settings(40, 56), 3)
+            .with_first_stage(FirstStage {
+                network: network(),
+                name: "first".into(),
+                neutral_share: share,
+            });
+        assert_eq!(staged.first_stage(), Some(("first".to_owned(), share)));
+        for index in 0..3 {
+            let (before, window) = (plain.make(index).unwrap(), staged.make(index).unwrap());
+            // The clean target and the priors are the degraded window's, as without a stage.
+            assert_eq!(
+                (&window.clean, &window.quality, &window.masks, window.kinds),
+                (&before.clean, &before.quality, &before.masks, before.kinds)
+            );
+            let (masks, global) = if share == 0.0 {
+                let global = GlobalPriors::from_vectors(
+                    &window.quality,
+                    &window.content,
+                    &window.degradation,
+                    Device::Cpu,
+                );
+                (window.masks.clone(), global)
+            } else {
+                let side = before.degraded.width();
+                let zeros = |width: i64| vec![0.0; width as usize];
+                let global = GlobalPriors::from_vectors(
+                    &zeros(config.quality_dim),
+                    &zeros(config.content_dim),
+                    &zeros(config.degradation_dim),
+                    Device::Cpu,
+                );
+                (crate::priors::neutral_masks(side, side), global)
+            };
+            let (expected, _) = restore_in_tiles(
+                &before.degraded,
+                &masks,
+                &global,
+                Tiling::default(),
+                Device::Cpu,
+                |tile, priors| forward_in(Precision::Fp32, &twin, tile, priors),
+            )
+            .unwrap();
+            assert_eq!(window.degraded, expected, "window {index}, share {share}");
+            assert_ne!(window.degraded, before.degraded);
+        }
+    }
+    // The checkpoint's settings name the stage, so a resume after another one is refused.
+    let staged = Arc::new(
+        window_maker(synthetic_photos(3, 64), window_settings(40, 56), 3).with_first_stage(
+            FirstStage {
+                network: network(),
+                name: "first".into(),
+                neutral_share: 0.25,
+            },
+        ),
+    );
+    let pool = PoolSchedule {
+        size: 2,
+        per_step: 1.0,
+    };
+    let described = window_cache(&staged, pool).describe();
+    assert!(
+        described.ends_with("after first (0.25 of windows on neutral priors)"),
+        "{described}"
+    );
+    assert!(!window_cache(&plain, pool).describe().contains("after"));
+}
