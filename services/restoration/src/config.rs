@@ -16,6 +16,11 @@ pub struct RestorationConfig {
     pub server: ServerConfig,
     /// The restorer's weights and device.
     pub model: ModelConfig,
+    /// A refiner's weights (manifest beside them): a second network, trained on the
+    /// restorer's output (`clearair train restorer --after`), run on it tile by tile with
+    /// every prior neutral, on the restorer's device and in its precision. Unset: the
+    /// restorer alone.
+    pub refiner: Option<std::path::PathBuf>,
     /// Which prior backends the mesh runs, by name. The weights' manifest must name the same
     /// ones (the service refuses to start otherwise) and every prior a request carries must
     /// come from them; the widths of F_q, F_c and F_d are the weights' (their manifest), set
@@ -74,6 +79,7 @@ impl Default for RestorationConfig {
                 precision: Precision::Auto,
                 ..ModelConfig::with_weights("models/clearair-compact.safetensors")
             },
+            refiner: None,
             backends: BackendNames::default(),
             tile_size: 512,
             tile_overlap: 32,

@@ -21,7 +21,7 @@ use std::{
 
 use clearair_backends::{
     Precision,
-    restoration::{GlobalPriors, Tiling, forward_in, neutral, restore_in_tiles_watched},
+    restoration::{GlobalPriors, Tiling, forward_refined, neutral, restore_in_tiles_watched},
 };
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::{
@@ -76,6 +76,34 @@ struct Network {
     // Owns the parameters `net` refers to.
     _store: nn::VarStore,
     net: ClearAirNet,
+    /// The refiner run on `net`'s output, if configured (its store beside it).
+    refiner: Option<(nn::VarStore, ClearAirNet)>,
+}
+
+/// The refiner at `weights`, on `device` in `precision`: any restorer's manifest (a refiner
+/// reads no prior, so the prior backends it names do not matter).
+fn load_refiner(
+    weights: &std::path::Path,
+    device: Device,
+    precision: Precision,
+) -> Result<(nn::VarStore, ClearAirNet), RestorationError> {
+    let load_error = |reason: String| RestorationError::Load {
+        what: format!("refiner {}", weights.display()),
+        reason,
+    };
+    let manifest_path = ModelManifest::path_for_weights(weights);
+    let manifest = ModelManifest::read(&manifest_path).map_err(|e| load_error(e.to_string()))?;
+    let NetworkConfig::ClearAir(config) = manifest.network else {
+        return Err(load_error(format!(
+            "{} describes an encoder, not a restorer",
+            manifest_path.display()
+        )));
+    };
+    let mut store = nn::VarStore::new(device);
+    let network = ClearAirNet::new(&store.root(), &config);
+    load_weights(&mut store, weights).map_err(|e| load_error(e.to_string()))?;
+    precision.convert(&mut store);
+    Ok((store, network))
 }
 
 /// The ClearAIR network, loaded once and shared by every request through its own thread.
@@ -151,10 +179,19 @@ impl Restorer {
         );
         let tiling = Tiling::new(config.tile_size, config.tile_overlap)
             .map_err(|e| load_error(e.to_string()))?;
+        let refiner = config
+            .refiner
+            .as_deref()
+            .map(|weights| load_refiner(weights, device, precision))
+            .transpose()?;
+        if let Some(weights) = &config.refiner {
+            tracing::info!(refiner = %weights.display(), "the restorer's output is refined");
+        }
         let (jobs, queue) = mpsc::channel::<Job>();
         let network = Network {
             _store: store,
             net: network,
+            refiner,
         };
         std::thread::Builder::new()
             .name("restorer".to_owned())
@@ -244,7 +281,10 @@ impl Restorer {
                 &priors,
                 tiling,
                 device,
-                |tile, priors| forward_in(precision, &network.net, tile, priors),
+                |tile, priors| {
+                    let refiner = network.refiner.as_ref().map(|(_, refiner)| refiner);
+                    forward_refined(precision, &network.net, refiner, tile, priors)
+                },
                 |done, total| {
                     tiles_run.fetch_add(1, Ordering::Relaxed);
                     if let Some(progress) = progress.as_mut() {
@@ -388,6 +428,66 @@ mod tests {
         config.tile_size = tile;
         config.tile_overlap = 8;
         Restorer::load(&config).expect("random weights load")
+    }
+
+    /// A refiner in `folder`: the committed restorer's network, its weights drawn at
+    /// random and, when `identity`, its output projection at zero (it returns its input).
+    fn refiner_weights(folder: &std::path::Path, identity: bool) -> std::path::PathBuf {
+        let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../models/clearair-compact.json");
+        let manifest = ModelManifest::read(&committed).unwrap();
+        let NetworkConfig::ClearAir(config) = &manifest.network else {
+            panic!("the committed manifest is a restorer's");
+        };
+        tch::manual_seed(5);
+        let store = nn::VarStore::new(Device::Cpu);
+        let _network = ClearAirNet::new(&store.root(), config);
+        if identity {
+            clearair_model::StartingPoint::IdentityOutput.apply(&store);
+        }
+        let weights = folder.join(if identity { "identity" } else { "random" });
+        let weights = weights.with_extension("safetensors");
+        clearair_model::save_weights(&store, &weights).unwrap();
+        manifest
+            .write(&ModelManifest::path_for_weights(&weights))
+            .unwrap();
+        weights
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refiner_runs_on_the_restorers_output() {
+        let folder = tempfile::tempdir().unwrap();
+        let (random, identity) = (
+            refiner_weights(folder.path(), false),
+            refiner_weights(folder.path(), true),
+        );
+        // The restorer: the random weights from their file, so every load has the same ones.
+        let load = |refiner: Option<std::path::PathBuf>| {
+            let mut config = RestorationConfig::default();
+            config.model.weights = random.clone();
+            config.model.precision = Precision::Fp32;
+            (config.tile_size, config.tile_overlap) = (64, 8);
+            config.refiner = refiner;
+            Restorer::load(&config)
+        };
+        let restore = |restorer: Restorer| async move {
+            let input = input(&restorer, 90, 70);
+            let restored = restorer.restore(input, None, None).await.unwrap();
+            (restored.image, restored.tiles)
+        };
+        let (first, tiles) = restore(load(None).unwrap()).await;
+        assert!(tiles > 1, "90×70 in 64-pixel tiles");
+        // A refiner that returns its input serves the restorer's output unchanged, in as many
+        // tiles; one that does not changes it.
+        let unchanged = restore(load(Some(identity)).unwrap()).await;
+        assert_eq!(unchanged, (first.clone(), tiles));
+        let refined = restore(load(Some(random.clone())).unwrap()).await;
+        assert_ne!(refined.0, first);
+        // Weights that are not there stop the service, naming the refiner.
+        let missing = folder.path().join("missing.safetensors");
+        let error = load(Some(missing)).unwrap_err().to_string();
+        assert!(error.contains("refiner"), "{error}");
+        assert!(error.contains("missing.safetensors"), "{error}");
     }
 
     /// An image alone, every prior neutral.
