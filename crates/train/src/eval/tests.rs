@@ -15,16 +15,8 @@ fn eval_photos() -> Vec<Photo> {
 /// `perturb` when positive, away from the identity start) and a small encoder.
 fn with_tiny_mesh(seed: i64, perturb: f64, body: impl FnOnce(&MeshRestorer<'_>)) {
     let _torch = exclusive_torch();
-    tch::manual_seed(seed);
-    let mut store = nn::VarStore::new(Device::Cpu);
-    let restorer = ClearAirNet::new(&store.root(), &tiny_restorer(36));
+    let (mut store, restorer) = tiny_network(seed, perturb);
     if perturb > 0.0 {
-        tch::no_grad(|| {
-            for (_, mut variable) in store.variables() {
-                let noise = variable.randn_like() * perturb;
-                let _ = variable.g_add_(&noise);
-            }
-        });
         store.freeze();
     }
     let encoder_store = nn::VarStore::new(Device::Cpu);
@@ -325,9 +317,9 @@ fn ablates_one_prior_at_a_time(mesh: &MeshRestorer<'_>) {
     assert!(output.probabilities.iter().any(|&p| p > 0.0));
 }
 
-/// A tiny restorer seeded with `seed`, its weights moved by Gaussian noise of `perturb` (none:
-/// the identity start).
-fn tiny_network(seed: i64, perturb: f64) -> ClearAirNet {
+/// A tiny restorer seeded with `seed`, its weights moved by Gaussian noise of `perturb` when
+/// positive, and the store that holds them.
+fn tiny_network(seed: i64, perturb: f64) -> (nn::VarStore, ClearAirNet) {
     tch::manual_seed(seed);
     let store = nn::VarStore::new(Device::Cpu);
     let network = ClearAirNet::new(&store.root(), &tiny_restorer(36));
@@ -338,18 +330,17 @@ fn tiny_network(seed: i64, perturb: f64) -> ClearAirNet {
                 let _ = variable.g_add_(&noise);
             }
         });
-    } else {
-        clearair_model::StartingPoint::IdentityOutput.apply(&store);
     }
-    network
+    (store, network)
 }
 
 #[test]
 fn a_refiner_runs_on_the_restorers_output_with_neutral_priors() {
     let _torch = exclusive_torch();
-    let restorer = tiny_network(3, 0.02);
-    let refiner = tiny_network(5, 0.02);
-    let identity = tiny_network(7, 0.0);
+    let (_, restorer) = tiny_network(3, 0.02);
+    let (_, refiner) = tiny_network(5, 0.02);
+    let (identity_store, identity) = tiny_network(7, 0.0);
+    clearair_model::StartingPoint::IdentityOutput.apply(&identity_store);
     let encoder_store = nn::VarStore::new(Device::Cpu);
     let encoder = DegradationEncoder::new(&encoder_store.root(), &small_encoder());
     let priors = cpu_priors();
