@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 
 use clearair_backends::Precision;
 use clearair_backends::degradation::{EncoderView, encode};
-use clearair_backends::restoration::{GlobalPriors, Tiling, forward_in, restore_in_tiles};
+use clearair_backends::restoration::{GlobalPriors, Tiling, forward_in, neutral, restore_in_tiles};
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::{ClearAirNet, DegradationEncoder};
 use rand::Rng;
@@ -257,7 +257,7 @@ impl WindowMaker {
                 let device = self.embedder.lock().expect("encoder lock poisoned").device;
                 let (masks, global) = if neutral {
                     let config = stage.network.config();
-                    let zeros = |width: i64| vec![0.0; width as usize];
+                    let zeros = |width: i64| neutral::vector(width as usize);
                     (
                         neutral_masks(degraded.width(), degraded.height()),
                         GlobalPriors::from_vectors(
