@@ -261,13 +261,24 @@ pub fn neutral_tile_priors(network: &clearair_model::ClearAirNet, tile: &Tensor)
     }
 }
 
+/// A second network run on the restorer's output, and the priors it reads there (its
+/// manifest's `refiner_priors`).
+#[derive(Clone, Copy, Debug)]
+pub struct Refiner<'a> {
+    /// The refiner.
+    pub network: &'a clearair_model::ClearAirNet,
+    /// Neutral priors, or the tile's own, as the restorer reads them.
+    pub priors: clearair_model::RefinerPriors,
+}
+
 /// The restorer on `tile` with its priors, then, when there is one, the refiner on the
-/// restorer's output clamped to [0, 1] with neutral priors ([`neutral_tile_priors`]): a
-/// second network that sees pixels only, so it behaves the same whatever the priors said.
+/// restorer's output clamped to [0, 1]: with neutral priors ([`neutral_tile_priors`]), a
+/// network that sees pixels only and behaves the same whatever the priors said, or with the
+/// same priors as the restorer.
 pub fn forward_refined(
     precision: crate::Precision,
     restorer: &clearair_model::ClearAirNet,
-    refiner: Option<&clearair_model::ClearAirNet>,
+    refiner: Option<Refiner<'_>>,
     tile: &Tensor,
     priors: &Priors,
 ) -> Result<Tensor, ModelError> {
@@ -276,8 +287,15 @@ pub fn forward_refined(
         None => Ok(restored),
         Some(refiner) => {
             let restored = restored.clamp(0.0, 1.0);
-            let neutral = neutral_tile_priors(refiner, &restored);
-            forward_in(precision, refiner, &restored, &neutral)
+            match refiner.priors {
+                clearair_model::RefinerPriors::Neutral => {
+                    let neutral = neutral_tile_priors(refiner.network, &restored);
+                    forward_in(precision, refiner.network, &restored, &neutral)
+                }
+                clearair_model::RefinerPriors::Served => {
+                    forward_in(precision, refiner.network, &restored, priors)
+                }
+            }
         }
     }
 }

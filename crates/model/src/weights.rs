@@ -244,6 +244,24 @@ pub struct ModelManifest {
     pub command: String,
     /// Seed of the run.
     pub seed: u64,
+    /// For a refiner (a restorer trained on another restorer's output), which priors it
+    /// reads behind that restorer; absent for a restorer trained on uploads, and read as
+    /// [`RefinerPriors::Neutral`] when such weights serve as a refiner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refiner_priors: Option<RefinerPriors>,
+}
+
+/// Which priors a refiner reads behind the restorer: every prior neutral (it sees pixels
+/// only, and does the same whatever the priors said and whether their services are up), or
+/// the priors the mesh computed for the upload, as the restorer in front of it reads them.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefinerPriors {
+    /// Zero F_q, F_c and F_d and one mask over the whole tile.
+    #[default]
+    Neutral,
+    /// The upload's priors, the same the restorer in front of it reads.
+    Served,
 }
 
 impl ModelManifest {

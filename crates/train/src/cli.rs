@@ -297,10 +297,16 @@ pub struct RestorerArgs {
     pub encoder_view: String,
     /// Train a refiner: every window first goes through this trained restorer (weights with
     /// their manifest beside), as the mesh runs it, and the network learns to take its output
-    /// to the clean photo with every prior neutral (needs `--all-neutral 1`), as the mesh's
-    /// `refiner` runs.
+    /// to the clean photo, reading the priors `--after-priors` names, as the mesh's `refiner`
+    /// runs.
     #[arg(long)]
     pub after: Option<PathBuf>,
+    /// With `--after`: the priors the refiner reads behind the first restorer: `neutral`
+    /// (pixels only; needs `--all-neutral 1`) or `served` (the upload's priors, as the
+    /// restorer reads them, dropped as `--prior-dropout`/`--all-neutral` say). The manifest
+    /// records it, and the mesh runs the refiner that way.
+    #[arg(long, default_value = "neutral")]
+    pub after_priors: String,
     /// With `--after`: share of windows the first restorer restores with every prior neutral
     /// (as when every prior service is down) instead of the window's served priors.
     #[arg(long, default_value_t = 0.25)]
@@ -399,8 +405,8 @@ pub struct EvalArgs {
     /// The restorer's weights (manifest beside them).
     #[arg(long, default_value = "models/clearair-compact.safetensors")]
     pub restorer: PathBuf,
-    /// A second restorer run on the first one's output with neutral priors, tile by tile
-    /// (manifest beside its weights).
+    /// A second restorer run on the first one's output, tile by tile, with the priors its
+    /// manifest's `refiner_priors` names (neutral when absent; manifest beside its weights).
     #[arg(long)]
     pub refiner: Option<PathBuf>,
     /// The degradation encoder's weights (manifest beside them).

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clearair_backends::degradation::EncoderView;
+use clearair_backends::restoration::Refiner;
 use clearair_model::{
     DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig, ModelManifest, NetworkConfig,
-    PSNR_LOSS_CEILING_DB, PixelLoss, PixelObjective, StartingPoint, parse_device,
+    PSNR_LOSS_CEILING_DB, PixelLoss, PixelObjective, RefinerPriors, StartingPoint, parse_device,
 };
 use tch::Device;
 
@@ -309,16 +310,18 @@ fn refinement_blocks(
     Ok(blocks)
 }
 
-/// The trained restorer `--after` names, checked against the run: a refiner is served with
-/// every prior neutral, so it must train that way, and the first restorer must read F_c/F_d in
-/// the view this run computes them in.
+/// The trained restorer `--after` names, checked against the run: a refiner served with every
+/// prior neutral must train that way, and the first restorer must read F_c/F_d in the view
+/// this run computes them in.
 fn first_stage(
     weights: &Path,
     args: &RestorerArgs,
     device: Device,
     view: EncoderView,
 ) -> anyhow::Result<FirstStage> {
+    let priors = parse_keyword::<RefinerPriors>("--after-priors", &args.after_priors)?;
     check_refiner_sampling(
+        priors,
         args.all_neutral,
         &args.all_neutral_kinds,
         args.all_neutral_dark,
@@ -337,12 +340,14 @@ fn first_stage(
         network: restorer.network,
         name: weights.display().to_string(),
         neutral_share: args.after_neutral,
+        priors,
     })
 }
 
-/// A refiner trains as the mesh runs it, with every prior neutral: `--all-neutral` times each
+/// A refiner trains as the mesh runs it: on neutral priors, `--all-neutral` times each
 /// multiplier (per kind, dark targets) must reach 1. `after_neutral` is a probability.
 fn check_refiner_sampling(
+    priors: RefinerPriors,
     all_neutral: f64,
     kind_multipliers: &[f64],
     dark_multiplier: f64,
@@ -350,9 +355,13 @@ fn check_refiner_sampling(
 ) -> anyhow::Result<()> {
     let neutral = |multiplier: f64| all_neutral * multiplier >= 1.0;
     anyhow::ensure!(
-        neutral(1.0) && kind_multipliers.iter().all(|m| neutral(*m)) && neutral(dark_multiplier),
-        "--after trains a refiner, which the mesh runs with every prior neutral: give \
-         --all-neutral 1 (and no --all-neutral-kinds or --all-neutral-dark below 1)"
+        priors == RefinerPriors::Served
+            || neutral(1.0)
+                && kind_multipliers.iter().all(|m| neutral(*m))
+                && neutral(dark_multiplier),
+        "--after trains a refiner, which with --after-priors neutral the mesh runs with every \
+         prior neutral: give --all-neutral 1 (and no --all-neutral-kinds or --all-neutral-dark \
+         below 1), or --after-priors served"
     );
     anyhow::ensure!(
         (0.0..=1.0).contains(&after_neutral),
@@ -437,6 +446,9 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         None => maker,
     };
     let cache = Arc::new(WindowCache::start(Arc::new(maker), pool)?);
+    let refiner_priors = cache
+        .first_stage()
+        .map_or(RefinerPriors::Neutral, |stage| stage.priors);
     let progress_eval = if args.eval_every > 0 && run.eval_photos.is_dir() {
         Some(ProgressEval {
             every: args.eval_every,
@@ -450,6 +462,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
                 .as_ref()
                 .map(|weights| load_restorer(weights, device))
                 .transpose()?,
+            refiner_priors,
         })
     } else {
         None
@@ -565,7 +578,10 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
             .transpose()?;
         let mesh = MeshRestorer {
             restorer: first.as_ref().map_or(&restorer, |first| &first.network),
-            refiner: first.is_some().then_some(&restorer),
+            refiner: first.is_some().then_some(Refiner {
+                network: &restorer,
+                priors: refiner_priors,
+            }),
             encoder: &encoder.network,
             view,
             priors: &priors,
@@ -718,7 +734,10 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     }
     let mesh = MeshRestorer {
         restorer: &restorer.network,
-        refiner: refiner.as_ref().map(|refiner| &refiner.network),
+        refiner: refiner.as_ref().map(|refiner| Refiner {
+            network: &refiner.network,
+            priors: refiner.manifest.refiner_priors.unwrap_or_default(),
+        }),
         encoder: &encoder.network,
         view,
         priors: &priors,
@@ -852,9 +871,10 @@ fn restorer_data_detail(
     let start = match &args.after {
         Some(first) => format!(
             "a refiner of {}'s output ({} of the windows restored by it on neutral priors), \
-             {start}",
+             reading {} priors, {start}",
             first.display(),
-            args.after_neutral
+            args.after_neutral,
+            args.after_priors
         ),
         None => start,
     };
@@ -1029,9 +1049,10 @@ mod tests {
     }
 
     #[test]
-    fn a_refiner_trains_on_neutral_priors_only() {
-        assert!(check_refiner_sampling(1.0, &[], 1.0, 0.25).is_ok());
-        assert!(check_refiner_sampling(1.0, &[1.0, 2.0, 1.0, 1.0, 1.0], 3.0, 0.0).is_ok());
+    fn a_neutral_refiner_trains_on_neutral_priors_only() {
+        use RefinerPriors::{Neutral, Served};
+        assert!(check_refiner_sampling(Neutral, 1.0, &[], 1.0, 0.25).is_ok());
+        assert!(check_refiner_sampling(Neutral, 1.0, &[1.0, 2.0, 1.0, 1.0, 1.0], 3.0, 0.0).is_ok());
         for (all, kinds, dark) in [
             (0.25, vec![], 1.0),
             // Clean windows take --all-neutral alone.
@@ -1039,20 +1060,28 @@ mod tests {
             (1.0, vec![1.0, 1.0, 0.5, 1.0, 1.0], 1.0),
             (1.0, vec![], 0.0),
         ] {
-            let error = check_refiner_sampling(all, &kinds, dark, 0.25)
+            let error = check_refiner_sampling(Neutral, all, &kinds, dark, 0.25)
                 .unwrap_err()
                 .to_string();
             assert!(error.contains("give --all-neutral 1"), "{error}");
+            // A refiner on served priors drops them as a restorer does.
+            assert!(check_refiner_sampling(Served, all, &kinds, dark, 0.25).is_ok());
         }
-        for share in [-0.1, 1.5, f64::NAN] {
-            let error = check_refiner_sampling(1.0, &[], 1.0, share)
-                .unwrap_err()
-                .to_string();
-            assert!(
-                error.contains("--after-neutral is a probability"),
-                "{error}"
-            );
+        for priors in [Neutral, Served] {
+            for share in [-0.1, 1.5, f64::NAN] {
+                let error = check_refiner_sampling(priors, 1.0, &[], 1.0, share)
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    error.contains("--after-neutral is a probability"),
+                    "{error}"
+                );
+            }
         }
+        let error = parse_keyword::<RefinerPriors>("--after-priors", "some")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--after-priors `some`"), "{error}");
     }
 
     #[test]

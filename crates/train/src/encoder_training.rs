@@ -208,6 +208,7 @@ pub fn encoder_manifest(
         metrics,
         command: job.command.clone(),
         seed: job.seed,
+        refiner_priors: None,
     }
 }
 

@@ -5,7 +5,7 @@
 use clearair_backends::{
     Precision,
     degradation::{EncoderView, encode},
-    restoration::{GlobalPriors, Tiling, forward_refined, restore_in_tiles},
+    restoration::{GlobalPriors, Refiner, Tiling, forward_refined, restore_in_tiles},
 };
 use clearair_imaging::Rgb8Image;
 use clearair_model::{ClearAirNet, DegradationEncoder};
@@ -22,9 +22,8 @@ use crate::priors::{
 pub struct MeshRestorer<'a> {
     /// The restorer.
     pub restorer: &'a ClearAirNet,
-    /// A second network run on the restorer's output with neutral priors, if any
-    /// ([`forward_refined`]).
-    pub refiner: Option<&'a ClearAirNet>,
+    /// A second network run on the restorer's output, if any ([`forward_refined`]).
+    pub refiner: Option<Refiner<'a>>,
     /// The degradation encoder.
     pub encoder: &'a DegradationEncoder,
     /// What of an image the encoder sees (the restorer's manifest names it).

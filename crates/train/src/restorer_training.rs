@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clearair_backends::degradation::EncoderView;
+use clearair_backends::restoration::Refiner;
 use clearair_model::{
     ClearAirConfig, ClearAirNet, DegradationEncoder, IcrmConfig, LossDraws, ModelManifest,
     NetworkConfig, PSNR_LOSS_CEILING_DB, PixelObjective, StartingPoint, parameter_count,
@@ -178,6 +179,8 @@ pub struct ProgressEval {
     pub view: EncoderView,
     /// The restorer a refiner trains after (`--after`), which runs first in the evaluation.
     pub first_stage: Option<Loaded<ClearAirNet>>,
+    /// The priors the refiner reads behind it.
+    pub refiner_priors: clearair_model::RefinerPriors,
 }
 
 impl ProgressEval {
@@ -188,7 +191,10 @@ impl ProgressEval {
                 .first_stage
                 .as_ref()
                 .map_or(network, |first| &first.network),
-            refiner: self.first_stage.is_some().then_some(network),
+            refiner: self.first_stage.is_some().then_some(Refiner {
+                network,
+                priors: self.refiner_priors,
+            }),
             encoder: &self.encoder,
             view: self.view,
             priors: &self.priors,
@@ -534,6 +540,11 @@ fn run_manifest(
         metrics,
         command: job.command.clone(),
         seed: job.seed,
+        refiner_priors: job
+            .sampler
+            .windows()
+            .first_stage()
+            .map(|stage| stage.priors),
     }
 }
 

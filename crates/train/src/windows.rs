@@ -22,7 +22,7 @@ use clearair_backends::Precision;
 use clearair_backends::degradation::{EncoderView, encode};
 use clearair_backends::restoration::{GlobalPriors, Tiling, forward_in, neutral, restore_in_tiles};
 use clearair_imaging::{PackedMasks, Rgb8Image};
-use clearair_model::{ClearAirNet, DegradationEncoder};
+use clearair_model::{ClearAirNet, DegradationEncoder, RefinerPriors};
 use rand::Rng;
 use tch::Device;
 
@@ -104,7 +104,21 @@ pub struct FirstStage {
     pub name: String,
     /// Share of windows the first network restores with every prior neutral, as the mesh
     /// does when every prior service is down; the rest with the window's served priors.
+    /// Such a window keeps the neutral priors, as the refiner behind is served them too.
     pub neutral_share: f64,
+    /// The priors the refiner in training reads behind the first network.
+    pub priors: RefinerPriors,
+}
+
+/// What a window maker's [`FirstStage`] is, for checkpoints and manifests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FirstStageSummary {
+    /// [`FirstStage::name`].
+    pub name: String,
+    /// [`FirstStage::neutral_share`].
+    pub neutral_share: f64,
+    /// [`FirstStage::priors`].
+    pub priors: RefinerPriors,
 }
 
 impl std::fmt::Debug for FirstStage {
@@ -112,6 +126,7 @@ impl std::fmt::Debug for FirstStage {
         f.debug_struct("FirstStage")
             .field("name", &self.name)
             .field("neutral_share", &self.neutral_share)
+            .field("priors", &self.priors)
             .finish_non_exhaustive()
     }
 }
@@ -187,11 +202,15 @@ impl WindowMaker {
         }
     }
 
-    /// The first stage's name and neutral share, if windows pass through one.
-    pub fn first_stage(&self) -> Option<(String, f64)> {
+    /// What the first stage is, if windows pass through one.
+    pub fn first_stage(&self) -> Option<FirstStageSummary> {
         self.first_stage.as_ref().map(|stage| {
             let stage = stage.lock().expect("first stage lock poisoned");
-            (stage.name.clone(), stage.neutral_share)
+            FirstStageSummary {
+                name: stage.name.clone(),
+                neutral_share: stage.neutral_share,
+                priors: stage.priors,
+            }
         })
     }
 
@@ -245,8 +264,8 @@ impl WindowMaker {
         let recipe = mix.sample(&mut rng);
         let degraded =
             tensor_to_image(&apply_recipe(&recipe, &image_to_tensor(&clean), &mut rng)?)?;
-        let priors = self.priors.compute(&degraded)?;
-        let (content, degradation) = self.embed(&degraded)?;
+        let mut priors = self.priors.compute(&degraded)?;
+        let (mut content, mut degradation) = self.embed(&degraded)?;
         let degraded = match &self.first_stage {
             None => degraded,
             Some(stage) => {
@@ -254,28 +273,20 @@ impl WindowMaker {
                 // A stream of its own, so the share changes no other draw.
                 let neutral = keyed_rng(self.seed, Purpose::Window, index, 2)
                     .gen_bool(stage.neutral_share.clamp(0.0, 1.0));
+                if neutral {
+                    // Every prior service down: the restorer and the refiner behind it both
+                    // read the neutral priors.
+                    priors.quality = neutral::vector(priors.quality.len());
+                    priors.masks = neutral_masks(degraded.width(), degraded.height());
+                    content = neutral::vector(content.len());
+                    degradation = neutral::vector(degradation.len());
+                }
                 let device = self.embedder.lock().expect("encoder lock poisoned").device;
-                let (masks, global) = if neutral {
-                    let config = stage.network.config();
-                    let zeros = |width: i64| neutral::vector(width as usize);
-                    (
-                        neutral_masks(degraded.width(), degraded.height()),
-                        GlobalPriors::from_vectors(
-                            &zeros(config.quality_dim),
-                            &zeros(config.content_dim),
-                            &zeros(config.degradation_dim),
-                            device,
-                        ),
-                    )
-                } else {
-                    (
-                        priors.masks.clone(),
-                        GlobalPriors::from_vectors(&priors.quality, &content, &degradation, device),
-                    )
-                };
+                let global =
+                    GlobalPriors::from_vectors(&priors.quality, &content, &degradation, device);
                 restore_in_tiles(
                     &degraded,
-                    &masks,
+                    &priors.masks,
                     &global,
                     Tiling::default(),
                     device,
@@ -392,7 +403,7 @@ pub struct WindowCache {
     shared: Arc<Shared>,
     settings: WindowSettings,
     encoder_view: EncoderView,
-    first_stage: Option<(String, f64)>,
+    first_stage: Option<FirstStageSummary>,
     schedule: PoolSchedule,
     /// Windows made beyond the current pool, so the next pools are ready in time.
     lookahead: u64,
@@ -454,13 +465,25 @@ impl WindowCache {
         self.encoder_view
     }
 
+    /// The first stage the windows pass through, if any.
+    pub fn first_stage(&self) -> Option<&FirstStageSummary> {
+        self.first_stage.as_ref()
+    }
+
     /// The window settings in words, for checkpoints (which refuse to resume on a change).
     pub fn describe(&self) -> String {
         match &self.first_stage {
             None => format!("{:?}", self.settings),
-            Some((name, share)) => format!(
-                "{:?}, after {name} ({share} of windows on neutral priors)",
-                self.settings
+            // Served priors only when chosen, so runs checkpointed before the choice resume.
+            Some(stage) => format!(
+                "{:?}, after {} ({} of windows on neutral priors){}",
+                self.settings,
+                stage.name,
+                stage.neutral_share,
+                match stage.priors {
+                    RefinerPriors::Neutral => "",
+                    RefinerPriors::Served => ", the refiner on served priors",
+                }
             ),
         }
     }

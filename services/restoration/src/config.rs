@@ -17,8 +17,9 @@ pub struct RestorationConfig {
     /// The restorer's weights and device.
     pub model: ModelConfig,
     /// A refiner's weights (manifest beside them): a second network, trained on the
-    /// restorer's output (`clearair train restorer --after`), run on it tile by tile with
-    /// every prior neutral, on the restorer's device and in its precision. Unset: the
+    /// restorer's output (`clearair train restorer --after`), run on it tile by tile on the
+    /// restorer's device and in its precision, with every prior neutral or, when its
+    /// manifest's `refiner_priors` is `served`, with the request's priors. Unset: the
     /// restorer alone.
     pub refiner: Option<std::path::PathBuf>,
     /// Which prior backends the mesh runs, by name. The weights' manifest must name the same

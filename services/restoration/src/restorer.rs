@@ -21,12 +21,14 @@ use std::{
 
 use clearair_backends::{
     Precision,
-    restoration::{GlobalPriors, Tiling, forward_refined, neutral, restore_in_tiles_watched},
+    restoration::{
+        GlobalPriors, Refiner, Tiling, forward_refined, neutral, restore_in_tiles_watched,
+    },
 };
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::{
-    ClearAirConfig, ClearAirNet, ModelManifest, NetworkConfig, PriorBackends, load_weights,
-    parse_device,
+    ClearAirConfig, ClearAirNet, ModelManifest, NetworkConfig, PriorBackends, RefinerPriors,
+    load_weights, parse_device,
 };
 use clearair_runtime::deadline::Deadline;
 use tch::{Device, nn};
@@ -76,17 +78,29 @@ struct Network {
     // Owns the parameters `net` refers to.
     _store: nn::VarStore,
     net: ClearAirNet,
-    /// The refiner run on `net`'s output, if configured (its store beside it).
-    refiner: Option<(nn::VarStore, ClearAirNet)>,
+    /// The refiner run on `net`'s output, if configured.
+    refiner: Option<LoadedRefiner>,
 }
 
-/// The refiner at `weights`, on `device` in `precision`: any restorer's manifest (a refiner
-/// reads no prior, so the prior backends it names do not matter).
+/// A refiner loaded beside the restorer: its weights and how it reads priors.
+struct LoadedRefiner {
+    // Owns the parameters `net` refers to.
+    _store: nn::VarStore,
+    net: ClearAirNet,
+    priors: RefinerPriors,
+}
+
+/// The refiner at `weights`, on `device` in `precision`, for a restorer of `restorer`'s
+/// widths. One that reads no prior (its manifest's `refiner_priors` neutral or absent) takes
+/// any restorer's manifest; one that reads the served priors must have been trained with the
+/// prior backends the mesh runs, at the restorer's widths.
 fn load_refiner(
     weights: &std::path::Path,
+    mesh: &BackendNames,
+    restorer: &ClearAirConfig,
     device: Device,
     precision: Precision,
-) -> Result<(nn::VarStore, ClearAirNet), RestorationError> {
+) -> Result<LoadedRefiner, RestorationError> {
     let load_error = |reason: String| RestorationError::Load {
         what: format!("refiner {}", weights.display()),
         reason,
@@ -99,11 +113,38 @@ fn load_refiner(
             manifest_path.display()
         )));
     };
+    let priors = manifest.refiner_priors.unwrap_or_default();
+    if priors == RefinerPriors::Served {
+        let trained = manifest.backends.ok_or_else(|| {
+            load_error(format!(
+                "{} reads the served priors and names no prior backends",
+                manifest_path.display()
+            ))
+        })?;
+        check_backend_names(&trained, mesh).map_err(|differences| {
+            load_error(format!(
+                "it reads the served priors and was trained with other prior backends than \
+                 the mesh runs: {differences}"
+            ))
+        })?;
+        let widths = |c: &ClearAirConfig| (c.quality_dim, c.content_dim, c.degradation_dim);
+        if widths(&config) != widths(restorer) {
+            return Err(load_error(format!(
+                "it reads the served priors at widths (F_q, F_c, F_d) {:?}, the restorer at {:?}",
+                widths(&config),
+                widths(restorer)
+            )));
+        }
+    }
     let mut store = nn::VarStore::new(device);
-    let network = ClearAirNet::new(&store.root(), &config);
+    let net = ClearAirNet::new(&store.root(), &config);
     load_weights(&mut store, weights).map_err(|e| load_error(e.to_string()))?;
     precision.convert(&mut store);
-    Ok((store, network))
+    Ok(LoadedRefiner {
+        _store: store,
+        net,
+        priors,
+    })
 }
 
 /// The ClearAIR network, loaded once and shared by every request through its own thread.
@@ -182,10 +223,22 @@ impl Restorer {
         let refiner = config
             .refiner
             .as_deref()
-            .map(|weights| load_refiner(weights, device, precision))
+            .map(|weights| {
+                load_refiner(
+                    weights,
+                    &config.backends,
+                    &network_config,
+                    device,
+                    precision,
+                )
+            })
             .transpose()?;
-        if let Some(weights) = &config.refiner {
-            tracing::info!(refiner = %weights.display(), "the restorer's output is refined");
+        if let (Some(weights), Some(refiner)) = (&config.refiner, &refiner) {
+            tracing::info!(
+                refiner = %weights.display(),
+                priors = ?refiner.priors,
+                "the restorer's output is refined"
+            );
         }
         let (jobs, queue) = mpsc::channel::<Job>();
         let network = Network {
@@ -282,7 +335,10 @@ impl Restorer {
                 tiling,
                 device,
                 |tile, priors| {
-                    let refiner = network.refiner.as_ref().map(|(_, refiner)| refiner);
+                    let refiner = network.refiner.as_ref().map(|refiner| Refiner {
+                        network: &refiner.net,
+                        priors: refiner.priors,
+                    });
                     forward_refined(precision, &network.net, refiner, tile, priors)
                 },
                 |done, total| {
@@ -488,6 +544,48 @@ mod tests {
         let error = load(Some(missing)).unwrap_err().to_string();
         assert!(error.contains("refiner"), "{error}");
         assert!(error.contains("missing.safetensors"), "{error}");
+
+        // The same weights as a refiner on the served priors: with every prior neutral it
+        // serves what the neutral refiner serves; with other priors it reads them.
+        let served = as_served_refiner(&random, "served", |_| {});
+        assert_eq!(restore(load(Some(served.clone())).unwrap()).await, refined);
+        let with_priors = |restorer: Restorer| async move {
+            let mut input = input(&restorer, 90, 70);
+            input.degradation = vec![0.5; input.degradation.len()];
+            input.content = vec![-0.5; input.content.len()];
+            restorer.restore(input, None, None).await.unwrap().image
+        };
+        let neutral_pair = with_priors(load(Some(random.clone())).unwrap()).await;
+        let served_pair = with_priors(load(Some(served)).unwrap()).await;
+        assert_ne!(served_pair, neutral_pair);
+        // It must have been trained on the backends the mesh runs, which one on neutral
+        // priors need not.
+        let other = as_served_refiner(&random, "other", |backends| {
+            backends.quality.name = "another-iqa".into();
+        });
+        let error = load(Some(other)).unwrap_err().to_string();
+        assert!(
+            error.contains("reads the served priors") && error.contains("another-iqa"),
+            "{error}"
+        );
+    }
+
+    /// A copy of `weights` whose manifest says the refiner reads the served priors, trained
+    /// with the backends `change` makes of the original's.
+    fn as_served_refiner(
+        weights: &std::path::Path,
+        name: &str,
+        change: impl FnOnce(&mut PriorBackends),
+    ) -> std::path::PathBuf {
+        let copy = weights.with_file_name(format!("{name}.safetensors"));
+        std::fs::copy(weights, &copy).unwrap();
+        let mut manifest = ModelManifest::read(&ModelManifest::path_for_weights(weights)).unwrap();
+        manifest.refiner_priors = Some(RefinerPriors::Served);
+        change(manifest.backends.as_mut().unwrap());
+        manifest
+            .write(&ModelManifest::path_for_weights(&copy))
+            .unwrap();
+        copy
     }
 
     /// An image alone, every prior neutral.

@@ -155,11 +155,23 @@ fn manifest_round_trips_through_json() {
         metrics: BTreeMap::from([("psnr_noise25".to_string(), 29.5)]),
         command: "clearair train restorer --config compact".into(),
         seed: 7,
+        refiner_priors: None,
     };
     manifest.write(&path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("\"kind\": \"clearair\""), "{text}");
+    // A restorer's manifest says nothing of refiners, as before there were any.
+    assert!(!text.contains("refiner"), "{text}");
     assert_eq!(ModelManifest::read(&path).unwrap(), manifest);
+    let refiner = ModelManifest {
+        refiner_priors: Some(RefinerPriors::Served),
+        ..manifest.clone()
+    };
+    refiner.write(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"refiner_priors\": \"served\""), "{text}");
+    assert_eq!(ModelManifest::read(&path).unwrap(), refiner);
+    manifest.write(&path).unwrap();
 
     let mut broken = manifest.clone();
     if let NetworkConfig::ClearAir(config) = &mut broken.network {

@@ -1,10 +1,12 @@
 use super::*;
 use crate::eval::report::{markdown_table, metrics, to_json};
+use crate::priors::stack_quality;
 use crate::test_support::{
     cpu_priors, exclusive_torch, scratch_dir, small_encoder, synthetic_photos, tiny_restorer,
 };
 use clearair_backends::degradation::EncoderView;
-use clearair_model::{ClearAirNet, DegradationEncoder};
+use clearair_backends::restoration::{GlobalPriors, Refiner, Tiling, restore_in_tiles};
+use clearair_model::{ClearAirNet, DegradationEncoder, RefinerPriors};
 use tch::{Device, nn};
 
 fn eval_photos() -> Vec<Photo> {
@@ -335,7 +337,7 @@ fn tiny_network(seed: i64, perturb: f64) -> (nn::VarStore, ClearAirNet) {
 }
 
 #[test]
-fn a_refiner_runs_on_the_restorers_output_with_neutral_priors() {
+fn a_refiner_runs_on_the_restorers_output_with_the_priors_it_names() {
     let _torch = exclusive_torch();
     let (_, restorer) = tiny_network(3, 0.02);
     let (_, refiner) = tiny_network(5, 0.02);
@@ -353,16 +355,43 @@ fn a_refiner_runs_on_the_restorers_output_with_neutral_priors() {
         device: Device::Cpu,
         precision: clearair_backends::Precision::Fp32,
     };
+    let levels_apart = |a: &Rgb8Image, b: &Rgb8Image| {
+        a.as_bytes()
+            .iter()
+            .zip(b.as_bytes())
+            .map(|(a, b)| (i16::from(*a) - i16::from(*b)).abs())
+            .max()
+            .unwrap()
+    };
     let photo = &eval_photos()[0].image;
     let first = mesh(&restorer, None).restore(photo).unwrap().restored;
     assert_ne!(&first, photo, "the perturbed restorer changes the photo");
-    // A refiner that starts as the identity gives the restorer's output back exactly.
-    let unchanged = mesh(&restorer, Some(&identity)).restore(photo).unwrap();
-    assert_eq!(unchanged.restored, first);
+    // A refiner that starts as the identity gives the restorer's output back exactly, on
+    // either priors.
+    for priors in [RefinerPriors::Neutral, RefinerPriors::Served] {
+        let unchanged = mesh(
+            &restorer,
+            Some(Refiner {
+                network: &identity,
+                priors,
+            }),
+        )
+        .restore(photo)
+        .unwrap();
+        assert_eq!(unchanged.restored, first, "{priors:?}");
+    }
     // Otherwise the pair serves what the refiner makes of the restorer's output with every
     // prior neutral, whatever the priors said of the photo (the pair passes floats between
     // the two networks, the second restore below 8-bit values: a level apart at most).
-    let refined = mesh(&restorer, Some(&refiner)).restore(photo).unwrap();
+    let refined = mesh(
+        &restorer,
+        Some(Refiner {
+            network: &refiner,
+            priors: RefinerPriors::Neutral,
+        }),
+    )
+    .restore(photo)
+    .unwrap();
     let second = mesh(&refiner, None)
         .restore_neutral(&first, PriorDropout::ALL)
         .unwrap()
@@ -371,24 +400,47 @@ fn a_refiner_runs_on_the_restorers_output_with_neutral_priors() {
         refined.restored, first,
         "the perturbed refiner changes it again"
     );
-    let differences: Vec<i16> = refined
-        .restored
-        .as_bytes()
-        .iter()
-        .zip(second.as_bytes())
-        .map(|(a, b)| (i16::from(*a) - i16::from(*b)).abs())
-        .collect();
-    let largest = differences.iter().copied().max().unwrap();
+    let largest = levels_apart(&refined.restored, &second);
     assert!(largest <= 2, "largest difference {largest} levels");
-    // And the refiner reads priors, so priors other than the neutral ones would be seen.
-    let with_priors = mesh(&refiner, None).restore(&first).unwrap().restored;
-    let apart = with_priors
-        .as_bytes()
-        .iter()
-        .zip(second.as_bytes())
-        .map(|(a, b)| (i16::from(*a) - i16::from(*b)).abs())
-        .max()
-        .unwrap();
+    // A refiner on served priors reads the photo's own, the restorer's: the refiner run on
+    // the restorer's output with the priors computed for the photo.
+    let served = mesh(
+        &restorer,
+        Some(Refiner {
+            network: &refiner,
+            priors: RefinerPriors::Served,
+        }),
+    )
+    .restore(photo)
+    .unwrap()
+    .restored;
+    let (quality, _) = priors.quality(photo);
+    let (content, degradation, _) = mesh(&restorer, None).embed(photo).unwrap();
+    let global = GlobalPriors {
+        quality: stack_quality(std::slice::from_ref(&quality), Device::Cpu),
+        content,
+        degradation,
+    };
+    let (expected, _) = restore_in_tiles(
+        &first,
+        &priors.masks(photo).unwrap(),
+        &global,
+        Tiling::default(),
+        Device::Cpu,
+        |tile, priors| {
+            clearair_backends::restoration::forward_in(
+                clearair_backends::Precision::Fp32,
+                &refiner,
+                tile,
+                priors,
+            )
+        },
+    )
+    .unwrap();
+    let largest = levels_apart(&served, &expected);
+    assert!(largest <= 2, "served: largest difference {largest} levels");
+    // And the two differ, so neither check passes for the other's reason.
+    let apart = levels_apart(&served, &second);
     assert!(
         apart > 2,
         "served priors move the refiner by {apart} levels only"

@@ -182,7 +182,7 @@ fn a_larger_dark_gamma_makes_night_dark_targets() {
 fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
     use clearair_backends::Precision;
     use clearair_backends::restoration::{GlobalPriors, Tiling, forward_in, restore_in_tiles};
-    use clearair_model::ClearAirNet;
+    use clearair_model::{ClearAirNet, RefinerPriors};
 
     let _torch = exclusive_torch();
     let config = crate::test_support::tiny_restorer(
@@ -202,16 +202,30 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
                 network: network(),
                 name: "first".into(),
                 neutral_share: share,
+                priors: RefinerPriors::Served,
             });
-        assert_eq!(staged.first_stage(), Some(("first".to_owned(), share)));
+        assert_eq!(
+            staged.first_stage(),
+            Some(FirstStageSummary {
+                name: "first".to_owned(),
+                neutral_share: share,
+                priors: RefinerPriors::Served
+            })
+        );
         for index in 0..3 {
             let (before, window) = (plain.make(index).unwrap(), staged.make(index).unwrap());
-            // The clean target and the priors are the degraded window's, as without a stage.
+            // The clean target is the degraded window's, as without a stage.
             assert_eq!(
-                (&window.clean, &window.quality, &window.masks, window.kinds),
-                (&before.clean, &before.quality, &before.masks, before.kinds)
+                (&window.clean, window.kinds, window.target_mean),
+                (&before.clean, before.kinds, before.target_mean)
             );
             let (masks, global) = if share == 0.0 {
+                // So are the priors, served to the refiner as to the restorer (each maker has
+                // an encoder of its own random weights, so F_c and F_d are not compared).
+                assert_eq!(
+                    (&window.quality, &window.masks),
+                    (&before.quality, &before.masks)
+                );
                 let global = GlobalPriors::from_vectors(
                     &window.quality,
                     &window.content,
@@ -228,7 +242,24 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
                     &zeros(config.degradation_dim),
                     Device::Cpu,
                 );
-                (crate::priors::neutral_masks(side, side), global)
+                let masks = crate::priors::neutral_masks(side, side);
+                // Every prior service down: the refiner behind reads the neutral priors too.
+                assert_eq!(
+                    (
+                        &window.quality,
+                        &window.masks,
+                        &window.content,
+                        &window.degradation
+                    ),
+                    (
+                        &vec![0.0; before.quality.len()],
+                        &masks,
+                        &vec![0.0; before.content.len()],
+                        &vec![0.0; before.degradation.len()]
+                    )
+                );
+                assert_ne!(window.quality, before.quality);
+                (masks, global)
             };
             let (expected, _) = restore_in_tiles(
                 &before.degraded,
@@ -250,6 +281,7 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
                 network: network(),
                 name: "first".into(),
                 neutral_share: 0.25,
+                priors: RefinerPriors::Neutral,
             },
         ),
     );
@@ -260,6 +292,24 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
     let described = window_cache(&staged, pool).describe();
     assert!(
         described.ends_with("after first (0.25 of windows on neutral priors)"),
+        "{described}"
+    );
+    // Which priors the refiner reads is part of them too.
+    let served = Arc::new(
+        window_maker(synthetic_photos(3, 64), window_settings(40, 56), 3).with_first_stage(
+            FirstStage {
+                network: network(),
+                name: "first".into(),
+                neutral_share: 0.25,
+                priors: RefinerPriors::Served,
+            },
+        ),
+    );
+    let described = window_cache(&served, pool).describe();
+    assert!(
+        described.ends_with(
+            "after first (0.25 of windows on neutral priors), the refiner on served priors"
+        ),
         "{described}"
     );
     assert!(!window_cache(&plain, pool).describe().contains("after"));
