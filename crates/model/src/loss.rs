@@ -63,6 +63,30 @@ pub fn frequency_l1_loss(restored: &Tensor, target: &Tensor) -> Tensor {
         .mean(Kind::Float)
 }
 
+/// Where [`keep_loss`] stops telling images apart: 60 dB, so an input equal to its target
+/// (a clean window) asks for its output at 60 dB, not at an infinite PSNR.
+pub const KEEP_LOSS_CEILING_DB: f64 = 60.0;
+
+/// How far, per image, `restored` falls below `input` against `target`, in dB of PSNR (each
+/// capped at [`KEEP_LOSS_CEILING_DB`]), averaged over the batch; nothing where the output is
+/// at least as close to the target as its input. For a refiner, whose input is the restorer's
+/// output, it is what the refiner takes away from any window; for a restorer, what it makes
+/// worse than the upload.
+pub fn keep_loss(input: &Tensor, restored: &Tensor, target: &Tensor) -> Tensor {
+    let floor = 10f64.powf(-KEEP_LOSS_CEILING_DB / 10.0);
+    let error_db = |image: &Tensor| {
+        ((image - target)
+            .square()
+            .mean_dim(&[1, 2, 3][..], false, None)
+            + floor)
+            .log10()
+            * 10.0
+    };
+    (error_db(restored) - error_db(&input.detach()))
+        .relu()
+        .mean(Kind::Float)
+}
+
 /// How the restored image is compared with the clean one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -102,6 +126,10 @@ pub struct PixelObjective {
     pub ceiling_db: f64,
     /// Weight of [`frequency_l1_loss`] added to the pixel loss (0: none, the default).
     pub frequency_weight: f64,
+    /// Weight of [`keep_loss`], scaled as the PSNR losses (0.01 per dB): at 1 a decibel an
+    /// image loses below its input costs as much as one the loss gains elsewhere (0, the
+    /// default: none).
+    pub keep_weight: f64,
 }
 
 impl From<PixelLoss> for PixelObjective {
@@ -110,12 +138,25 @@ impl From<PixelLoss> for PixelObjective {
             loss,
             ceiling_db: PSNR_LOSS_CEILING_DB,
             frequency_weight: 0.0,
+            keep_weight: 0.0,
         }
     }
 }
 
 impl PixelObjective {
-    /// The loss of `restored` against `target` (both N×3×H×W).
+    /// The loss of `restored`, made from `input`, against `target` (all N×3×H×W): the pixel
+    /// and frequency losses, plus [`keep_loss`] when weighted.
+    pub fn compute_from(&self, input: &Tensor, restored: &Tensor, target: &Tensor) -> Tensor {
+        let loss = self.compute(restored, target);
+        if self.keep_weight == 0.0 {
+            loss
+        } else {
+            loss + keep_loss(input, restored, target) * (self.keep_weight * 0.01)
+        }
+    }
+
+    /// The loss of `restored` against `target` (both N×3×H×W), without the term that needs
+    /// the input ([`PixelObjective::compute_from`]).
     pub fn compute(&self, restored: &Tensor, target: &Tensor) -> Tensor {
         let pixel = self.pixel(restored, target);
         if self.frequency_weight == 0.0 {
@@ -319,7 +360,7 @@ pub fn restoration_loss_with(
     pixel: PixelObjective,
 ) -> RestorationLoss {
     let restored = model.forward_with_region_masks(degraded, priors, &draws.region_masks);
-    let pixel_loss = pixel.compute(&restored, clean);
+    let pixel_loss = pixel.compute_from(degraded, &restored, clean);
     let Some(draw) = &draws.icrm else {
         return RestorationLoss {
             total: pixel_loss.shallow_clone(),

@@ -238,6 +238,12 @@ pub struct RestorerArgs {
     /// high-frequency errors blur leaves as hard as on large ones (0, the default: none).
     #[arg(long, default_value_t = 0.0)]
     pub frequency_weight: f64,
+    /// Weight of the keep loss: per image, the dB of PSNR the output loses below its input
+    /// (capped at 60 dB), 0.01 per dB as the PSNR losses. For a refiner (`--after`), whose
+    /// input is the restorer's output, it asks that no window come out worse than the
+    /// restorer left it (0, the default: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub keep_weight: f64,
     /// Turn the ICRM consistency term off (ablation).
     #[arg(long)]
     pub no_icrm: bool,

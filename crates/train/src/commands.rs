@@ -414,7 +414,12 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         None => CropSchedule::fixed(args.crop, args.batch),
     };
     let starting_point = parse_keyword::<StartingPoint>("--start", &args.start)?;
-    let pixel_loss = pixel_objective(&args.pixel_loss, args.psnr_ceiling, args.frequency_weight)?;
+    let pixel_loss = pixel_objective(
+        &args.pixel_loss,
+        args.psnr_ceiling,
+        args.frequency_weight,
+        args.keep_weight,
+    )?;
     let view = parse_keyword::<EncoderView>("--encoder-view", &args.encoder_view)?;
     let windows = WindowSettings {
         min_side: args.window_min.max(crops.largest_crop()),
@@ -823,11 +828,12 @@ pub(crate) fn degrade_command(args: &DegradeArgs) -> anyhow::Result<()> {
 }
 
 /// The pixel loss of `--pixel-loss` with `--psnr-ceiling`, which only the capped loss takes,
-/// and `--frequency-weight`.
+/// `--frequency-weight` and `--keep-weight`.
 fn pixel_objective(
     keyword: &str,
     ceiling_db: f64,
     frequency_weight: f64,
+    keep_weight: f64,
 ) -> anyhow::Result<PixelObjective> {
     let loss = parse_keyword::<PixelLoss>("--pixel-loss", keyword)?;
     anyhow::ensure!(
@@ -842,10 +848,15 @@ fn pixel_objective(
         frequency_weight.is_finite() && (0.0..=10.0).contains(&frequency_weight),
         "--frequency-weight is between 0 and 10, got {frequency_weight}"
     );
+    anyhow::ensure!(
+        keep_weight.is_finite() && (0.0..=10.0).contains(&keep_weight),
+        "--keep-weight is between 0 and 10, got {keep_weight}"
+    );
     Ok(PixelObjective {
         loss,
         ceiling_db,
         frequency_weight,
+        keep_weight,
     })
 }
 
@@ -896,7 +907,7 @@ fn restorer_data_detail(
          embedded backends on each whole window (BRISQUE, graph segmentation, the degradation \
          encoder on its 256 shrink), cached in a pool of {} windows refreshed at {} per step; \
          {:.2} of the clean photos darkened in their mid-tones (γ 1.5–{}); each prior neutral with \
-         probability {:.2}, all three with {:.2}{}{}{}{}; loss {}{}{}",
+         probability {:.2}, all three with {:.2}{}{}{}{}; loss {}{}{}{}",
         windows.min_side,
         windows.max_side,
         kinds.join("/"),
@@ -942,6 +953,11 @@ fn restorer_data_detail(
         },
         if pixel.frequency_weight > 0.0 {
             format!(" + {}·frequency L1", pixel.frequency_weight)
+        } else {
+            String::new()
+        },
+        if pixel.keep_weight > 0.0 {
+            format!(" + {}·keep (dB below the input)", pixel.keep_weight)
         } else {
             String::new()
         },
@@ -1119,31 +1135,41 @@ mod tests {
 
     #[test]
     fn the_psnr_ceiling_goes_with_the_capped_loss_only() {
-        let lowered = pixel_objective("psnr-capped", 32.0, 0.0).unwrap();
+        let lowered = pixel_objective("psnr-capped", 32.0, 0.0, 0.0).unwrap();
         assert_eq!(lowered.loss, PixelLoss::PsnrCapped);
         assert_eq!(lowered.ceiling_db, 32.0);
         // The default ceiling is accepted with every loss (it is what no flag means).
         assert_eq!(
-            pixel_objective("l1", PSNR_LOSS_CEILING_DB, 0.0).unwrap(),
+            pixel_objective("l1", PSNR_LOSS_CEILING_DB, 0.0, 0.0).unwrap(),
             PixelLoss::L1.into()
         );
-        let other = pixel_objective("psnr", 32.0, 0.0).unwrap_err().to_string();
+        let other = pixel_objective("psnr", 32.0, 0.0, 0.0)
+            .unwrap_err()
+            .to_string();
         assert!(other.contains("psnr-capped only"), "{other}");
         for bad in [f64::NAN, 5.0, 500.0] {
-            let error = pixel_objective("psnr-capped", bad, 0.0)
+            let error = pixel_objective("psnr-capped", bad, 0.0, 0.0)
                 .unwrap_err()
                 .to_string();
             assert!(error.contains("--psnr-ceiling"), "{error}");
         }
-        let weighted = pixel_objective("psnr-capped", PSNR_LOSS_CEILING_DB, 0.1).unwrap();
+        let weighted = pixel_objective("psnr-capped", PSNR_LOSS_CEILING_DB, 0.1, 0.0).unwrap();
         assert_eq!(weighted.frequency_weight, 0.1);
         for bad in [f64::NAN, -0.1, 11.0] {
-            let error = pixel_objective("l1", PSNR_LOSS_CEILING_DB, bad)
+            let error = pixel_objective("l1", PSNR_LOSS_CEILING_DB, bad, 0.0)
                 .unwrap_err()
                 .to_string();
             assert!(error.contains("--frequency-weight"), "{error}");
         }
-        let unknown = pixel_objective("l3", PSNR_LOSS_CEILING_DB, 0.0).unwrap_err();
+        let keeping = pixel_objective("psnr-capped", PSNR_LOSS_CEILING_DB, 0.0, 1.0).unwrap();
+        assert_eq!(keeping.keep_weight, 1.0);
+        for bad in [f64::NAN, -0.1, 11.0] {
+            let error = pixel_objective("l1", PSNR_LOSS_CEILING_DB, 0.0, bad)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("--keep-weight"), "{error}");
+        }
+        let unknown = pixel_objective("l3", PSNR_LOSS_CEILING_DB, 0.0, 0.0).unwrap_err();
         assert!(
             unknown.to_string().contains("--pixel-loss `l3`"),
             "{unknown}"

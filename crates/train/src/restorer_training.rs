@@ -494,6 +494,9 @@ fn checkpoint_settings(job: &RestorerTraining) -> serde_json::Value {
     if job.pixel_loss.frequency_weight != 0.0 {
         settings["frequency_weight"] = json!(job.pixel_loss.frequency_weight);
     }
+    if job.pixel_loss.keep_weight != 0.0 {
+        settings["keep_weight"] = json!(job.pixel_loss.keep_weight);
+    }
     // The F_c/F_d view, only when it is not the whole image (the one view before there was
     // a choice), so earlier runs still resume.
     let view = windows.encoder_view();

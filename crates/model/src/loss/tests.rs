@@ -313,6 +313,7 @@ fn a_lower_ceiling_weighs_nearly_clean_images_less_against_degraded_ones() {
         loss: PixelLoss::L1,
         ceiling_db: 32.0,
         frequency_weight: 0.0,
+        keep_weight: 0.0,
     };
     assert!((l1.compute(&rough, &clean).double_value(&[]) - 0.1).abs() < 1e-6);
 }
@@ -365,4 +366,92 @@ fn the_frequency_weight_adds_the_frequency_loss_to_the_pixel_loss() {
             "{difference} {expected}"
         );
     }
+}
+
+#[test]
+fn the_keep_loss_counts_only_what_an_image_loses_below_its_input() {
+    let clean = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+    let noise = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+    let input = &clean + &noise * 0.01;
+    // Closer to the target than the input, on both images: nothing to pay.
+    let better = &clean + &noise * 0.005;
+    assert_eq!(keep_loss(&input, &better, &clean).double_value(&[]), 0.0);
+    // Twice the input's error on both: 20·log10(2) ≈ 6.02 dB below it (a little less with
+    // the 60 dB cap's floor beside errors of about 1e-4).
+    let worse = &clean + &noise * 0.02;
+    let lost = keep_loss(&input, &worse, &clean).double_value(&[]);
+    assert!((lost - 6.0).abs() < 0.05, "{lost}");
+    // One image better, one worse: the worse one alone, averaged over the batch.
+    let mixed = Tensor::cat(&[better.narrow(0, 0, 1), worse.narrow(0, 1, 1)], 0);
+    let half = keep_loss(&input, &mixed, &clean).double_value(&[]);
+    assert!((half - lost / 2.0).abs() < 0.05, "{half} {lost}");
+    // A clean input asks for its output at the 60 dB cap: an error of 1e-3 (60 dB) costs
+    // about 3 dB, one of 1e-4 almost nothing.
+    let at_cap = keep_loss(&clean, &(&clean + 1e-3), &clean).double_value(&[]);
+    assert!((at_cap - 3.01).abs() < 0.02, "{at_cap}");
+    assert!(keep_loss(&clean, &(&clean + 1e-4), &clean).double_value(&[]) < 0.05);
+    // It pulls on the output, not on the input.
+    let input = input.set_requires_grad(true);
+    let output = worse.set_requires_grad(true);
+    keep_loss(&input, &output, &clean).backward();
+    assert!(output.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    assert!(!input.grad().defined());
+    // Weighted into the objective at 0.01 per dB, only through `compute_from`.
+    let plain: PixelObjective = PixelLoss::PsnrCapped.into();
+    let keeping = PixelObjective {
+        keep_weight: 2.0,
+        ..plain
+    };
+    let output = output.detach();
+    let difference = keeping
+        .compute_from(&input.detach(), &output, &clean)
+        .double_value(&[])
+        - plain.compute(&output, &clean).double_value(&[]);
+    assert!(
+        (difference - lost * 0.02).abs() < 1e-5,
+        "{difference} {lost}"
+    );
+    assert_eq!(
+        keeping.compute(&output, &clean).double_value(&[]),
+        plain.compute(&output, &clean).double_value(&[])
+    );
+}
+
+#[test]
+fn the_restoration_loss_keeps_each_window_against_its_own_input() {
+    let config = tiny_config(36);
+    let (_store, model, degraded, clean, priors) = setup(&config);
+    let icrm = IcrmConfig {
+        enabled: false,
+        ..IcrmConfig::default()
+    };
+    let draws = LossDraws::draw(
+        &model,
+        &degraded,
+        &priors,
+        &icrm,
+        &mut ChaCha8Rng::seed_from_u64(5),
+    );
+    let plain: PixelObjective = PixelLoss::PsnrCapped.into();
+    let keeping = PixelObjective {
+        keep_weight: 1.0,
+        ..plain
+    };
+    let loss = |objective| {
+        tch::no_grad(|| {
+            restoration_loss_with(&model, &degraded, &clean, &priors, &draws, &icrm, objective)
+        })
+    };
+    let (without, with) = (loss(plain), loss(keeping));
+    // The term is what the restored batch loses below the degraded one it was made from.
+    let expected = keep_loss(&degraded, &without.restored, &clean).double_value(&[]) * 0.01;
+    let added = with.total.double_value(&[]) - without.total.double_value(&[]);
+    assert!(
+        expected > 0.0,
+        "the untrained network is worse than its input somewhere"
+    );
+    assert!((added - expected).abs() < 1e-6, "{added} {expected}");
+    // Against the clean target as its input, every window is below it: the term is there.
+    let against_clean = keep_loss(&clean, &without.restored, &clean).double_value(&[]);
+    assert!(against_clean > 0.0, "{against_clean}");
 }
