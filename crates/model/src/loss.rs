@@ -27,12 +27,18 @@ pub fn psnr_loss(restored: &Tensor, target: &Tensor) -> Tensor {
     psnr_loss_over_floor(restored, target, 1e-10)
 }
 
+/// log10(MSE + `floor`) of each image (N values).
+fn log_error_per_image(restored: &Tensor, target: &Tensor, floor: f64) -> Tensor {
+    ((restored - target)
+        .square()
+        .mean_dim(&[1, 2, 3][..], false, None)
+        + floor)
+        .log10()
+}
+
 /// 10·log10(MSE + `floor`) per image, averaged over the batch.
 fn psnr_loss_over_floor(restored: &Tensor, target: &Tensor, floor: f64) -> Tensor {
-    let per_image = (restored - target)
-        .square()
-        .mean_dim(&[1, 2, 3][..], false, None);
-    (per_image + floor).log10().mean(Kind::Float) * 10.0
+    log_error_per_image(restored, target, floor).mean(Kind::Float) * 10.0
 }
 
 /// Where [`PixelLoss::PsnrCapped`] stops rewarding an image: 40 dB, two above the clean
@@ -74,15 +80,8 @@ pub const KEEP_LOSS_CEILING_DB: f64 = 60.0;
 /// worse than the upload.
 pub fn keep_loss(input: &Tensor, restored: &Tensor, target: &Tensor) -> Tensor {
     let floor = 10f64.powf(-KEEP_LOSS_CEILING_DB / 10.0);
-    let error_db = |image: &Tensor| {
-        ((image - target)
-            .square()
-            .mean_dim(&[1, 2, 3][..], false, None)
-            + floor)
-            .log10()
-            * 10.0
-    };
-    (error_db(restored) - error_db(&input.detach()))
+    let log_error = |image: &Tensor| log_error_per_image(image, target, floor);
+    ((log_error(restored) - log_error(&input.detach())) * 10.0)
         .relu()
         .mean(Kind::Float)
 }

@@ -115,18 +115,8 @@ fn load_refiner(
     };
     let priors = manifest.refiner_priors.unwrap_or_default();
     if priors == RefinerPriors::Served {
-        let trained = manifest.backends.ok_or_else(|| {
-            load_error(format!(
-                "{} reads the served priors and names no prior backends",
-                manifest_path.display()
-            ))
-        })?;
-        check_backend_names(&trained, mesh).map_err(|differences| {
-            load_error(format!(
-                "it reads the served priors and was trained with other prior backends than \
-                 the mesh runs: {differences}"
-            ))
-        })?;
+        check_trained_backends(&manifest_path, manifest.backends.as_ref(), mesh)
+            .map_err(|reason| load_error(format!("it reads the served priors: {reason}")))?;
         let widths = |c: &ClearAirConfig| (c.quality_dim, c.content_dim, c.degradation_dim);
         if widths(&config) != widths(restorer) {
             return Err(load_error(format!(
@@ -183,18 +173,8 @@ impl Restorer {
             let manifest_path = ModelManifest::path_for_weights(&model.weights);
             let manifest =
                 ModelManifest::read(&manifest_path).map_err(|e| load_error(e.to_string()))?;
-            let trained = manifest.backends.ok_or_else(|| {
-                load_error(format!(
-                    "{} names no prior backends",
-                    manifest_path.display()
-                ))
-            })?;
-            check_backend_names(&trained, &config.backends).map_err(|differences| {
-                load_error(format!(
-                    "its weights were trained with other prior backends than the mesh runs: \
-                     {differences}"
-                ))
-            })?;
+            check_trained_backends(&manifest_path, manifest.backends.as_ref(), &config.backends)
+                .map_err(load_error)?;
             match manifest.network {
                 NetworkConfig::ClearAir(network) => network,
                 NetworkConfig::Encoder(_) => {
@@ -377,6 +357,23 @@ impl Restorer {
             .map_err(|_| RestorationError::WorkerGone)?;
         Ok(answer)
     }
+}
+
+/// The prior backends a manifest at `manifest_path` says its weights were trained with,
+/// against those the mesh runs: what is missing or differs, in words.
+fn check_trained_backends(
+    manifest_path: &std::path::Path,
+    trained: Option<&PriorBackends>,
+    running: &BackendNames,
+) -> Result<(), String> {
+    let trained =
+        trained.ok_or_else(|| format!("{} names no prior backends", manifest_path.display()))?;
+    check_backend_names(trained, running).map_err(|differences| {
+        format!(
+            "its weights were trained with other prior backends than the mesh runs: \
+             {differences}"
+        )
+    })
 }
 
 /// Every backend the weights were trained with that differs, by name, from what the mesh
