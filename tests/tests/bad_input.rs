@@ -6,8 +6,8 @@ use clearair_e2e::{
 };
 use clearair_mesh::Service;
 use clearair_proto::v1::{
-    AssessRequest, ClearAirRestoreRequest, DegradationPrior, QualityPrior, RestoreRequest,
-    RgbImage, SemanticMasks, quality_service_client::QualityServiceClient,
+    AssessRequest, ClearAirRestoreRequest, DegradationPrior, DegradationProbability, QualityPrior,
+    RestoreRequest, RgbImage, SemanticMasks, quality_service_client::QualityServiceClient,
     restoration_service_client::RestorationServiceClient,
 };
 use tonic::Code;
@@ -189,6 +189,36 @@ async fn wrong_priors_are_refused_by_the_restorer_by_name() {
         restorer.restore(infinite).await,
         &["degradation.degradation[7]", "finite"],
     );
+
+    // The kind probabilities a gated refiner reads are checked as well.
+    let probability = |kind: i32, probability: f32| {
+        let mut request = valid_restore_request(24, 20);
+        request.degradation.as_mut().unwrap().probabilities =
+            vec![DegradationProbability { kind, probability }];
+        request
+    };
+    assert_invalid(
+        restorer.restore(probability(4, f32::NAN)).await,
+        &["degradation.probabilities[0].probability", "NaN", "[0, 1]"],
+    );
+    assert_invalid(
+        restorer.restore(probability(4, 1.5)).await,
+        &["probabilities[0].probability", "1.5"],
+    );
+    assert_invalid(
+        restorer.restore(probability(0, 0.5)).await,
+        &[
+            "degradation.probabilities[0].kind",
+            "0",
+            "not a degradation kind",
+        ],
+    );
+    assert_invalid(
+        restorer.restore(probability(9, 0.5)).await,
+        &["probabilities[0].kind", "9"],
+    );
+    let ok = restorer.restore(probability(4, 0.75)).await;
+    assert!(ok.is_ok(), "a valid probability is accepted: {ok:?}");
 
     let mut short_content = valid_restore_request(24, 20);
     short_content.degradation.as_mut().unwrap().content = vec![0.0; 3];

@@ -55,6 +55,7 @@ fn write_fixture() {
     let mesh = MeshRestorer {
         restorer: &restorer.network,
         refiner: None,
+        refiner_gate: None,
         encoder: &encoder.network,
         view: EncoderView::Whole,
         priors: &backends,

@@ -261,20 +261,53 @@ pub fn neutral_tile_priors(network: &clearair_model::ClearAirNet, tile: &Tensor)
     }
 }
 
-/// A second network run on the restorer's output, and the priors it reads there (its
-/// manifest's `refiner_priors`).
+/// A second network run on the restorer's output, the priors it reads there (its manifest's
+/// `refiner_priors`) and how much of its change this image keeps (its manifest's
+/// `refiner_gate` read on the image's kind probabilities; 1 for an ungated refiner).
 #[derive(Clone, Copy, Debug)]
 pub struct Refiner<'a> {
     /// The refiner.
     pub network: &'a clearair_model::ClearAirNet,
     /// Neutral priors, or the tile's own, as the restorer reads them.
     pub priors: clearair_model::RefinerPriors,
+    /// The share of the refiner's change kept, 0 to 1: at 0 the refiner does not run.
+    pub share: f32,
+}
+
+impl<'a> Refiner<'a> {
+    /// A refiner whose whole change is kept (no gate).
+    pub fn ungated(
+        network: &'a clearair_model::ClearAirNet,
+        priors: clearair_model::RefinerPriors,
+    ) -> Self {
+        Self {
+            network,
+            priors,
+            share: 1.0,
+        }
+    }
+
+    /// The refiner with the share `gate` gives an image of these kind `probabilities`
+    /// (`None`: the degradation prior was absent or neutral); ungated without a gate.
+    pub fn gated(
+        network: &'a clearair_model::ClearAirNet,
+        priors: clearair_model::RefinerPriors,
+        gate: Option<&clearair_model::RefinerGate>,
+        probabilities: Option<&[f32]>,
+    ) -> Self {
+        Self {
+            network,
+            priors,
+            share: gate.map_or(1.0, |gate| gate.weight(probabilities)),
+        }
+    }
 }
 
 /// The restorer on `tile` with its priors, then, when there is one, the refiner on the
 /// restorer's output clamped to [0, 1]: with neutral priors ([`neutral_tile_priors`]), a
 /// network that sees pixels only and behaves the same whatever the priors said, or with the
-/// same priors as the restorer.
+/// same priors as the restorer. A gated refiner's change is scaled by its share; at share 0
+/// it does not run and the restorer's output is returned as it came.
 pub fn forward_refined(
     precision: crate::Precision,
     restorer: &clearair_model::ClearAirNet,
@@ -284,19 +317,24 @@ pub fn forward_refined(
 ) -> Result<Tensor, ModelError> {
     let restored = forward_in(precision, restorer, tile, priors)?;
     match refiner {
-        None => Ok(restored),
-        Some(refiner) => {
+        Some(refiner) if refiner.share > 0.0 => {
             let restored = restored.clamp(0.0, 1.0);
-            match refiner.priors {
+            let refined = match refiner.priors {
                 clearair_model::RefinerPriors::Neutral => {
                     let neutral = neutral_tile_priors(refiner.network, &restored);
-                    forward_in(precision, refiner.network, &restored, &neutral)
+                    forward_in(precision, refiner.network, &restored, &neutral)?
                 }
                 clearair_model::RefinerPriors::Served => {
-                    forward_in(precision, refiner.network, &restored, priors)
+                    forward_in(precision, refiner.network, &restored, priors)?
                 }
+            };
+            if refiner.share >= 1.0 {
+                Ok(refined)
+            } else {
+                Ok(&restored + (refined - &restored) * f64::from(refiner.share))
             }
         }
+        _ => Ok(restored),
     }
 }
 

@@ -249,6 +249,85 @@ pub struct ModelManifest {
     /// [`RefinerPriors::Neutral`] when such weights serve as a refiner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refiner_priors: Option<RefinerPriors>,
+    /// For a refiner that should run only on the photos the degradation encoder says are
+    /// degraded one way (a blur stage, say): how much of its change is kept, from the
+    /// encoder's probability of that kind. Absent: the refiner runs on every photo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refiner_gate: Option<RefinerGate>,
+}
+
+/// How much of a refiner's change a photo gets, from the degradation encoder's probability
+/// `p` of one `kind` for it: none at or below `low`, all of it at or above `high`, linear in
+/// between. A photo with no probabilities (the degradation prior absent or neutral, as when
+/// its service is down) gets none: a gated refiner runs only where the encoder saw its kind.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct RefinerGate {
+    /// The kind the refiner is for.
+    pub kind: crate::DegradationKind,
+    /// Probability at and below which the refiner's change is dropped.
+    pub low: f32,
+    /// Probability at and above which the refiner's change is kept whole.
+    pub high: f32,
+}
+
+impl RefinerGate {
+    /// Checks `0 ≤ low < high ≤ 1`.
+    pub fn validate(&self) -> Result<()> {
+        let ok = self.low.is_finite()
+            && self.high.is_finite()
+            && (0.0..1.0).contains(&self.low)
+            && self.high > self.low
+            && self.high <= 1.0;
+        if ok {
+            Ok(())
+        } else {
+            Err(ModelError::Config(format!(
+                "refiner_gate needs 0 <= low < high <= 1, got low {} and high {}",
+                self.low, self.high
+            )))
+        }
+    }
+
+    /// The share of the refiner's change kept for a photo with these kind `probabilities`
+    /// (in [`crate::DegradationKind::ALL`] order), 0 to 1; 0 without probabilities or when
+    /// the gate's kind reads as NaN.
+    pub fn weight(&self, probabilities: Option<&[f32]>) -> f32 {
+        let Some(p) = probabilities.and_then(|p| p.get(self.kind.index()).copied()) else {
+            return 0.0;
+        };
+        if p.is_nan() {
+            return 0.0;
+        }
+        ((p - self.low) / (self.high - self.low)).clamp(0.0, 1.0)
+    }
+
+    /// Parses `KIND:LOW:HIGH`, e.g. `blur:0.3:0.6`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let invalid = |why: &str| {
+            ModelError::Config(format!(
+                "refiner gate {text:?}: {why} (expected KIND:LOW:HIGH, e.g. blur:0.3:0.6)"
+            ))
+        };
+        let parts: Vec<&str> = text.split(':').collect();
+        let [kind, low, high] = parts[..] else {
+            return Err(invalid("three fields separated by ':'"));
+        };
+        let kind = crate::DegradationKind::from_name(kind.trim())
+            .ok_or_else(|| invalid("unknown kind"))?;
+        let number = |field: &str| {
+            field
+                .trim()
+                .parse::<f32>()
+                .map_err(|_| invalid("LOW and HIGH must be numbers"))
+        };
+        let gate = Self {
+            kind,
+            low: number(low)?,
+            high: number(high)?,
+        };
+        gate.validate()?;
+        Ok(gate)
+    }
 }
 
 /// Which priors a refiner reads behind the restorer: every prior neutral (it sees pixels
@@ -279,6 +358,9 @@ impl ModelManifest {
         match &manifest.network {
             NetworkConfig::ClearAir(config) => config.validate()?,
             NetworkConfig::Encoder(config) => config.validate()?,
+        }
+        if let Some(gate) = &manifest.refiner_gate {
+            gate.validate()?;
         }
         Ok(manifest)
     }

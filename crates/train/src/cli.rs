@@ -29,6 +29,50 @@ pub enum TrainCommand {
     /// Draw runs' progress evaluations as learning curves, a panel per row with its goal and
     /// an optional baseline, and print where each run stands and how fast it still moves.
     Curves(CurvesArgs),
+    /// Read the degradation encoder's probability of one kind on training photos degraded
+    /// with each kind and undegraded, and print the share of each at or above thresholds:
+    /// what a refiner gate (`--gate KIND:LOW:HIGH`) would let through. Choose the gate on
+    /// training photos, never on the evaluation's.
+    Gate(GateArgs),
+}
+
+/// `clearair train gate`.
+#[derive(Args, Debug, Clone)]
+pub struct GateArgs {
+    /// The kind the gate is for.
+    #[arg(long, default_value = "blur")]
+    pub kind: String,
+    /// The photos (the training split by default).
+    #[arg(long, default_value = "data/photos/train")]
+    pub photos: PathBuf,
+    /// Read every N-th photo (by name).
+    #[arg(long, default_value_t = 4)]
+    pub every: usize,
+    /// Fit each photo to this long side first, as the evaluation's photos are.
+    #[arg(long, default_value_t = 512)]
+    pub max_side: u32,
+    /// Degradations drawn per photo and kind (the evaluation's ranges).
+    #[arg(long, default_value_t = 2)]
+    pub repeats: u64,
+    /// The degradation encoder's weights (manifest beside them).
+    #[arg(long, default_value = "models/degradation-encoder.safetensors")]
+    pub encoder: PathBuf,
+    /// The restorer whose manifest names the encoder view the mesh serves it.
+    #[arg(long, default_value = "models/clearair-compact.safetensors")]
+    pub restorer: PathBuf,
+    /// Thresholds to count the shares at.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
+    )]
+    pub thresholds: Vec<f32>,
+    /// `cpu` or `cuda[:N]`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// libtorch threads.
+    #[arg(long)]
+    pub threads: Option<i32>,
 }
 
 /// `clearair train curves`.
@@ -317,6 +361,12 @@ pub struct RestorerArgs {
     /// (as when every prior service is down) instead of the window's served priors.
     #[arg(long, default_value_t = 0.25)]
     pub after_neutral: f64,
+    /// With `--after`: the gate the manifest gives the refiner, `KIND:LOW:HIGH` (the mesh
+    /// keeps none of its change where the encoder's probability of KIND is at or below LOW,
+    /// all at or above HIGH, linear between, and none without probabilities, on the
+    /// fallback). For a refiner trained on one kind (`--kinds blur`). Training is unchanged.
+    #[arg(long, value_name = "KIND:LOW:HIGH")]
+    pub gate: Option<String>,
     /// Kinds to train on (default: all five).
     #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
     pub kinds: Vec<String>,
@@ -415,6 +465,12 @@ pub struct EvalArgs {
     /// manifest's `refiner_priors` names (neutral when absent; manifest beside its weights).
     #[arg(long)]
     pub refiner: Option<PathBuf>,
+    /// Keep of the refiner's change only the share a gate gives each image from the
+    /// encoder's probability of one kind: `KIND:LOW:HIGH` (none at or below LOW, all at or
+    /// above HIGH, linear between; none on the fallback rows). Overrides the refiner's
+    /// manifest's `refiner_gate`.
+    #[arg(long, value_name = "KIND:LOW:HIGH")]
+    pub refiner_gate: Option<String>,
     /// The degradation encoder's weights (manifest beside them).
     #[arg(long, default_value = "models/degradation-encoder.safetensors")]
     pub encoder: PathBuf,
@@ -543,6 +599,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         TrainCommand::Encoder(args) => crate::commands::train_encoder_command(&args),
         TrainCommand::Restorer(args) => crate::commands::train_restorer_command(&args),
         TrainCommand::Benchmark(args) => crate::commands::benchmark_command(&args),
+        TrainCommand::Gate(args) => crate::commands::gate_command(&args),
         TrainCommand::Curves(args) => {
             let table = crate::curves::write_curves(
                 &args.runs,

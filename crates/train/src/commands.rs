@@ -10,13 +10,16 @@ use clearair_backends::degradation::EncoderView;
 use clearair_backends::restoration::Refiner;
 use clearair_model::{
     DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig, ModelManifest, NetworkConfig,
-    PSNR_LOSS_CEILING_DB, PixelLoss, PixelObjective, RefinerPriors, StartingPoint, parse_device,
+    PSNR_LOSS_CEILING_DB, PixelLoss, PixelObjective, RefinerGate, RefinerPriors, StartingPoint,
+    parse_device,
 };
 use tch::Device;
 
 use crate::benchmark::{BenchmarkSettings, DataBench, ThreadLayout, describe, run_benchmark};
 use crate::checkpoint::Checkpoint;
-use crate::cli::{BenchmarkArgs, DegradeArgs, EncoderArgs, EvalArgs, RestorerArgs, RunArgs};
+use crate::cli::{
+    BenchmarkArgs, DegradeArgs, EncoderArgs, EvalArgs, GateArgs, RestorerArgs, RunArgs,
+};
 use crate::data::{
     CropSchedule, EncoderSampler, EncoderSampling, RestorerSampler, RestorerSampling,
 };
@@ -376,6 +379,11 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
     // The recipe's kinds are checked before photos, priors and the encoder are loaded.
     let kinds = parse_kinds(&args.kinds)?;
     check_kind_weights(&args.kind_weights, &kinds)?;
+    let refiner_gate = match (&args.gate, &args.after) {
+        (Some(_), None) => anyhow::bail!("--gate is for a refiner: it needs --after"),
+        (Some(text), Some(_)) => Some(RefinerGate::parse(text)?),
+        (None, _) => None,
+    };
     let shards = args.shards.unwrap_or(1).max(1);
     // Each shard runs its passes on one libtorch thread (see `crate::step`).
     let threads = run.threads.or((shards > 1).then_some(1));
@@ -550,6 +558,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         data_description: data_description(photos.len(), &run.train_photos, &detail),
         command: command_line(),
         progress_eval,
+        refiner_gate,
     };
     let (_store, restorer, outcome) = train_restorer(&job)?;
     if job.schedule.range_test.is_some() {
@@ -583,10 +592,10 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
             .transpose()?;
         let mesh = MeshRestorer {
             restorer: first.as_ref().map_or(&restorer, |first| &first.network),
-            refiner: first.is_some().then_some(Refiner {
-                network: &restorer,
-                priors: refiner_priors,
-            }),
+            refiner: first
+                .is_some()
+                .then(|| Refiner::ungated(&restorer, refiner_priors)),
+            refiner_gate: None,
             encoder: &encoder.network,
             view,
             priors: &priors,
@@ -618,6 +627,51 @@ fn pair<A: std::str::FromStr, B: std::str::FromStr>(
         .split_once('x')
         .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
     parsed.with_context(|| format!("{flag}: `{text}` is not {form}"))
+}
+
+/// `clearair train gate`.
+pub(crate) fn gate_command(args: &GateArgs) -> anyhow::Result<()> {
+    let kind = DegradationKind::from_name(&args.kind)
+        .with_context(|| format!("--kind {}: not a degradation kind", args.kind))?;
+    if args.every == 0 || args.repeats == 0 || args.thresholds.is_empty() {
+        anyhow::bail!("--every and --repeats must be at least 1 and --thresholds not empty");
+    }
+    let device = setup_device(&args.device, args.threads)?;
+    let manifest = ModelManifest::read(&ModelManifest::path_for_weights(&args.restorer))?;
+    let view = trained_encoder_view(&manifest)?;
+    let encoder = load_encoder(&args.encoder, device)?;
+    let photos = load_photos(&args.photos)?
+        .into_iter()
+        .step_by(args.every)
+        .map(|photo| {
+            Ok(crate::photos::Photo {
+                image: crate::photos::fit_long_side(&photo.image, args.max_side)?,
+                ..photo
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let readings = crate::encoder_eval::kind_readings(
+        &encoder.network,
+        &photos,
+        device,
+        view,
+        kind,
+        args.repeats,
+    )?;
+    println!(
+        "p({}) from {} in the {view:?} view, {} photos of {} fitted to {} ({} draws each):\n",
+        kind.name(),
+        args.encoder.display(),
+        photos.len(),
+        args.photos.display(),
+        args.max_side,
+        args.repeats
+    );
+    print!(
+        "{}",
+        crate::encoder_eval::readings_table(&readings, &args.thresholds)
+    );
+    Ok(())
 }
 
 /// `clearair train benchmark`.
@@ -708,6 +762,12 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|weights| load_restorer(weights, device))
         .transpose()?;
+    // The gate `--refiner-gate` names, else the refiner's manifest's.
+    let refiner_gate = match (&args.refiner_gate, &refiner) {
+        (Some(_), None) => anyhow::bail!("--refiner-gate needs --refiner"),
+        (Some(text), Some(_)) => Some(RefinerGate::parse(text)?),
+        (None, refiner) => refiner.as_ref().and_then(|r| r.manifest.refiner_gate),
+    };
     let view = trained_encoder_view(&restorer.manifest)?;
     let encoder = load_encoder(&args.encoder, device)?;
     let priors = CpuPriorBackends::load(&args.brisque_params)?;
@@ -739,19 +799,32 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     }
     let mesh = MeshRestorer {
         restorer: &restorer.network,
-        refiner: refiner.as_ref().map(|refiner| Refiner {
-            network: &refiner.network,
-            priors: refiner.manifest.refiner_priors.unwrap_or_default(),
+        refiner: refiner.as_ref().map(|refiner| {
+            Refiner::ungated(
+                &refiner.network,
+                refiner.manifest.refiner_priors.unwrap_or_default(),
+            )
         }),
+        refiner_gate,
         encoder: &encoder.network,
         view,
         priors: &priors,
         device,
         precision,
     };
-    let model = match &refiner {
-        Some(refiner) => format!("{} then {}", restorer.manifest.name, refiner.manifest.name),
-        None => restorer.manifest.name.clone(),
+    let model = match (&refiner, refiner_gate) {
+        (Some(refiner), None) => {
+            format!("{} then {}", restorer.manifest.name, refiner.manifest.name)
+        }
+        (Some(refiner), Some(gate)) => format!(
+            "{} then {} (gated on {} from {} to {})",
+            restorer.manifest.name,
+            refiner.manifest.name,
+            gate.kind.name(),
+            gate.low,
+            gate.high
+        ),
+        (None, _) => restorer.manifest.name.clone(),
     };
     let model = if args.neutral.is_empty() {
         model

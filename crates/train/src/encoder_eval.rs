@@ -209,10 +209,142 @@ pub fn accuracy_table(results: &EncoderAccuracy) -> String {
     table
 }
 
+/// The encoder's probability of one kind, read on photos degraded with each kind and on the
+/// photos undegraded: what a refiner gate on that kind (`clearair train gate`) would see.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KindReadings {
+    /// The kind read.
+    pub kind: DegradationKind,
+    /// Per source (a kind the photos were degraded with, or None for undegraded), the
+    /// probabilities read, one per image.
+    pub sources: Vec<(Option<DegradationKind>, Vec<f32>)>,
+}
+
+/// Reads the encoder's probability of `kind` on `repeats` single degradations of each kind
+/// of every photo (the evaluation's ranges and draws) and on every photo undegraded, in the
+/// service's `view`.
+pub fn kind_readings(
+    encoder: &DegradationEncoder,
+    photos: &[Photo],
+    device: Device,
+    view: EncoderView,
+    kind: DegradationKind,
+    repeats: u64,
+) -> Result<KindReadings> {
+    let read = |image: &clearair_imaging::Rgb8Image| -> Result<f32> {
+        Ok(kind_probabilities(encoder, image, device, view)?[kind.index()])
+    };
+    let mut sources = Vec::new();
+    for source in DegradationKind::ALL {
+        let mut readings = Vec::new();
+        for (photo_index, photo) in photos.iter().enumerate() {
+            for repeat in 0..repeats {
+                let degraded =
+                    degrade_for_classification(source, repeat, photo_index, &photo.image)?;
+                readings.push(read(&degraded)?);
+            }
+        }
+        sources.push((Some(source), readings));
+    }
+    let clean = photos
+        .iter()
+        .map(|photo| read(&photo.image))
+        .collect::<Result<Vec<_>>>()?;
+    sources.push((None, clean));
+    Ok(KindReadings { kind, sources })
+}
+
+/// The share of `values` at or above `threshold`, 0 to 1.
+fn share_at_or_above(values: &[f32], threshold: f32) -> f64 {
+    values.iter().filter(|&&p| p >= threshold).count() as f64 / values.len().max(1) as f64
+}
+
+/// A markdown table of the readings: per source, the median probability and the share of
+/// images at or above each of `thresholds` (a gate's LOW lets those through in part, its
+/// HIGH in full).
+pub fn readings_table(readings: &KindReadings, thresholds: &[f32]) -> String {
+    let mut table = format!("| photos | images | median p({}) |", readings.kind.name());
+    for threshold in thresholds {
+        table.push_str(&format!(" ≥ {threshold} |"));
+    }
+    table.push_str(&format!(
+        "\n|---|---|---|{}\n",
+        "---|".repeat(thresholds.len())
+    ));
+    for (source, values) in &readings.sources {
+        let mut sorted = values.clone();
+        sorted.sort_by(f32::total_cmp);
+        let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f32::NAN);
+        let name = source.map_or("undegraded", |kind| kind.name());
+        let name = if *source == Some(readings.kind) {
+            format!("**{name}**")
+        } else {
+            name.replace('_', " ")
+        };
+        table.push_str(&format!("| {name} | {} | {median:.2} |", values.len()));
+        for &threshold in thresholds {
+            table.push_str(&format!(
+                " {:.0}% |",
+                100.0 * share_at_or_above(values, threshold)
+            ));
+        }
+        table.push('\n');
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::{exclusive_torch, small_encoder, synthetic_photos};
+
+    #[test]
+    fn readings_cover_every_kind_and_the_undegraded_photos_and_tabulate_shares() {
+        let _torch = exclusive_torch();
+        tch::manual_seed(5);
+        let store = tch::nn::VarStore::new(Device::Cpu);
+        let encoder = DegradationEncoder::new(&store.root(), &small_encoder());
+        let photos = synthetic_photos(2, 64);
+        let readings = kind_readings(
+            &encoder,
+            &photos,
+            Device::Cpu,
+            EncoderView::Whole,
+            DegradationKind::Blur,
+            2,
+        )
+        .unwrap();
+        assert_eq!(readings.sources.len(), 6);
+        for (source, values) in &readings.sources {
+            assert_eq!(values.len(), if source.is_some() { 4 } else { 2 });
+            assert!(values.iter().all(|p| (0.0..=1.0).contains(p)), "{values:?}");
+        }
+        // The undegraded photos read as the probability the service gives them.
+        let (_, clean) = readings.sources.last().unwrap();
+        let direct =
+            kind_probabilities(&encoder, &photos[1].image, Device::Cpu, EncoderView::Whole)
+                .unwrap()[DegradationKind::Blur.index()];
+        assert_eq!(clean[1], direct);
+        // Shares: 0.2 and 0.8 of four values at or above 0.5 is a half.
+        let table = readings_table(
+            &KindReadings {
+                kind: DegradationKind::Blur,
+                sources: vec![
+                    (Some(DegradationKind::Blur), vec![0.9, 0.8, 0.6, 0.1]),
+                    (None, vec![0.2, 0.8, 0.1, 0.5]),
+                ],
+            },
+            &[0.5, 0.7],
+        );
+        assert!(
+            table.contains("| **blur** | 4 | 0.80 | 75% | 50% |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| undegraded | 4 | 0.50 | 50% | 25% |"),
+            "{table}"
+        );
+    }
 
     #[test]
     fn the_encoder_is_read_in_the_services_view() {

@@ -209,6 +209,7 @@ pub fn encoder_manifest(
         command: job.command.clone(),
         seed: job.seed,
         refiner_priors: None,
+        refiner_gate: None,
     }
 }
 

@@ -24,6 +24,9 @@ pub struct MeshRestorer<'a> {
     pub restorer: &'a ClearAirNet,
     /// A second network run on the restorer's output, if any ([`forward_refined`]).
     pub refiner: Option<Refiner<'a>>,
+    /// The refiner's gate (its manifest's `refiner_gate`): the share of its change each
+    /// image keeps, from the encoder's probabilities for it. None: the whole change.
+    pub refiner_gate: Option<clearair_model::RefinerGate>,
     /// The degradation encoder.
     pub encoder: &'a DegradationEncoder,
     /// What of an image the encoder sees (the restorer's manifest names it).
@@ -99,6 +102,15 @@ impl MeshRestorer<'_> {
         } else {
             self.embed(image)?
         };
+        // As the restoration service does: a neutral degradation prior carries no
+        // probabilities, and a gated refiner then keeps none of its change.
+        let served_probabilities = (!neutral.embeddings).then_some(&probabilities[..]);
+        let refiner = self.refiner.map(|refiner| Refiner {
+            share: self
+                .refiner_gate
+                .map_or(refiner.share, |gate| gate.weight(served_probabilities)),
+            ..refiner
+        });
         let global = GlobalPriors {
             quality: stack_quality(std::slice::from_ref(&quality), self.device),
             content,
@@ -110,9 +122,7 @@ impl MeshRestorer<'_> {
             &global,
             Tiling::default(),
             self.device,
-            |tile, priors| {
-                forward_refined(self.precision, self.restorer, self.refiner, tile, priors)
-            },
+            |tile, priors| forward_refined(self.precision, self.restorer, refiner, tile, priors),
         )?;
         Ok(MeshOutput {
             restored,

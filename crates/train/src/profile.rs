@@ -108,6 +108,7 @@ pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
     let mesh = MeshRestorer {
         restorer: &restorer.network,
         refiner: None,
+        refiner_gate: None,
         encoder: &encoder.network,
         view: trained_encoder_view(&restorer.manifest)?,
         priors: &priors,

@@ -160,6 +160,9 @@ pub struct RestorerTraining {
     pub command: String,
     /// Evaluate the network every so often while it trains (the learning curves).
     pub progress_eval: Option<ProgressEval>,
+    /// A refiner's gate, written into the manifest for the mesh (it does not change
+    /// training).
+    pub refiner_gate: Option<clearair_model::RefinerGate>,
 }
 
 /// A small evaluation run every `every` steps during training: the protocol's rows on
@@ -191,10 +194,11 @@ impl ProgressEval {
                 .first_stage
                 .as_ref()
                 .map_or(network, |first| &first.network),
-            refiner: self.first_stage.is_some().then_some(Refiner {
-                network,
-                priors: self.refiner_priors,
-            }),
+            refiner: self
+                .first_stage
+                .is_some()
+                .then(|| Refiner::ungated(network, self.refiner_priors)),
+            refiner_gate: None,
             encoder: &self.encoder,
             view: self.view,
             priors: &self.priors,
@@ -548,6 +552,7 @@ fn run_manifest(
             .windows()
             .first_stage()
             .map(|stage| stage.priors),
+        refiner_gate: job.refiner_gate,
     }
 }
 

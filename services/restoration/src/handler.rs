@@ -72,6 +72,39 @@ fn check_vector(name: &str, values: &[f32], width: i64) -> Result<(), Restoratio
     Ok(())
 }
 
+/// The kind probabilities of a degradation prior, in [`clearair_model::DegradationKind::ALL`]
+/// order, each checked to be in [0, 1]; a kind the prior does not name reads as NaN, which a
+/// refiner gate takes as no evidence. None when the prior names no kind.
+fn kind_probabilities(
+    sent: &[clearair_proto::v1::DegradationProbability],
+) -> Result<Option<Vec<f32>>, RestorationError> {
+    if sent.is_empty() {
+        return Ok(None);
+    }
+    let mut probabilities = vec![f32::NAN; clearair_model::DegradationKind::ALL.len()];
+    for (index, entry) in sent.iter().enumerate() {
+        // The wire's kinds are the encoder's order counted from 1 (0 is unspecified).
+        let slot = usize::try_from(entry.kind)
+            .ok()
+            .and_then(|kind| kind.checked_sub(1))
+            .filter(|&slot| slot < probabilities.len())
+            .ok_or_else(|| {
+                RestorationError::Prior(format!(
+                    "`degradation.probabilities[{index}].kind` is {}, not a degradation kind",
+                    entry.kind
+                ))
+            })?;
+        if !(0.0..=1.0).contains(&entry.probability) {
+            return Err(RestorationError::Prior(format!(
+                "`degradation.probabilities[{index}].probability` is {}; it must be in [0, 1]",
+                entry.probability
+            )));
+        }
+        probabilities[slot] = entry.probability;
+    }
+    Ok(Some(probabilities))
+}
+
 /// Checks that a prior comes from the backend the weights were trained with (or is neutral).
 fn check_backend(name: &str, sent: &str, expected: &str) -> Result<(), RestorationError> {
     if sent == expected || sent == NEUTRAL_BACKEND {
@@ -110,7 +143,7 @@ fn validate(
         }
         None => neutral::masks(image.width(), image.height()),
     };
-    let (content, degradation) = match request.degradation {
+    let (content, degradation, probabilities) = match request.degradation {
         Some(prior) => {
             check_backend("degradation", &prior.backend, &backends.degradation)?;
             check_vector("degradation.content", &prior.content, network.content_dim)?;
@@ -119,11 +152,13 @@ fn validate(
                 &prior.degradation,
                 network.degradation_dim,
             )?;
-            (prior.content, prior.degradation)
+            let probabilities = kind_probabilities(&prior.probabilities)?;
+            (prior.content, prior.degradation, probabilities)
         }
         None => (
             neutral::vector(network.content_dim as usize),
             neutral::vector(network.degradation_dim as usize),
+            None,
         ),
     };
     Ok(RestorerInput {
@@ -132,6 +167,7 @@ fn validate(
         masks,
         content,
         degradation,
+        probabilities,
     })
 }
 

@@ -27,8 +27,8 @@ use clearair_backends::{
 };
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::{
-    ClearAirConfig, ClearAirNet, ModelManifest, NetworkConfig, PriorBackends, RefinerPriors,
-    load_weights, parse_device,
+    ClearAirConfig, ClearAirNet, ModelManifest, NetworkConfig, PriorBackends, RefinerGate,
+    RefinerPriors, load_weights, parse_device,
 };
 use clearair_runtime::deadline::Deadline;
 use tch::{Device, nn};
@@ -52,6 +52,9 @@ pub struct RestorerInput {
     pub content: Vec<f32>,
     /// F_d.
     pub degradation: Vec<f32>,
+    /// The encoder's kind probabilities, in the encoder's order (NaN for a kind not sent);
+    /// None when the degradation prior was absent. A gated refiner reads them.
+    pub probabilities: Option<Vec<f32>>,
 }
 
 /// A restored image and what it cost.
@@ -88,6 +91,7 @@ struct LoadedRefiner {
     _store: nn::VarStore,
     net: ClearAirNet,
     priors: RefinerPriors,
+    gate: Option<RefinerGate>,
 }
 
 /// The refiner at `weights`, on `device` in `precision`, for a restorer of `restorer`'s
@@ -134,6 +138,7 @@ fn load_refiner(
         _store: store,
         net,
         priors,
+        gate: manifest.refiner_gate,
     })
 }
 
@@ -217,6 +222,7 @@ impl Restorer {
             tracing::info!(
                 refiner = %weights.display(),
                 priors = ?refiner.priors,
+                gate = ?refiner.gate,
                 "the restorer's output is refined"
             );
         }
@@ -315,9 +321,13 @@ impl Restorer {
                 tiling,
                 device,
                 |tile, priors| {
-                    let refiner = network.refiner.as_ref().map(|refiner| Refiner {
-                        network: &refiner.net,
-                        priors: refiner.priors,
+                    let refiner = network.refiner.as_ref().map(|refiner| {
+                        Refiner::gated(
+                            &refiner.net,
+                            refiner.priors,
+                            refiner.gate.as_ref(),
+                            input.probabilities.as_deref(),
+                        )
                     });
                     forward_refined(precision, &network.net, refiner, tile, priors)
                 },
@@ -422,6 +432,7 @@ pub fn warm_up(restorer: &Restorer) -> Result<(), RestorationError> {
         masks: neutral::masks(width, height),
         content: neutral::vector(restorer.config.content_dim as usize),
         degradation: neutral::vector(restorer.config.degradation_dim as usize),
+        probabilities: None,
     };
     let restored = restorer.restore_blocking(input)?.image;
     if (restored.width(), restored.height()) != (width, height) {
@@ -567,6 +578,87 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_gated_refiner_runs_where_the_encoder_names_its_kind() {
+        let folder = tempfile::tempdir().unwrap();
+        let random = refiner_weights(folder.path(), false);
+        let load = |refiner: Option<std::path::PathBuf>| {
+            let mut config = RestorationConfig::default();
+            config.model.weights = random.clone();
+            config.model.precision = Precision::Fp32;
+            (config.tile_size, config.tile_overlap) = (64, 8);
+            config.refiner = refiner;
+            Restorer::load(&config).unwrap()
+        };
+        // The same weights gated on blur between 0.3 and 0.6.
+        let gated = random.with_file_name("gated.safetensors");
+        std::fs::copy(&random, &gated).unwrap();
+        let mut manifest = ModelManifest::read(&ModelManifest::path_for_weights(&random)).unwrap();
+        manifest.refiner_gate = Some(RefinerGate::parse("blur:0.3:0.6").unwrap());
+        manifest
+            .write(&ModelManifest::path_for_weights(&gated))
+            .unwrap();
+        // One 64-pixel tile: at a seam the restorer's output, out of [0, 1] where the
+        // random weights put it, is blended before it is clipped, and halves stop adding up.
+        let restore = |restorer: Restorer, probabilities: Option<Vec<f32>>| async move {
+            let mut input = input(&restorer, 60, 50);
+            input.probabilities = probabilities;
+            restorer.restore(input, None, None).await.unwrap().image
+        };
+        let alone = restore(load(None), None).await;
+        let refined = restore(load(Some(random.clone())), None).await;
+        assert_ne!(
+            refined, alone,
+            "the random refiner changes the restorer's output"
+        );
+        let blur = |p: f32| Some(vec![0.1, 0.2, 0.05, p, 0.1]);
+        // Blur read at 0.9: the whole change; at 0.2: none; without probabilities (the
+        // degradation prior absent) or with blur not sent: none.
+        assert_eq!(restore(load(Some(gated.clone())), blur(0.9)).await, refined);
+        assert_eq!(restore(load(Some(gated.clone())), blur(0.2)).await, alone);
+        assert_eq!(restore(load(Some(gated.clone())), None).await, alone);
+        assert_eq!(
+            restore(load(Some(gated.clone())), blur(f32::NAN)).await,
+            alone
+        );
+        // At 0.45, half of it: every pixel halfway (a level apart for the rounding; where
+        // the refiner's output was clipped to 0 or 255, somewhere between the two).
+        let half = restore(load(Some(gated.clone())), blur(0.45)).await;
+        assert_ne!(half, alone);
+        assert_ne!(half, refined);
+        for ((&h, &a), &r) in half
+            .as_bytes()
+            .iter()
+            .zip(alone.as_bytes())
+            .zip(refined.as_bytes())
+        {
+            let (h, a, r) = (f32::from(h), f32::from(a), f32::from(r));
+            let halfway = if r == 0.0 || r == 255.0 {
+                (a.min(r) - 1.0..=a.max(r) + 1.0).contains(&h)
+            } else {
+                (h - (a + r) / 2.0).abs() <= 1.5
+            };
+            assert!(halfway, "{h}: {a} and {r}");
+        }
+        // A gate that cannot be read stops the service, naming the refiner.
+        let mut broken = manifest.clone();
+        broken.refiner_gate = Some(RefinerGate {
+            low: 0.7,
+            ..broken.refiner_gate.unwrap()
+        });
+        broken
+            .write(&ModelManifest::path_for_weights(&gated))
+            .unwrap();
+        let mut config = RestorationConfig::default();
+        config.model.weights = random.clone();
+        config.refiner = Some(gated);
+        let error = Restorer::load(&config).unwrap_err().to_string();
+        assert!(
+            error.contains("refiner") && error.contains("refiner_gate"),
+            "{error}"
+        );
+    }
+
     /// A copy of `weights` whose manifest says the refiner reads the served priors, trained
     /// with the backends `change` makes of the original's.
     fn as_served_refiner(
@@ -594,6 +686,7 @@ mod tests {
             masks: neutral::masks(width, height),
             content: neutral::vector(restorer.config.content_dim as usize),
             degradation: neutral::vector(restorer.config.degradation_dim as usize),
+            probabilities: None,
         }
     }
 

@@ -156,6 +156,7 @@ fn manifest_round_trips_through_json() {
         command: "clearair train restorer --config compact".into(),
         seed: 7,
         refiner_priors: None,
+        refiner_gate: None,
     };
     manifest.write(&path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
@@ -187,4 +188,70 @@ fn manifest_round_trips_through_json() {
         ModelManifest::read(&path),
         Err(ModelError::Manifest { .. })
     ));
+}
+
+#[test]
+fn a_refiner_gate_keeps_nothing_below_low_everything_above_high_and_a_line_between() {
+    let gate = RefinerGate::parse("blur:0.3:0.6").unwrap();
+    assert_eq!(
+        gate,
+        RefinerGate {
+            kind: crate::DegradationKind::Blur,
+            low: 0.3,
+            high: 0.6
+        }
+    );
+    let with_blur = |p: f32| [0.9, 0.9, 0.9, p, 0.9];
+    let weight = |p: f32| gate.weight(Some(&with_blur(p)));
+    assert_eq!(weight(0.0), 0.0);
+    assert_eq!(weight(0.3), 0.0);
+    assert!((weight(0.45) - 0.5).abs() < 1e-6, "{}", weight(0.45));
+    assert_eq!(weight(0.6), 1.0);
+    assert_eq!(weight(1.0), 1.0);
+    // The other kinds do not open it; no probabilities, too few, or NaN keep it shut.
+    assert_eq!(gate.weight(Some(&[1.0, 1.0, 1.0, 0.1, 1.0])), 0.0);
+    assert_eq!(gate.weight(None), 0.0);
+    assert_eq!(gate.weight(Some(&[0.9, 0.9])), 0.0);
+    assert_eq!(weight(f32::NAN), 0.0);
+    for bad in [
+        "blur:0.6:0.3",
+        "blur:0.5:0.5",
+        "blur:-0.1:0.5",
+        "blur:0.2:1.5",
+        "blur:NaN:0.5",
+        "fog:0.2:0.5",
+        "blur:0.2",
+        "blur:x:0.5",
+    ] {
+        let error = RefinerGate::parse(bad).unwrap_err().to_string();
+        assert!(error.contains("refiner"), "{bad}: {error}");
+    }
+}
+
+#[test]
+fn a_manifest_keeps_its_refiner_gate_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gated.json");
+    let manifest = ModelManifest {
+        name: "clearair-compact".into(),
+        network: NetworkConfig::ClearAir(ClearAirConfig::compact(36)),
+        backends: Some(backends()),
+        data: "blur windows behind the restorer".into(),
+        iterations: 10,
+        metrics: BTreeMap::new(),
+        command: "clearair train restorer --after r --gate blur:0.3:0.6".into(),
+        seed: 1,
+        refiner_priors: None,
+        refiner_gate: Some(RefinerGate::parse("blur:0.3:0.6").unwrap()),
+    };
+    manifest.write(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"refiner_gate\""), "{text}");
+    assert!(text.contains("\"kind\": \"blur\""), "{text}");
+    assert_eq!(ModelManifest::read(&path).unwrap(), manifest);
+    let broken = text.replace("\"low\": 0.3", "\"low\": 0.9");
+    assert_ne!(broken, text);
+    std::fs::write(&path, broken).unwrap();
+    let error = ModelManifest::read(&path).unwrap_err().to_string();
+    assert!(error.contains("refiner_gate"), "{error}");
 }

@@ -6,7 +6,9 @@ use crate::test_support::{
 };
 use clearair_backends::degradation::EncoderView;
 use clearair_backends::restoration::{GlobalPriors, Refiner, Tiling, restore_in_tiles};
-use clearair_model::{ClearAirNet, DegradationEncoder, RefinerPriors};
+use clearair_model::{
+    ClearAirNet, DegradationEncoder, DegradationKind, RefinerGate, RefinerPriors,
+};
 use tch::{Device, nn};
 
 fn eval_photos() -> Vec<Photo> {
@@ -27,6 +29,7 @@ fn with_tiny_mesh(seed: i64, perturb: f64, body: impl FnOnce(&MeshRestorer<'_>))
     body(&MeshRestorer {
         restorer: &restorer,
         refiner: None,
+        refiner_gate: None,
         encoder: &encoder,
         view: EncoderView::Whole,
         priors: &priors,
@@ -349,6 +352,7 @@ fn a_refiner_runs_on_the_restorers_output_with_the_priors_it_names() {
     let mesh = |restorer, refiner| MeshRestorer {
         restorer,
         refiner,
+        refiner_gate: None,
         encoder: &encoder,
         view: EncoderView::Whole,
         priors: &priors,
@@ -369,15 +373,9 @@ fn a_refiner_runs_on_the_restorers_output_with_the_priors_it_names() {
     // A refiner that starts as the identity gives the restorer's output back exactly, on
     // either priors.
     for priors in [RefinerPriors::Neutral, RefinerPriors::Served] {
-        let unchanged = mesh(
-            &restorer,
-            Some(Refiner {
-                network: &identity,
-                priors,
-            }),
-        )
-        .restore(photo)
-        .unwrap();
+        let unchanged = mesh(&restorer, Some(Refiner::ungated(&identity, priors)))
+            .restore(photo)
+            .unwrap();
         assert_eq!(unchanged.restored, first, "{priors:?}");
     }
     // Otherwise the pair serves what the refiner makes of the restorer's output with every
@@ -385,10 +383,7 @@ fn a_refiner_runs_on_the_restorers_output_with_the_priors_it_names() {
     // the two networks, the second restore below 8-bit values: a level apart at most).
     let refined = mesh(
         &restorer,
-        Some(Refiner {
-            network: &refiner,
-            priors: RefinerPriors::Neutral,
-        }),
+        Some(Refiner::ungated(&refiner, RefinerPriors::Neutral)),
     )
     .restore(photo)
     .unwrap();
@@ -406,10 +401,7 @@ fn a_refiner_runs_on_the_restorers_output_with_the_priors_it_names() {
     // the restorer's output with the priors computed for the photo.
     let served = mesh(
         &restorer,
-        Some(Refiner {
-            network: &refiner,
-            priors: RefinerPriors::Served,
-        }),
+        Some(Refiner::ungated(&refiner, RefinerPriors::Served)),
     )
     .restore(photo)
     .unwrap()
@@ -445,4 +437,96 @@ fn a_refiner_runs_on_the_restorers_output_with_the_priors_it_names() {
         apart > 2,
         "served priors move the refiner by {apart} levels only"
     );
+}
+
+#[test]
+fn a_gated_refiner_keeps_the_share_its_kind_probability_gives() {
+    let _torch = exclusive_torch();
+    let (_, restorer) = tiny_network(3, 0.02);
+    let (_, refiner) = tiny_network(5, 0.02);
+    let encoder_store = nn::VarStore::new(Device::Cpu);
+    let encoder = DegradationEncoder::new(&encoder_store.root(), &small_encoder());
+    let priors = cpu_priors();
+    let mesh = |refiner_gate| MeshRestorer {
+        restorer: &restorer,
+        refiner: Some(Refiner::ungated(&refiner, RefinerPriors::Neutral)),
+        refiner_gate,
+        encoder: &encoder,
+        view: EncoderView::Whole,
+        priors: &priors,
+        device: Device::Cpu,
+        precision: clearair_backends::Precision::Fp32,
+    };
+    let photo = &eval_photos()[0].image;
+    let alone = MeshRestorer {
+        refiner: None,
+        ..mesh(None)
+    };
+    let first = alone.restore(photo).unwrap().restored;
+    let whole = mesh(None).restore(photo).unwrap().restored;
+    assert_ne!(
+        whole, first,
+        "the perturbed refiner changes the restorer's output"
+    );
+    // The gate reads the encoder's probability of its kind for this photo.
+    let (_, _, probabilities) = alone.embed(photo).unwrap();
+    let kind = DegradationKind::ALL
+        .into_iter()
+        .find(|kind| (0.05..0.9).contains(&probabilities[kind.index()]))
+        .expect("a kind of middling probability");
+    let p = probabilities[kind.index()];
+    let gate = |low: f32, high: f32| Some(RefinerGate { kind, low, high });
+    // At or below LOW the refiner's change is dropped: the restorer's output exactly.
+    assert_eq!(
+        mesh(gate(p, p + 0.05)).restore(photo).unwrap().restored,
+        first
+    );
+    // At or above HIGH it is kept whole: the ungated pair exactly.
+    assert_eq!(mesh(gate(0.0, p)).restore(photo).unwrap().restored, whole);
+    // Halfway, each pixel is halfway between the two (a level apart for the rounding;
+    // where the refiner's output was clipped to 0 or 255, somewhere between them).
+    let half = mesh(gate(p - 0.04, p + 0.04))
+        .restore(photo)
+        .unwrap()
+        .restored;
+    let mut moved = 0;
+    for ((&h, &a), &w) in half
+        .as_bytes()
+        .iter()
+        .zip(first.as_bytes())
+        .zip(whole.as_bytes())
+    {
+        assert!(halfway(h, a, w), "{h} against {a} and {w}");
+        moved += usize::from(h != a);
+    }
+    assert!(moved > 0, "half the change still changes the photo");
+    // With every prior neutral (the fallback) the gate has no probability to read and the
+    // refiner is left out, even where the photo's own probability would open it.
+    let fallback = |gate| {
+        mesh(gate)
+            .restore_neutral(photo, PriorDropout::ALL)
+            .unwrap()
+            .restored
+    };
+    let restorer_only = alone
+        .restore_neutral(photo, PriorDropout::ALL)
+        .unwrap()
+        .restored;
+    assert_eq!(fallback(gate(0.0, p)), restorer_only);
+    assert_ne!(
+        fallback(None),
+        restorer_only,
+        "ungated, the refiner runs there"
+    );
+}
+
+/// Whether the 8-bit `h` is halfway between `a` and `b` within rounding, or, where `b` is
+/// clipped (0 or 255, the float behind it unknown), between the two.
+fn halfway(h: u8, a: u8, b: u8) -> bool {
+    let (h, a, b) = (f32::from(h), f32::from(a), f32::from(b));
+    if b == 0.0 || b == 255.0 {
+        (a.min(b) - 1.0..=a.max(b) + 1.0).contains(&h)
+    } else {
+        (h - (a + b) / 2.0).abs() <= 1.5
+    }
 }

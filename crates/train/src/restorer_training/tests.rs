@@ -89,6 +89,7 @@ fn job_in_view(
         data_description: "synthetic test photos".into(),
         command: "test".into(),
         progress_eval: None,
+        refiner_gate: None,
     }
 }
 
