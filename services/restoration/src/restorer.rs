@@ -518,6 +518,19 @@ mod tests {
         weights
     }
 
+    /// The service on the restorer `weights` in fp32 and 64-pixel tiles, with `refiner`.
+    fn pair_config(
+        weights: &std::path::Path,
+        refiner: Option<std::path::PathBuf>,
+    ) -> RestorationConfig {
+        let mut config = RestorationConfig::default();
+        config.model.weights = weights.to_path_buf();
+        config.model.precision = Precision::Fp32;
+        (config.tile_size, config.tile_overlap) = (64, 8);
+        config.refiner = refiner;
+        config
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_refiner_runs_on_the_restorers_output() {
         let folder = tempfile::tempdir().unwrap();
@@ -526,14 +539,7 @@ mod tests {
             refiner_weights(folder.path(), true),
         );
         // The restorer: the random weights from their file, so every load has the same ones.
-        let load = |refiner: Option<std::path::PathBuf>| {
-            let mut config = RestorationConfig::default();
-            config.model.weights = random.clone();
-            config.model.precision = Precision::Fp32;
-            (config.tile_size, config.tile_overlap) = (64, 8);
-            config.refiner = refiner;
-            Restorer::load(&config)
-        };
+        let load = |refiner| Restorer::load(&pair_config(&random, refiner));
         let restore = |restorer: Restorer| async move {
             let input = input(&restorer, 90, 70);
             let restored = restorer.restore(input, None, None).await.unwrap();
@@ -582,14 +588,7 @@ mod tests {
     async fn a_gated_refiner_runs_where_the_encoder_names_its_kind() {
         let folder = tempfile::tempdir().unwrap();
         let random = refiner_weights(folder.path(), false);
-        let load = |refiner: Option<std::path::PathBuf>| {
-            let mut config = RestorationConfig::default();
-            config.model.weights = random.clone();
-            config.model.precision = Precision::Fp32;
-            (config.tile_size, config.tile_overlap) = (64, 8);
-            config.refiner = refiner;
-            Restorer::load(&config).unwrap()
-        };
+        let load = |refiner| Restorer::load(&pair_config(&random, refiner)).unwrap();
         // The same weights gated on blur between 0.3 and 0.6.
         let gated = random.with_file_name("gated.safetensors");
         std::fs::copy(&random, &gated).unwrap();
@@ -649,10 +648,9 @@ mod tests {
         broken
             .write(&ModelManifest::path_for_weights(&gated))
             .unwrap();
-        let mut config = RestorationConfig::default();
-        config.model.weights = random.clone();
-        config.refiner = Some(gated);
-        let error = Restorer::load(&config).unwrap_err().to_string();
+        let error = Restorer::load(&pair_config(&random, Some(gated)))
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("refiner") && error.contains("refiner_gate"),
             "{error}"
