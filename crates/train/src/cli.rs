@@ -60,6 +60,10 @@ pub struct GateArgs {
     /// The restorer whose manifest names the encoder view the mesh serves it.
     #[arg(long, default_value = "models/clearair-compact.safetensors")]
     pub restorer: PathBuf,
+    /// Read the probabilities in this view instead (`whole`, `centre` or `split`), to see
+    /// how another view would separate the kind.
+    #[arg(long)]
+    pub view: Option<String>,
     /// Thresholds to count the shares at.
     #[arg(
         long,

@@ -638,7 +638,10 @@ pub(crate) fn gate_command(args: &GateArgs) -> anyhow::Result<()> {
     }
     let device = setup_device(&args.device, args.threads)?;
     let manifest = ModelManifest::read(&ModelManifest::path_for_weights(&args.restorer))?;
-    let view = trained_encoder_view(&manifest)?;
+    let view = match &args.view {
+        Some(view) => parse_keyword::<EncoderView>("--view", view)?,
+        None => trained_encoder_view(&manifest)?,
+    };
     let encoder = load_encoder(&args.encoder, device)?;
     let photos = load_photos(&args.photos)?
         .into_iter()
