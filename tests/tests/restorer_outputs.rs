@@ -56,6 +56,7 @@ fn write_fixture() {
         restorer: &restorer.network,
         refiner: None,
         refiner_gate: None,
+        gate_view: None,
         encoder: &encoder.network,
         view: EncoderView::Whole,
         priors: &backends,

@@ -475,6 +475,11 @@ pub struct EvalArgs {
     /// manifest's `refiner_gate`.
     #[arg(long, value_name = "KIND:LOW:HIGH")]
     pub refiner_gate: Option<String>,
+    /// Read the gate's probabilities in this encoder view (`whole`, `centre`, `split`)
+    /// instead of the one the restorer is served, with one more encoder pass per image: what
+    /// a gate read at another scale would do. The priors the networks read are unchanged.
+    #[arg(long)]
+    pub gate_view: Option<String>,
     /// The degradation encoder's weights (manifest beside them).
     #[arg(long, default_value = "models/degradation-encoder.safetensors")]
     pub encoder: PathBuf,

@@ -596,6 +596,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
                 .is_some()
                 .then(|| Refiner::ungated(&restorer, refiner_priors)),
             refiner_gate: None,
+            gate_view: None,
             encoder: &encoder.network,
             view,
             priors: &priors,
@@ -809,6 +810,11 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
             )
         }),
         refiner_gate,
+        gate_view: args
+            .gate_view
+            .as_deref()
+            .map(|view| parse_keyword::<EncoderView>("--gate-view", view))
+            .transpose()?,
         encoder: &encoder.network,
         view,
         priors: &priors,

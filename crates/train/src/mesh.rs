@@ -27,6 +27,9 @@ pub struct MeshRestorer<'a> {
     /// The refiner's gate (its manifest's `refiner_gate`): the share of its change each
     /// image keeps, from the encoder's probabilities for it. None: the whole change.
     pub refiner_gate: Option<clearair_model::RefinerGate>,
+    /// Read the gate's probabilities in this view rather than in `view` (one more encoder
+    /// pass): what a gate read elsewhere would do. None: the served probabilities.
+    pub gate_view: Option<EncoderView>,
     /// The degradation encoder.
     pub encoder: &'a DegradationEncoder,
     /// What of an image the encoder sees (the restorer's manifest names it).
@@ -104,11 +107,17 @@ impl MeshRestorer<'_> {
         };
         // As the restoration service does: a neutral degradation prior carries no
         // probabilities, and a gated refiner then keeps none of its change.
-        let served_probabilities = (!neutral.embeddings).then_some(&probabilities[..]);
+        let gate_probabilities = match (self.gate_view, neutral.embeddings) {
+            (_, true) => None,
+            (Some(view), false) if view != self.view && self.refiner_gate.is_some() => Some(
+                encode(self.encoder, self.device, view, ENCODER_MAX_SIDE, image)?.probabilities,
+            ),
+            (_, false) => Some(probabilities),
+        };
         let refiner = self.refiner.map(|refiner| Refiner {
-            share: self
-                .refiner_gate
-                .map_or(refiner.share, |gate| gate.weight(served_probabilities)),
+            share: self.refiner_gate.map_or(refiner.share, |gate| {
+                gate.weight(gate_probabilities.as_ref().map(|p| &p[..]))
+            }),
             ..refiner
         });
         let global = GlobalPriors {

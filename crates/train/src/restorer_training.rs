@@ -199,6 +199,7 @@ impl ProgressEval {
                 .is_some()
                 .then(|| Refiner::ungated(network, self.refiner_priors)),
             refiner_gate: None,
+            gate_view: None,
             encoder: &self.encoder,
             view: self.view,
             priors: &self.priors,

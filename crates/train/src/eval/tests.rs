@@ -30,6 +30,7 @@ fn with_tiny_mesh(seed: i64, perturb: f64, body: impl FnOnce(&MeshRestorer<'_>))
         restorer: &restorer,
         refiner: None,
         refiner_gate: None,
+        gate_view: None,
         encoder: &encoder,
         view: EncoderView::Whole,
         priors: &priors,
@@ -353,6 +354,7 @@ fn a_refiner_runs_on_the_restorers_output_with_the_priors_it_names() {
         restorer,
         refiner,
         refiner_gate: None,
+        gate_view: None,
         encoder: &encoder,
         view: EncoderView::Whole,
         priors: &priors,
@@ -451,6 +453,7 @@ fn a_gated_refiner_keeps_the_share_its_kind_probability_gives() {
         restorer: &restorer,
         refiner: Some(Refiner::ungated(&refiner, RefinerPriors::Neutral)),
         refiner_gate,
+        gate_view: None,
         encoder: &encoder,
         view: EncoderView::Whole,
         priors: &priors,
@@ -529,4 +532,83 @@ fn halfway(h: u8, a: u8, b: u8) -> bool {
     } else {
         (h - (a + b) / 2.0).abs() <= 1.5
     }
+}
+
+#[test]
+fn a_gate_view_reads_the_gates_probabilities_in_that_view() {
+    let _torch = exclusive_torch();
+    let (_, restorer) = tiny_network(3, 0.02);
+    let (_, refiner) = tiny_network(5, 0.02);
+    // The committed encoder: a random one reads every view alike.
+    let encoder = crate::networks::load_encoder(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../models/degradation-encoder.safetensors"),
+        Device::Cpu,
+    )
+    .unwrap()
+    .network;
+    let priors = cpu_priors();
+    // Larger than the encoder's 256 pixels, so the centred square differs from the whole.
+    let photo = &synthetic_photos(1, 320)[0].image;
+    let read = |view| {
+        clearair_backends::degradation::encode(
+            &encoder,
+            Device::Cpu,
+            view,
+            crate::priors::ENCODER_MAX_SIDE,
+            photo,
+        )
+        .unwrap()
+        .probabilities
+    };
+    let (whole, centre) = (read(EncoderView::Whole), read(EncoderView::Centre));
+    let kind = DegradationKind::ALL
+        .into_iter()
+        .max_by(|a, b| {
+            let gap = |k: &DegradationKind| (whole[k.index()] - centre[k.index()]).abs();
+            gap(a).total_cmp(&gap(b))
+        })
+        .unwrap();
+    let (w, c) = (whole[kind.index()], centre[kind.index()]);
+    assert!((w - c).abs() > 1e-3, "the views read {w} and {c}");
+    // A gate open at the centred square's probability and shut at the whole photo's.
+    let (low, high) = if c > w {
+        (w, (w + c) / 2.0)
+    } else {
+        (c, (w + c) / 2.0)
+    };
+    let gate = Some(RefinerGate { kind, low, high });
+    let mesh = |refiner, gate_view| MeshRestorer {
+        restorer: &restorer,
+        refiner,
+        refiner_gate: gate,
+        gate_view,
+        encoder: &encoder,
+        view: EncoderView::Whole,
+        priors: &priors,
+        device: Device::Cpu,
+        precision: clearair_backends::Precision::Fp32,
+    };
+    let pair = Some(Refiner::ungated(&refiner, RefinerPriors::Neutral));
+    let alone = mesh(None, None).restore(photo).unwrap().restored;
+    let whole_gate = mesh(pair, None).restore(photo).unwrap().restored;
+    let centre_gate = mesh(pair, Some(EncoderView::Centre))
+        .restore(photo)
+        .unwrap()
+        .restored;
+    let open = MeshRestorer {
+        refiner_gate: None,
+        ..mesh(pair, None)
+    }
+    .restore(photo)
+    .unwrap()
+    .restored;
+    let (shut_view, open_view) = if c > w {
+        (&whole_gate, &centre_gate)
+    } else {
+        (&centre_gate, &whole_gate)
+    };
+    assert_eq!(shut_view, &alone);
+    assert_eq!(open_view, &open);
+    assert_ne!(open, alone);
 }
