@@ -11,6 +11,25 @@ use clearair_model::{
 };
 use tch::{Device, nn};
 
+/// The in-process mesh on the CPU in fp32, the encoder in the whole view, no refiner.
+fn cpu_mesh<'a>(
+    restorer: &'a ClearAirNet,
+    encoder: &'a DegradationEncoder,
+    priors: &'a crate::priors::CpuPriorBackends,
+) -> MeshRestorer<'a> {
+    MeshRestorer {
+        restorer,
+        refiner: None,
+        refiner_gate: None,
+        gate_view: None,
+        encoder,
+        view: EncoderView::Whole,
+        priors,
+        device: Device::Cpu,
+        precision: clearair_backends::Precision::Fp32,
+    }
+}
+
 fn eval_photos() -> Vec<Photo> {
     synthetic_photos(2, 40).iter().cloned().collect()
 }
@@ -26,17 +45,7 @@ fn with_tiny_mesh(seed: i64, perturb: f64, body: impl FnOnce(&MeshRestorer<'_>))
     let encoder_store = nn::VarStore::new(Device::Cpu);
     let encoder = DegradationEncoder::new(&encoder_store.root(), &small_encoder());
     let priors = cpu_priors();
-    body(&MeshRestorer {
-        restorer: &restorer,
-        refiner: None,
-        refiner_gate: None,
-        gate_view: None,
-        encoder: &encoder,
-        view: EncoderView::Whole,
-        priors: &priors,
-        device: Device::Cpu,
-        precision: clearair_backends::Precision::Fp32,
-    });
+    body(&cpu_mesh(&restorer, &encoder, &priors));
 }
 
 #[test]
@@ -351,15 +360,8 @@ fn a_refiner_runs_on_the_restorers_output_with_the_priors_it_names() {
     let encoder = DegradationEncoder::new(&encoder_store.root(), &small_encoder());
     let priors = cpu_priors();
     let mesh = |restorer, refiner| MeshRestorer {
-        restorer,
         refiner,
-        refiner_gate: None,
-        gate_view: None,
-        encoder: &encoder,
-        view: EncoderView::Whole,
-        priors: &priors,
-        device: Device::Cpu,
-        precision: clearair_backends::Precision::Fp32,
+        ..cpu_mesh(restorer, &encoder, &priors)
     };
     let levels_apart = |a: &Rgb8Image, b: &Rgb8Image| {
         a.as_bytes()
@@ -450,15 +452,9 @@ fn a_gated_refiner_keeps_the_share_its_kind_probability_gives() {
     let encoder = DegradationEncoder::new(&encoder_store.root(), &small_encoder());
     let priors = cpu_priors();
     let mesh = |refiner_gate| MeshRestorer {
-        restorer: &restorer,
         refiner: Some(Refiner::ungated(&refiner, RefinerPriors::Neutral)),
         refiner_gate,
-        gate_view: None,
-        encoder: &encoder,
-        view: EncoderView::Whole,
-        priors: &priors,
-        device: Device::Cpu,
-        precision: clearair_backends::Precision::Fp32,
+        ..cpu_mesh(&restorer, &encoder, &priors)
     };
     let photo = &eval_photos()[0].image;
     let alone = MeshRestorer {
@@ -579,15 +575,10 @@ fn a_gate_view_reads_the_gates_probabilities_in_that_view() {
     };
     let gate = Some(RefinerGate { kind, low, high });
     let mesh = |refiner, gate_view| MeshRestorer {
-        restorer: &restorer,
         refiner,
         refiner_gate: gate,
         gate_view,
-        encoder: &encoder,
-        view: EncoderView::Whole,
-        priors: &priors,
-        device: Device::Cpu,
-        precision: clearair_backends::Precision::Fp32,
+        ..cpu_mesh(&restorer, &encoder, &priors)
     };
     let pair = Some(Refiner::ungated(&refiner, RefinerPriors::Neutral));
     let alone = mesh(None, None).restore(photo).unwrap().restored;
