@@ -313,6 +313,15 @@ impl Restorer {
                 &input.degradation,
                 device,
             );
+            // The refiner's share is the image's, read once for all its tiles.
+            let refiner = network.refiner.as_ref().map(|refiner| {
+                Refiner::gated(
+                    &refiner.net,
+                    refiner.priors,
+                    refiner.gate.as_ref(),
+                    input.probabilities.as_deref(),
+                )
+            });
             let mut stopped_for_deadline = false;
             let restored = restore_in_tiles_watched(
                 &input.image,
@@ -320,17 +329,7 @@ impl Restorer {
                 &priors,
                 tiling,
                 device,
-                |tile, priors| {
-                    let refiner = network.refiner.as_ref().map(|refiner| {
-                        Refiner::gated(
-                            &refiner.net,
-                            refiner.priors,
-                            refiner.gate.as_ref(),
-                            input.probabilities.as_deref(),
-                        )
-                    });
-                    forward_refined(precision, &network.net, refiner, tile, priors)
-                },
+                |tile, priors| forward_refined(precision, &network.net, refiner, tile, priors),
                 |done, total| {
                     tiles_run.fetch_add(1, Ordering::Relaxed);
                     if let Some(progress) = progress.as_mut() {
