@@ -108,6 +108,7 @@ fn valid_restore_request(width: u32, height: u32) -> RestoreRequest {
                 .view
                 .backend_name()
                 .to_owned(),
+            ..DegradationPrior::default()
         }),
     }
 }
@@ -219,6 +220,31 @@ async fn wrong_priors_are_refused_by_the_restorer_by_name() {
     );
     let ok = restorer.restore(probability(4, 0.75)).await;
     assert!(ok.is_ok(), "a valid probability is accepted: {ok:?}");
+    // So is a second reading for a gate in another view, whatever the restorer's refiner.
+    let gate_reading = |view: &str, probability: f32| {
+        let mut request = valid_restore_request(24, 20);
+        let prior = request.degradation.as_mut().unwrap();
+        prior.gate_probabilities = vec![DegradationProbability {
+            kind: 4,
+            probability,
+        }];
+        prior.gate_view = view.to_owned();
+        request
+    };
+    assert_invalid(
+        restorer.restore(gate_reading("tiles", f32::NAN)).await,
+        &["degradation.gate_probabilities[0].probability", "NaN"],
+    );
+    assert_invalid(
+        restorer.restore(gate_reading("", 0.5)).await,
+        &["degradation.gate_probabilities", "gate_view"],
+    );
+    assert_invalid(
+        restorer.restore(gate_reading("corners", 0.5)).await,
+        &["degradation.gate_view", "corners"],
+    );
+    let ok = restorer.restore(gate_reading("tiles", 0.5)).await;
+    assert!(ok.is_ok(), "a valid gate reading is accepted: {ok:?}");
 
     let mut short_content = valid_restore_request(24, 20);
     short_content.degradation.as_mut().unwrap().content = vec![0.0; 3];

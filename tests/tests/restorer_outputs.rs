@@ -56,7 +56,6 @@ fn write_fixture() {
         restorer: &restorer.network,
         refiner: None,
         refiner_gate: None,
-        gate_view: None,
         encoder: &encoder.network,
         view: EncoderView::Whole,
         priors: &backends,

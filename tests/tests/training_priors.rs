@@ -3,11 +3,12 @@
 //! segmentation service at the orchestrator's mask count, F_c/F_d from the degradation
 //! service (which shrinks to a long side of 256 before its encoder, or crops the centred 256
 //! square under `view = "centre"`) — within float tolerance. Windows on both sides of 256 are
-//! checked, so the shrink and the crop are covered.
+//! checked, so the shrink and the crop are covered. A refiner gate's second reading
+//! (`gate_view = "centre"` or `"tiles"`) is what the evaluation's mesh reads for the window.
 
 use std::sync::Arc;
 
-use clearair_backends::degradation::EncoderView;
+use clearair_backends::degradation::{EncoderView, GateView, gate_probabilities};
 use clearair_e2e::{channel, fixture, start_mesh, test_config, workspace};
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_mesh::Service;
@@ -207,4 +208,67 @@ async fn windows_made_for_the_centre_view_carry_the_embeddings_that_view_serves(
         }
     }
     assert!(larger > 0, "some window is larger than {ENCODER_MAX_SIDE}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_reads_in_evaluation_what_the_degradation_service_sends_for_it() {
+    let encoder_weights = workspace().join("models/degradation-encoder.safetensors");
+    let encoder = load_encoder(&encoder_weights, Device::Cpu)
+        .expect("the committed encoder loads")
+        .network;
+    let maker = window_maker(&encoder_weights);
+    for gate_view in [GateView::Centre, GateView::Tiles] {
+        let mesh = start_mesh(|config| {
+            config.degradation.model.random_init = false;
+            config.degradation.model.weights = encoder_weights.clone();
+            config.degradation.gate_view = gate_view;
+        })
+        .await;
+        let mut degradation =
+            DegradationServiceClient::new(channel(&mesh, Service::Degradation).await);
+        let mut larger = 0;
+        for index in 0..6 {
+            let window = maker.make(index).expect("window");
+            let served = degradation
+                .embed(EmbedRequest {
+                    image: Some(window.degraded.to_proto()),
+                })
+                .await
+                .expect("embeds")
+                .into_inner()
+                .degradation
+                .expect("the degradation prior");
+            // The served prior is unchanged beside the gate's reading.
+            assert_eq!(served.backend, EncoderView::Whole.backend_name());
+            assert_close("F_d", index, &window.degradation, &served.degradation, 1e-4);
+            assert_eq!(served.gate_view, gate_view.as_str(), "window {index}");
+            // What the evaluation's mesh reads for the same window (the training side).
+            let read = gate_probabilities(
+                &encoder,
+                Device::Cpu,
+                gate_view,
+                ENCODER_MAX_SIDE,
+                &window.degraded,
+            )
+            .expect("reads")
+            .expect("a reading in another view than the served one");
+            let sent: Vec<f32> = served
+                .gate_probabilities
+                .iter()
+                .map(|p| p.probability)
+                .collect();
+            assert_close("gate probabilities", index, &read, &sent, 1e-4);
+            let kinds: Vec<i32> = served.gate_probabilities.iter().map(|p| p.kind).collect();
+            assert_eq!(kinds, vec![1, 2, 3, 4, 5], "window {index}");
+            if window.degraded.width() > ENCODER_MAX_SIDE {
+                larger += 1;
+                let served_blur = served.probabilities[3].probability;
+                assert_ne!(
+                    sent[3], served_blur,
+                    "window {index}: another view reads otherwise"
+                );
+            }
+        }
+        assert!(larger > 0, "some window is larger than {ENCODER_MAX_SIDE}");
+    }
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use clearair_batch::{BatchObserver, BatchingConfig};
 use clearair_imaging::Rgb8Image;
+pub use clearair_model::GateView;
 use clearair_model::{
     DegradationEncoder, DegradationKind, EncoderConfig, EncoderOutput, ModelError, ModelManifest,
     NetworkConfig, TorchScriptConfig, load_weights, parse_device,
@@ -140,6 +141,9 @@ pub struct DegradationBackendConfig {
     pub max_side: u32,
     /// What of an image the encoder sees (encoder backend only).
     pub view: EncoderView,
+    /// Where a refiner's gate reads the kind probabilities, sent beside the served ones
+    /// (encoder backend only; `served` sends none).
+    pub gate_view: GateView,
 }
 
 impl Default for DegradationBackendConfig {
@@ -151,6 +155,7 @@ impl Default for DegradationBackendConfig {
             batching: BatchingConfig::default(),
             max_side: ENCODER_MAX_SIDE,
             view: EncoderView::Whole,
+            gate_view: GateView::Served,
         }
     }
 }
@@ -164,6 +169,9 @@ pub struct DegradationEstimate {
     pub degradation: Vec<f32>,
     /// Probability of each kind, in [`DegradationKind::ALL`] order.
     pub probabilities: [f32; 5],
+    /// The kind probabilities a refiner's gate reads, and the view they were read in; None
+    /// when the gate reads `probabilities`.
+    pub gate: Option<(GateView, [f32; 5])>,
 }
 
 /// A degradation/content embedding model.
@@ -188,6 +196,7 @@ pub struct EncoderBackend {
     device: Device,
     max_side: u32,
     view: EncoderView,
+    gate_view: GateView,
 }
 
 impl std::fmt::Debug for EncoderBackend {
@@ -196,6 +205,7 @@ impl std::fmt::Debug for EncoderBackend {
             .field("device", &self.device)
             .field("max_side", &self.max_side)
             .field("view", &self.view)
+            .field("gate_view", &self.gate_view)
             .finish_non_exhaustive()
     }
 }
@@ -255,6 +265,7 @@ impl EncoderBackend {
             device,
             max_side: config.max_side,
             view: config.view,
+            gate_view: config.gate_view,
         })
     }
 
@@ -272,7 +283,14 @@ impl EncoderBackend {
             device,
             max_side,
             view,
+            gate_view: GateView::Served,
         }
+    }
+
+    /// The same backend, also reading the kind probabilities a refiner's gate reads in
+    /// `gate_view`.
+    pub fn with_gate_view(self, gate_view: GateView) -> Self {
+        Self { gate_view, ..self }
     }
 }
 
@@ -328,7 +346,65 @@ fn encode_with(
         content: to_vec(&content)?,
         degradation: to_vec(&output.degradation)?,
         probabilities,
+        gate: None,
     })
+}
+
+/// Origins of the fewest `side`-long windows that cover `length`, spread evenly (the first at
+/// 0, the last ending at `length`); one window at 0 when `length` fits in one.
+fn tile_origins(length: u32, side: u32) -> Vec<u32> {
+    if length <= side {
+        return vec![0];
+    }
+    let count = length.div_ceil(side);
+    let span = u64::from(length - side);
+    (0..count)
+        .map(|i| (span * u64::from(i) / u64::from(count - 1)) as u32)
+        .collect()
+}
+
+/// The kind probabilities a gate reads in `view` for `image`: one encoder pass for the
+/// centred square, one batched pass over every tile for [`GateView::Tiles`]; `None` for
+/// [`GateView::Served`], whose probabilities the caller already has.
+pub fn gate_probabilities(
+    network: &DegradationEncoder,
+    device: Device,
+    view: GateView,
+    max_side: u32,
+    image: &Rgb8Image,
+) -> Result<Option<[f32; 5]>, BackendError> {
+    match view {
+        GateView::Served => Ok(None),
+        GateView::Centre => Ok(Some(
+            encode(network, device, EncoderView::Centre, max_side, image)?.probabilities,
+        )),
+        GateView::Tiles => {
+            let (width, height) = (image.width().min(max_side), image.height().min(max_side));
+            let mut tiles = Vec::new();
+            for &y in &tile_origins(image.height(), max_side) {
+                for &x in &tile_origins(image.width(), max_side) {
+                    let tile = image.crop(x, y, width, height)?;
+                    tiles.push(Tensor::from_slice(&tile.to_planar_f32()).view([
+                        1,
+                        3,
+                        i64::from(height),
+                        i64::from(width),
+                    ]));
+                }
+            }
+            let batch = Tensor::cat(&tiles, 0).to_device(device);
+            let output = tch::no_grad(|| network.forward(&batch));
+            let least = output.probabilities().amin(0, false);
+            let least: [f32; 5] = to_vec(&least)?.try_into().map_err(|p: Vec<f32>| {
+                model_failed(ModelError::Config(format!(
+                    "the encoder returned {} probabilities per tile; expected {}",
+                    p.len(),
+                    DegradationKind::ALL.len()
+                )))
+            })?;
+            Ok(Some(least))
+        }
+    }
 }
 
 /// A failure of the encoder.
@@ -353,10 +429,14 @@ impl DegradationBackend for EncoderBackend {
     }
 
     fn embed(&self, image: &Rgb8Image) -> Result<DegradationEstimate, BackendError> {
-        encode_with(image, self.device, self.view, self.max_side, |input| {
-            let network = self.network.lock().expect("encoder lock poisoned");
+        let network = self.network.lock().expect("encoder lock poisoned");
+        let mut estimate = encode_with(image, self.device, self.view, self.max_side, |input| {
             tch::no_grad(|| network.forward(input))
-        })
+        })?;
+        estimate.gate =
+            gate_probabilities(&network, self.device, self.gate_view, self.max_side, image)?
+                .map(|probabilities| (self.gate_view, probabilities));
+        Ok(estimate)
     }
 }
 
@@ -367,6 +447,16 @@ pub fn load(
 ) -> Result<Box<dyn DegradationBackend>, BackendError> {
     match config.backend {
         DegradationBackendKind::Encoder => Ok(Box::new(EncoderBackend::load(config)?)),
+        DegradationBackendKind::Torchscript if config.gate_view != GateView::Served => {
+            Err(BackendError::load(
+                "degradation backend",
+                format!(
+                    "gate_view = \"{}\" reads the compact encoder again; DA-CLIP (backend = \
+                     \"torchscript\") has no such reading: leave gate_view at \"served\"",
+                    config.gate_view.as_str()
+                ),
+            ))
+        }
         DegradationBackendKind::Torchscript if config.view != EncoderView::Whole => {
             Err(BackendError::load(
                 "degradation backend",
@@ -471,6 +561,77 @@ mod tests {
             assert_eq!(wrapped.embed(&image).unwrap(), served, "{view:?}");
             warm_up(&wrapped).unwrap();
         }
+    }
+
+    #[test]
+    fn tiles_cover_the_image_evenly_and_the_least_reading_of_each_kind_is_sent() {
+        assert_eq!(tile_origins(200, 256), vec![0]);
+        assert_eq!(tile_origins(256, 256), vec![0]);
+        assert_eq!(tile_origins(512, 256), vec![0, 256]);
+        assert_eq!(tile_origins(600, 256), vec![0, 172, 344]);
+        assert_eq!(tile_origins(257, 256), vec![0, 1]);
+
+        tch::manual_seed(11);
+        let config = DegradationBackendConfig {
+            model: ModelConfig {
+                random_init: true,
+                ..DegradationBackendConfig::default().model
+            },
+            gate_view: GateView::Tiles,
+            ..DegradationBackendConfig::default()
+        };
+        let backend = EncoderBackend::load(&config).unwrap();
+        let image = photo(600, 300);
+        let served = backend.embed(&image).unwrap();
+        let (view, gate) = served.gate.expect("a gate reading in the tiles view");
+        assert_eq!(view, GateView::Tiles);
+        // Each kind's least over the six tiles (three across, two down), each read alone.
+        let network = backend.network.lock().unwrap();
+        let mut least = [f32::INFINITY; 5];
+        for y in [0, 44] {
+            for x in [0, 172, 344] {
+                let tile = image.crop(x, y, 256, 256).unwrap();
+                let alone = encode(&network, Device::Cpu, EncoderView::Whole, 256, &tile)
+                    .unwrap()
+                    .probabilities;
+                for (least, p) in least.iter_mut().zip(alone) {
+                    *least = least.min(p);
+                }
+            }
+        }
+        for (batched, alone) in gate.iter().zip(least) {
+            assert!((batched - alone).abs() < 1e-5, "{gate:?} against {least:?}");
+        }
+        // F_d and the served probabilities are those of the served view, gate or not.
+        let plain = encode(&network, Device::Cpu, EncoderView::Whole, 256, &image).unwrap();
+        assert_eq!(
+            (&served.degradation, served.probabilities),
+            (&plain.degradation, plain.probabilities)
+        );
+        // The centre view's reading is the centred square's; the served one sends none.
+        assert_eq!(
+            gate_probabilities(&network, Device::Cpu, GateView::Centre, 256, &image).unwrap(),
+            Some(
+                encode(&network, Device::Cpu, EncoderView::Centre, 256, &image)
+                    .unwrap()
+                    .probabilities
+            )
+        );
+        assert_eq!(
+            gate_probabilities(&network, Device::Cpu, GateView::Served, 256, &image).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn da_clip_refuses_a_gate_view() {
+        let config = DegradationBackendConfig {
+            backend: DegradationBackendKind::Torchscript,
+            gate_view: GateView::Centre,
+            ..DegradationBackendConfig::default()
+        };
+        let error = load(&config, None).err().expect("refused").to_string();
+        assert!(error.contains("gate_view"), "{error}");
     }
 
     #[test]

@@ -62,6 +62,6 @@ pub use priors::{Priors, check_priors};
 pub use synthesis::{BlurKernel, Degradation, DegradationKind};
 pub use torchscript::{ExportManifest, Precision, ScriptModel, TorchScriptConfig, check_shape};
 pub use weights::{
-    ModelManifest, NetworkConfig, PriorBackends, RefinerGate, RefinerPriors, load_weights,
-    parameter_count, save_weights,
+    GateView, ModelManifest, NetworkConfig, PriorBackends, RefinerGate, RefinerPriors,
+    load_weights, parameter_count, save_weights,
 };

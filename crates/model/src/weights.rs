@@ -268,6 +268,52 @@ pub struct RefinerGate {
     pub low: f32,
     /// Probability at and above which the refiner's change is kept whole.
     pub high: f32,
+    /// Where the probability is read; `low` and `high` were chosen for this view. Absent:
+    /// the served probabilities.
+    #[serde(default, skip_serializing_if = "GateView::is_served")]
+    pub view: GateView,
+}
+
+/// Where a refiner's gate reads the degradation encoder's kind probabilities. The priors the
+/// networks read keep the encoder's served view; only the gate's share comes from this
+/// reading, which the degradation service makes when its `gate_view` names it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum GateView {
+    /// The probabilities of the served view (no extra encoder pass).
+    #[default]
+    Served,
+    /// The centred square at the image's own scale (one more pass).
+    Centre,
+    /// Every square tile at the image's own scale, overlapping as little as covers the
+    /// image (one batched pass); each kind's probability is its least over the tiles. A
+    /// uniform degradation (blur, noise) is in every tile, while a sharp photo with smooth
+    /// or out-of-focus regions has at least one tile that reads sharp.
+    Tiles,
+}
+
+impl GateView {
+    /// Every gate view, in the order the names below list them.
+    pub const ALL: [GateView; 3] = [GateView::Served, GateView::Centre, GateView::Tiles];
+
+    /// The view as settings, manifests and the wire spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateView::Served => "served",
+            GateView::Centre => "centre",
+            GateView::Tiles => "tiles",
+        }
+    }
+
+    /// The view spelled `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|view| view.as_str() == name)
+    }
+
+    /// Whether this is the served view (the manifest then leaves it out).
+    pub fn is_served(&self) -> bool {
+        *self == GateView::Served
+    }
 }
 
 impl RefinerGate {
@@ -301,16 +347,25 @@ impl RefinerGate {
         ((p - self.low) / (self.high - self.low)).clamp(0.0, 1.0)
     }
 
-    /// Parses `KIND:LOW:HIGH`, e.g. `blur:0.3:0.6`.
+    /// Parses `KIND:LOW:HIGH[:VIEW]`, e.g. `blur:0.3:0.6` or `blur:0.4:0.6:tiles`.
     pub fn parse(text: &str) -> Result<Self> {
         let invalid = |why: &str| {
             ModelError::Config(format!(
-                "refiner gate {text:?}: {why} (expected KIND:LOW:HIGH, e.g. blur:0.3:0.6)"
+                "refiner gate {text:?}: {why} (expected KIND:LOW:HIGH[:VIEW], e.g. blur:0.3:0.6 \
+                 or blur:0.4:0.6:tiles)"
             ))
         };
         let parts: Vec<&str> = text.split(':').collect();
-        let [kind, low, high] = parts[..] else {
-            return Err(invalid("three fields separated by ':'"));
+        let (kind, low, high, view) = match parts[..] {
+            [kind, low, high] => (kind, low, high, GateView::Served),
+            [kind, low, high, view] => (
+                kind,
+                low,
+                high,
+                GateView::from_name(view.trim())
+                    .ok_or_else(|| invalid("VIEW must be served, centre or tiles"))?,
+            ),
+            _ => return Err(invalid("three or four fields separated by ':'")),
         };
         let kind = crate::DegradationKind::from_name(kind.trim())
             .ok_or_else(|| invalid("unknown kind"))?;
@@ -324,6 +379,7 @@ impl RefinerGate {
             kind,
             low: number(low)?,
             high: number(high)?,
+            view,
         };
         gate.validate()?;
         Ok(gate)

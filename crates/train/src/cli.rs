@@ -60,8 +60,9 @@ pub struct GateArgs {
     /// The restorer whose manifest names the encoder view the mesh serves it.
     #[arg(long, default_value = "models/clearair-compact.safetensors")]
     pub restorer: PathBuf,
-    /// Read the probabilities in this view instead (`whole`, `centre` or `split`), to see
-    /// how another view would separate the kind.
+    /// Read the probabilities as a gate would in this view (`served`, `centre` or `tiles`:
+    /// each kind's least over the image's own-scale tiles), to see how it separates the kind.
+    /// Default: the view the restorer's manifest serves.
     #[arg(long)]
     pub view: Option<String>,
     /// Thresholds to count the shares at.
@@ -369,7 +370,9 @@ pub struct RestorerArgs {
     /// keeps none of its change where the encoder's probability of KIND is at or below LOW,
     /// all at or above HIGH, linear between, and none without probabilities, on the
     /// fallback). For a refiner trained on one kind (`--kinds blur`). Training is unchanged.
-    #[arg(long, value_name = "KIND:LOW:HIGH")]
+    /// A fourth field, `:centre` or `:tiles`, has the gate read the degradation service's
+    /// second reading in that view (`clearair train gate --view` picks LOW and HIGH there).
+    #[arg(long, value_name = "KIND:LOW:HIGH[:VIEW]")]
     pub gate: Option<String>,
     /// Kinds to train on (default: all five).
     #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
@@ -471,13 +474,14 @@ pub struct EvalArgs {
     pub refiner: Option<PathBuf>,
     /// Keep of the refiner's change only the share a gate gives each image from the
     /// encoder's probability of one kind: `KIND:LOW:HIGH` (none at or below LOW, all at or
-    /// above HIGH, linear between; none on the fallback rows). Overrides the refiner's
-    /// manifest's `refiner_gate`.
-    #[arg(long, value_name = "KIND:LOW:HIGH")]
+    /// above HIGH, linear between; none on the fallback rows), read in VIEW when a fourth
+    /// field names one (`centre`, `tiles`). Overrides the refiner's manifest's `refiner_gate`.
+    #[arg(long, value_name = "KIND:LOW:HIGH[:VIEW]")]
     pub refiner_gate: Option<String>,
-    /// Read the gate's probabilities in this encoder view (`whole`, `centre`, `split`)
-    /// instead of the one the restorer is served, with one more encoder pass per image: what
-    /// a gate read at another scale would do. The priors the networks read are unchanged.
+    /// Where the gate reads the encoder's probabilities: `served` (the restorer's view),
+    /// `centre` (the centred square at the image's own scale) or `tiles` (each kind's least
+    /// over own-scale tiles covering the image), as the degradation service's `gate_view`
+    /// does. The priors the networks read are unchanged.
     #[arg(long)]
     pub gate_view: Option<String>,
     /// The degradation encoder's weights (manifest beside them).

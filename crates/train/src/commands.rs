@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clearair_backends::degradation::EncoderView;
+use clearair_backends::degradation::{EncoderView, GateView};
 use clearair_backends::restoration::Refiner;
 use clearair_model::{
     DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig, ModelManifest, NetworkConfig,
@@ -596,7 +596,6 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
                 .is_some()
                 .then(|| Refiner::ungated(&restorer, refiner_priors)),
             refiner_gate: None,
-            gate_view: None,
             encoder: &encoder.network,
             view,
             priors: &priors,
@@ -639,9 +638,10 @@ pub(crate) fn gate_command(args: &GateArgs) -> anyhow::Result<()> {
     }
     let device = setup_device(&args.device, args.threads)?;
     let manifest = ModelManifest::read(&ModelManifest::path_for_weights(&args.restorer))?;
-    let view = match &args.view {
-        Some(view) => parse_keyword::<EncoderView>("--view", view)?,
-        None => trained_encoder_view(&manifest)?,
+    let view = trained_encoder_view(&manifest)?;
+    let gate_view = match &args.view {
+        Some(gate_view) => parse_keyword::<GateView>("--view", gate_view)?,
+        None => GateView::Served,
     };
     let encoder = load_encoder(&args.encoder, device)?;
     let photos = load_photos(&args.photos)?
@@ -658,14 +658,16 @@ pub(crate) fn gate_command(args: &GateArgs) -> anyhow::Result<()> {
         &encoder.network,
         &photos,
         device,
-        view,
+        (view, gate_view),
         kind,
         args.repeats,
     )?;
     println!(
-        "p({}) from {} in the {view:?} view, {} photos of {} fitted to {} ({} draws each):\n",
+        "p({}) from {} in the {} gate view (served: {}), {} photos of {} fitted to {} ({} draws each):\n",
         kind.name(),
         args.encoder.display(),
+        gate_view.as_str(),
+        view.as_str(),
         photos.len(),
         args.photos.display(),
         args.max_side,
@@ -766,11 +768,20 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|weights| load_restorer(weights, device))
         .transpose()?;
-    // The gate `--refiner-gate` names, else the refiner's manifest's.
+    // The gate `--refiner-gate` names, else the refiner's manifest's; `--gate-view` moves
+    // where either reads its probabilities.
     let refiner_gate = match (&args.refiner_gate, &refiner) {
         (Some(_), None) => anyhow::bail!("--refiner-gate needs --refiner"),
         (Some(text), Some(_)) => Some(RefinerGate::parse(text)?),
         (None, refiner) => refiner.as_ref().and_then(|r| r.manifest.refiner_gate),
+    };
+    let refiner_gate = match (&args.gate_view, refiner_gate) {
+        (None, gate) => gate,
+        (Some(_), None) => anyhow::bail!("--gate-view needs a gated refiner"),
+        (Some(view), Some(gate)) => Some(RefinerGate {
+            view: parse_keyword::<GateView>("--gate-view", view)?,
+            ..gate
+        }),
     };
     let view = trained_encoder_view(&restorer.manifest)?;
     let encoder = load_encoder(&args.encoder, device)?;
@@ -810,11 +821,6 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
             )
         }),
         refiner_gate,
-        gate_view: args
-            .gate_view
-            .as_deref()
-            .map(|view| parse_keyword::<EncoderView>("--gate-view", view))
-            .transpose()?,
         encoder: &encoder.network,
         view,
         priors: &priors,
@@ -826,12 +832,16 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
             format!("{} then {}", restorer.manifest.name, refiner.manifest.name)
         }
         (Some(refiner), Some(gate)) => format!(
-            "{} then {} (gated on {} from {} to {})",
+            "{} then {} (gated on {} from {} to {}{})",
             restorer.manifest.name,
             refiner.manifest.name,
             gate.kind.name(),
             gate.low,
-            gate.high
+            gate.high,
+            match gate.view {
+                GateView::Served => String::new(),
+                view => format!(", read in {}", view.as_str()),
+            }
         ),
         (None, _) => restorer.manifest.name.clone(),
     };

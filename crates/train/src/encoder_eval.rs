@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use clearair_backends::degradation::{EncoderView, encode};
+use clearair_backends::degradation::{EncoderView, GateView, encode, gate_probabilities};
 use clearair_model::{DegradationEncoder, DegradationKind};
 use tch::Device;
 
@@ -221,18 +221,23 @@ pub struct KindReadings {
 }
 
 /// Reads the encoder's probability of `kind` on `repeats` single degradations of each kind
-/// of every photo (the evaluation's ranges and draws) and on every photo undegraded, in the
-/// service's `view`.
+/// of every photo (the evaluation's ranges and draws) and on every photo undegraded, as a
+/// gate reads it in `gate_view` (in the service's `view` when that is `Served`).
 pub fn kind_readings(
     encoder: &DegradationEncoder,
     photos: &[Photo],
     device: Device,
-    view: EncoderView,
+    (view, gate_view): (EncoderView, GateView),
     kind: DegradationKind,
     repeats: u64,
 ) -> Result<KindReadings> {
     let read = |image: &clearair_imaging::Rgb8Image| -> Result<f32> {
-        Ok(kind_probabilities(encoder, image, device, view)?[kind.index()])
+        let probabilities =
+            match gate_probabilities(encoder, device, gate_view, ENCODER_MAX_SIDE, image)? {
+                Some(probabilities) => probabilities.to_vec(),
+                None => kind_probabilities(encoder, image, device, view)?,
+            };
+        Ok(probabilities[kind.index()])
     };
     let mut sources = Vec::new();
     for source in DegradationKind::ALL {
@@ -309,7 +314,7 @@ mod tests {
             &encoder,
             &photos,
             Device::Cpu,
-            EncoderView::Whole,
+            (EncoderView::Whole, GateView::Served),
             DegradationKind::Blur,
             2,
         )

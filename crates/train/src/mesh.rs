@@ -4,7 +4,7 @@
 
 use clearair_backends::{
     Precision,
-    degradation::{EncoderView, encode},
+    degradation::{EncoderView, encode, gate_probabilities},
     restoration::{GlobalPriors, Refiner, Tiling, forward_refined, restore_in_tiles},
 };
 use clearair_imaging::Rgb8Image;
@@ -25,11 +25,10 @@ pub struct MeshRestorer<'a> {
     /// A second network run on the restorer's output, if any ([`forward_refined`]).
     pub refiner: Option<Refiner<'a>>,
     /// The refiner's gate (its manifest's `refiner_gate`): the share of its change each
-    /// image keeps, from the encoder's probabilities for it. None: the whole change.
+    /// image keeps, from the encoder's probabilities for it, read in the gate's view (a view
+    /// other than the served one costs one more encoder pass, as in the degradation
+    /// service). None: the whole change.
     pub refiner_gate: Option<clearair_model::RefinerGate>,
-    /// Read the gate's probabilities in this view rather than in `view` (one more encoder
-    /// pass): what a gate read elsewhere would do. None: the served probabilities.
-    pub gate_view: Option<EncoderView>,
     /// The degradation encoder.
     pub encoder: &'a DegradationEncoder,
     /// What of an image the encoder sees (the restorer's manifest names it).
@@ -107,12 +106,19 @@ impl MeshRestorer<'_> {
         };
         // As the restoration service does: a neutral degradation prior carries no
         // probabilities, and a gated refiner then keeps none of its change.
-        let gate_probabilities = match (self.gate_view, neutral.embeddings) {
-            (_, true) => None,
-            (Some(view), false) if view != self.view && self.refiner_gate.is_some() => Some(
-                encode(self.encoder, self.device, view, ENCODER_MAX_SIDE, image)?.probabilities,
-            ),
-            (_, false) => Some(probabilities),
+        let gate_probabilities = if neutral.embeddings {
+            None
+        } else if let Some(gate) = self.refiner_gate {
+            gate_probabilities(
+                self.encoder,
+                self.device,
+                gate.view,
+                ENCODER_MAX_SIDE,
+                image,
+            )?
+            .or(Some(probabilities))
+        } else {
+            Some(probabilities)
         };
         let refiner = self.refiner.map(|refiner| Refiner {
             share: self.refiner_gate.map_or(refiner.share, |gate| {

@@ -109,7 +109,6 @@ pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
         restorer: &restorer.network,
         refiner: None,
         refiner_gate: None,
-        gate_view: None,
         encoder: &encoder.network,
         view: trained_encoder_view(&restorer.manifest)?,
         priors: &priors,

@@ -199,7 +199,6 @@ impl ProgressEval {
                 .is_some()
                 .then(|| Refiner::ungated(network, self.refiner_priors)),
             refiner_gate: None,
-            gate_view: None,
             encoder: &self.encoder,
             view: self.view,
             priors: &self.priors,

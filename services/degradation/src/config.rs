@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub use clearair_backends::{
     ModelConfig,
-    degradation::{DegradationBackendKind, EncoderView},
+    degradation::{DegradationBackendKind, EncoderView, GateView},
 };
 
 /// Everything the degradation service reads at start-up.
@@ -32,6 +32,12 @@ pub struct DegradationConfig {
     /// first, F_d and the kind probabilities from the second). The backend's name says
     /// which, and the restorer's weights must have been trained on the same one.
     pub view: EncoderView,
+    /// Where a gated refiner behind this encoder reads the kind probabilities, sent beside
+    /// the served ones: `served` (none sent; the gate reads the served probabilities),
+    /// `centre` (the centred `max_side` square at the image's own scale, one more pass) or
+    /// `tiles` (each kind's least over own-scale `max_side` tiles covering the image, one
+    /// batched pass). Set it to the view the refiner's `refiner_gate` names.
+    pub gate_view: GateView,
     /// Largest image accepted, in pixels.
     pub max_pixels: u64,
 }
@@ -45,6 +51,7 @@ impl Default for DegradationConfig {
             batching,
             max_side,
             view,
+            gate_view,
         } = DegradationBackendConfig::default();
         Self {
             server: ServerConfig {
@@ -61,6 +68,7 @@ impl Default for DegradationConfig {
             batching,
             max_side,
             view,
+            gate_view,
             max_pixels: 40_000_000,
         }
     }
@@ -76,6 +84,7 @@ impl DegradationConfig {
             batching: self.batching.clone(),
             max_side: self.max_side,
             view: self.view,
+            gate_view: self.gate_view,
         }
     }
 }
@@ -99,9 +108,11 @@ mod tests {
         let config = DegradationConfig {
             max_side: 128,
             view: EncoderView::Centre,
+            gate_view: GateView::Tiles,
             ..DegradationConfig::default()
         };
         assert_eq!(config.backend_config().max_side, 128);
         assert_eq!(config.backend_config().view, EncoderView::Centre);
+        assert_eq!(config.backend_config().gate_view, GateView::Tiles);
     }
 }

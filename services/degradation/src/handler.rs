@@ -86,20 +86,28 @@ impl DegradationService for DegradationHandler {
             self.metrics.observe_model(elapsed, 1);
         }
         let estimate = estimate.map_err(DegradationError::from)?;
-        let probabilities = DegradationKind::ALL
-            .iter()
-            .zip(estimate.probabilities)
-            .map(|(kind, probability)| DegradationProbability {
-                kind: wire_kind(*kind) as i32,
-                probability,
-            })
-            .collect();
+        let wire = |probabilities: [f32; 5]| -> Vec<DegradationProbability> {
+            DegradationKind::ALL
+                .iter()
+                .zip(probabilities)
+                .map(|(kind, probability)| DegradationProbability {
+                    kind: wire_kind(*kind) as i32,
+                    probability,
+                })
+                .collect()
+        };
+        let (gate_view, gate_probabilities) = match estimate.gate {
+            Some((view, probabilities)) => (view.as_str().to_owned(), wire(probabilities)),
+            None => (String::new(), Vec::new()),
+        };
         Ok(Response::new(EmbedResponse {
             degradation: Some(DegradationPrior {
                 content: estimate.content,
                 degradation: estimate.degradation,
-                probabilities,
+                probabilities: wire(estimate.probabilities),
                 backend: name,
+                gate_probabilities,
+                gate_view,
             }),
             model_milliseconds: elapsed.as_secs_f64() * 1e3,
         }))

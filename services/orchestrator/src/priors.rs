@@ -41,7 +41,9 @@ impl PriorSet {
                 .as_ref()
                 .map_or(0, |m| m.bits.len() + m.scores.len() * 4)
             + self.degradation.as_ref().map_or(0, |d| {
-                (d.content.len() + d.degradation.len()) * 4 + d.probabilities.len() * 8
+                (d.content.len() + d.degradation.len()) * 4
+                    + (d.probabilities.len() + d.gate_probabilities.len()) * 8
+                    + d.gate_view.len()
             })
     }
 }

@@ -5,6 +5,7 @@ use std::{pin::Pin, sync::Arc};
 
 use clearair_backends::restoration::neutral;
 use clearair_imaging::{DecodeLimits, PackedMasks, Rgb8Image};
+use clearair_model::{GateView, RefinerGate};
 use clearair_proto::v1::{
     RestoreRequest, RestoreResponse, RestoreTilesRequest, RestoreTilesResponse, TileProgress,
     restoration_service_server::RestorationService, restore_tiles_response::Event,
@@ -72,10 +73,12 @@ fn check_vector(name: &str, values: &[f32], width: i64) -> Result<(), Restoratio
     Ok(())
 }
 
-/// The kind probabilities of a degradation prior, in [`clearair_model::DegradationKind::ALL`]
-/// order, each checked to be in [0, 1]; a kind the prior does not name reads as NaN, which a
-/// refiner gate takes as no evidence. None when the prior names no kind.
+/// The kind probabilities of a degradation prior's `field` (`probabilities` or
+/// `gate_probabilities`), in [`clearair_model::DegradationKind::ALL`] order, each checked to
+/// be in [0, 1]; a kind the prior does not name reads as NaN, which a refiner gate takes as
+/// no evidence. None when the prior names no kind.
 fn kind_probabilities(
+    field: &str,
     sent: &[clearair_proto::v1::DegradationProbability],
 ) -> Result<Option<Vec<f32>>, RestorationError> {
     if sent.is_empty() {
@@ -90,13 +93,13 @@ fn kind_probabilities(
             .filter(|&slot| slot < probabilities.len())
             .ok_or_else(|| {
                 RestorationError::Prior(format!(
-                    "`degradation.probabilities[{index}].kind` is {}, not a degradation kind",
+                    "`degradation.{field}[{index}].kind` is {}, not a degradation kind",
                     entry.kind
                 ))
             })?;
         if !(0.0..=1.0).contains(&entry.probability) {
             return Err(RestorationError::Prior(format!(
-                "`degradation.probabilities[{index}].probability` is {}; it must be in [0, 1]",
+                "`degradation.{field}[{index}].probability` is {}; it must be in [0, 1]",
                 entry.probability
             )));
         }
@@ -104,6 +107,65 @@ fn kind_probabilities(
     }
     Ok(Some(probabilities))
 }
+
+/// The kind probabilities the refiner's `gate` reads from `prior`, after checking both sets
+/// it carries. A gate on the served view reads `probabilities`; one on another view reads
+/// `gate_probabilities` when the prior was read in that view, and none (the gate stays shut,
+/// as with no prior) when the degradation service sent no second reading. A second reading
+/// in another view than the gate's is refused: the gate's thresholds mean nothing there.
+fn gate_probabilities(
+    prior: &clearair_proto::v1::DegradationPrior,
+    gate: Option<RefinerGate>,
+) -> Result<Option<Vec<f32>>, RestorationError> {
+    let served = kind_probabilities("probabilities", &prior.probabilities)?;
+    let second = kind_probabilities("gate_probabilities", &prior.gate_probabilities)?;
+    let sent_view = match (prior.gate_view.as_str(), &second) {
+        ("", None) => None,
+        ("", Some(_)) => {
+            return Err(RestorationError::Prior(
+                "`degradation.gate_probabilities` are sent without `degradation.gate_view`"
+                    .to_owned(),
+            ));
+        }
+        (name, _) => Some(
+            GateView::from_name(name)
+                .filter(|view| *view != GateView::Served)
+                .ok_or_else(|| {
+                    RestorationError::Prior(format!(
+                        "`degradation.gate_view` is {name:?}, not \"centre\" or \"tiles\""
+                    ))
+                })?,
+        ),
+    };
+    let Some(gate) = gate else {
+        return Ok(served);
+    };
+    match (gate.view, sent_view) {
+        (GateView::Served, _) => Ok(served),
+        (wanted, Some(sent)) if sent == wanted => Ok(second),
+        (wanted, Some(sent)) => Err(RestorationError::Prior(format!(
+            "`degradation.gate_view` is \"{}\", but this restorer's refiner gate reads \"{}\": \
+             set the degradation service's gate_view to \"{}\"",
+            sent.as_str(),
+            wanted.as_str(),
+            wanted.as_str()
+        ))),
+        (wanted, None) => {
+            if !MISSING_GATE_VIEW_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    gate_view = wanted.as_str(),
+                    "the degradation prior carries no gate reading; the refiner's gate stays \
+                     shut until the degradation service's gate_view is set to its view"
+                );
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Whether the missing gate reading was logged already (once per process is enough).
+static MISSING_GATE_VIEW_WARNED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// Checks that a prior comes from the backend the weights were trained with (or is neutral).
 fn check_backend(name: &str, sent: &str, expected: &str) -> Result<(), RestorationError> {
@@ -152,7 +214,7 @@ fn validate(
                 &prior.degradation,
                 network.degradation_dim,
             )?;
-            let probabilities = kind_probabilities(&prior.probabilities)?;
+            let probabilities = gate_probabilities(&prior, restorer.refiner_gate())?;
             (prior.content, prior.degradation, probabilities)
         }
         None => (
@@ -167,7 +229,7 @@ fn validate(
         masks,
         content,
         degradation,
-        probabilities,
+        gate_probabilities: probabilities,
     })
 }
 
@@ -283,5 +345,63 @@ impl RestorationService for RestorationHandler {
             tracing::Span::current(),
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(events))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clearair_model::DegradationKind;
+    use clearair_proto::v1::{DegradationPrior, DegradationProbability};
+
+    use super::*;
+
+    fn reading(blur: f32) -> Vec<DegradationProbability> {
+        vec![DegradationProbability {
+            kind: DegradationKind::Blur.index() as i32 + 1,
+            probability: blur,
+        }]
+    }
+
+    fn blur_of(probabilities: Option<Vec<f32>>) -> Option<f32> {
+        probabilities.map(|p| p[DegradationKind::Blur.index()])
+    }
+
+    #[test]
+    fn the_gate_reads_the_probabilities_of_its_own_view() {
+        let prior = DegradationPrior {
+            probabilities: reading(0.2),
+            gate_probabilities: reading(0.8),
+            gate_view: "tiles".to_owned(),
+            ..DegradationPrior::default()
+        };
+        let gate = |view| {
+            Some(RefinerGate {
+                view,
+                ..RefinerGate::parse("blur:0.3:0.6").unwrap()
+            })
+        };
+        let read =
+            |prior: &DegradationPrior, gate| blur_of(gate_probabilities(prior, gate).unwrap());
+        // A gate on the served view, or no gate, reads the served probabilities.
+        assert_eq!(read(&prior, gate(GateView::Served)), Some(0.2));
+        assert_eq!(read(&prior, None), Some(0.2));
+        // A gate on the tiles reads the second reading.
+        assert_eq!(read(&prior, gate(GateView::Tiles)), Some(0.8));
+        // Without a second reading it stays shut, as with no prior at all.
+        let plain = DegradationPrior {
+            probabilities: reading(0.9),
+            ..DegradationPrior::default()
+        };
+        assert_eq!(read(&plain, gate(GateView::Tiles)), None);
+        // A reading in another view than the gate's is refused, naming both.
+        let error = gate_probabilities(&prior, gate(GateView::Centre))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("degradation.gate_view")
+                && error.contains("tiles")
+                && error.contains("centre"),
+            "{error}"
+        );
     }
 }

@@ -52,9 +52,11 @@ pub struct RestorerInput {
     pub content: Vec<f32>,
     /// F_d.
     pub degradation: Vec<f32>,
-    /// The encoder's kind probabilities, in the encoder's order (NaN for a kind not sent);
-    /// None when the degradation prior was absent. A gated refiner reads them.
-    pub probabilities: Option<Vec<f32>>,
+    /// The kind probabilities a gated refiner reads, in the encoder's order (NaN for a
+    /// kind not sent): the prior's `gate_probabilities` when the gate reads another view
+    /// than the served one, else its `probabilities`. None when the degradation prior was
+    /// absent or did not carry the gate's view: the gate stays shut.
+    pub gate_probabilities: Option<Vec<f32>>,
 }
 
 /// A restored image and what it cost.
@@ -150,6 +152,7 @@ pub struct Restorer {
     config: ClearAirConfig,
     device: Device,
     tiling: Tiling,
+    gate: Option<RefinerGate>,
 }
 
 impl std::fmt::Debug for Restorer {
@@ -226,6 +229,7 @@ impl Restorer {
                 "the restorer's output is refined"
             );
         }
+        let gate = refiner.as_ref().and_then(|refiner| refiner.gate);
         let (jobs, queue) = mpsc::channel::<Job>();
         let network = Network {
             _store: store,
@@ -252,7 +256,14 @@ impl Restorer {
             config: network_config,
             device,
             tiling,
+            gate,
         })
+    }
+
+    /// The gate of the refiner behind the restorer, if it has one: the view it reads the
+    /// kind probabilities in decides which of the degradation prior's probabilities serve.
+    pub fn refiner_gate(&self) -> Option<RefinerGate> {
+        self.gate
     }
 
     /// The network's configuration.
@@ -319,7 +330,7 @@ impl Restorer {
                     &refiner.net,
                     refiner.priors,
                     refiner.gate.as_ref(),
-                    input.probabilities.as_deref(),
+                    input.gate_probabilities.as_deref(),
                 )
             });
             let mut stopped_for_deadline = false;
@@ -431,7 +442,7 @@ pub fn warm_up(restorer: &Restorer) -> Result<(), RestorationError> {
         masks: neutral::masks(width, height),
         content: neutral::vector(restorer.config.content_dim as usize),
         degradation: neutral::vector(restorer.config.degradation_dim as usize),
-        probabilities: None,
+        gate_probabilities: None,
     };
     let restored = restorer.restore_blocking(input)?.image;
     if (restored.width(), restored.height()) != (width, height) {
@@ -600,7 +611,7 @@ mod tests {
         // random weights put it, is blended before it is clipped, and halves stop adding up.
         let restore = |restorer: Restorer, probabilities: Option<Vec<f32>>| async move {
             let mut input = input(&restorer, 60, 50);
-            input.probabilities = probabilities;
+            input.gate_probabilities = probabilities;
             restorer.restore(input, None, None).await.unwrap().image
         };
         let alone = restore(load(None), None).await;
@@ -683,7 +694,7 @@ mod tests {
             masks: neutral::masks(width, height),
             content: neutral::vector(restorer.config.content_dim as usize),
             degradation: neutral::vector(restorer.config.degradation_dim as usize),
-            probabilities: None,
+            gate_probabilities: None,
         }
     }
 

@@ -148,6 +148,7 @@ fn run_batch(
                 content,
                 degradation,
                 probabilities: probabilities.try_into().expect("width checked above"),
+                gate: None,
             })
         })
         .collect()

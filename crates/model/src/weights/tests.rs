@@ -198,7 +198,17 @@ fn a_refiner_gate_keeps_nothing_below_low_everything_above_high_and_a_line_betwe
         RefinerGate {
             kind: crate::DegradationKind::Blur,
             low: 0.3,
-            high: 0.6
+            high: 0.6,
+            view: GateView::Served,
+        }
+    );
+    // A fourth field names the view the thresholds were chosen in.
+    assert_eq!(
+        RefinerGate::parse("blur:0.4:0.6:tiles").unwrap(),
+        RefinerGate {
+            low: 0.4,
+            view: GateView::Tiles,
+            ..gate
         }
     );
     let with_blur = |p: f32| [0.9, 0.9, 0.9, p, 0.9];
@@ -222,6 +232,8 @@ fn a_refiner_gate_keeps_nothing_below_low_everything_above_high_and_a_line_betwe
         "fog:0.2:0.5",
         "blur:0.2",
         "blur:x:0.5",
+        "blur:0.2:0.5:everywhere",
+        "blur:0.2:0.5:tiles:x",
     ] {
         let error = RefinerGate::parse(bad).unwrap_err().to_string();
         assert!(error.contains("refiner"), "{bad}: {error}");
@@ -248,7 +260,22 @@ fn a_manifest_keeps_its_refiner_gate_and_refuses_a_bad_one() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("\"refiner_gate\""), "{text}");
     assert!(text.contains("\"kind\": \"blur\""), "{text}");
+    // A gate on the served probabilities says nothing of its view.
+    assert!(!text.contains("\"view\""), "{text}");
     assert_eq!(ModelManifest::read(&path).unwrap(), manifest);
+    // One read in tiles names it, and keeps it through a round trip.
+    let tiles = ModelManifest {
+        refiner_gate: Some(RefinerGate::parse("blur:0.4:0.6:tiles").unwrap()),
+        ..manifest.clone()
+    };
+    tiles.write(&path).unwrap();
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("\"view\": \"tiles\""),
+    );
+    assert_eq!(ModelManifest::read(&path).unwrap(), tiles);
+    manifest.write(&path).unwrap();
     let broken = text.replace("\"low\": 0.3", "\"low\": 0.9");
     assert_ne!(broken, text);
     std::fs::write(&path, broken).unwrap();

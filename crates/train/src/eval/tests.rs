@@ -4,7 +4,7 @@ use crate::priors::stack_quality;
 use crate::test_support::{
     cpu_priors, exclusive_torch, scratch_dir, small_encoder, synthetic_photos, tiny_restorer,
 };
-use clearair_backends::degradation::EncoderView;
+use clearair_backends::degradation::{EncoderView, GateView};
 use clearair_backends::restoration::{GlobalPriors, Refiner, Tiling, restore_in_tiles};
 use clearair_model::{
     ClearAirNet, DegradationEncoder, DegradationKind, RefinerGate, RefinerPriors,
@@ -21,7 +21,6 @@ fn cpu_mesh<'a>(
         restorer,
         refiner: None,
         refiner_gate: None,
-        gate_view: None,
         encoder,
         view: EncoderView::Whole,
         priors,
@@ -474,7 +473,14 @@ fn a_gated_refiner_keeps_the_share_its_kind_probability_gives() {
         .find(|kind| (0.05..0.9).contains(&probabilities[kind.index()]))
         .expect("a kind of middling probability");
     let p = probabilities[kind.index()];
-    let gate = |low: f32, high: f32| Some(RefinerGate { kind, low, high });
+    let gate = |low: f32, high: f32| {
+        Some(RefinerGate {
+            kind,
+            low,
+            high,
+            view: GateView::Served,
+        })
+    };
     // At or below LOW the refiner's change is dropped: the restorer's output exactly.
     assert_eq!(
         mesh(gate(p, p + 0.05)).restore(photo).unwrap().restored,
@@ -573,23 +579,32 @@ fn a_gate_view_reads_the_gates_probabilities_in_that_view() {
     } else {
         (c, (w + c) / 2.0)
     };
-    let gate = Some(RefinerGate { kind, low, high });
-    let mesh = |refiner, gate_view| MeshRestorer {
+    let mesh = |refiner, view| MeshRestorer {
         refiner,
-        refiner_gate: gate,
-        gate_view,
+        refiner_gate: Some(RefinerGate {
+            kind,
+            low,
+            high,
+            view,
+        }),
         ..cpu_mesh(&restorer, &encoder, &priors)
     };
     let pair = Some(Refiner::ungated(&refiner, RefinerPriors::Neutral));
-    let alone = mesh(None, None).restore(photo).unwrap().restored;
-    let whole_gate = mesh(pair, None).restore(photo).unwrap().restored;
-    let centre_gate = mesh(pair, Some(EncoderView::Centre))
+    let alone = mesh(None, GateView::Served)
+        .restore(photo)
+        .unwrap()
+        .restored;
+    let whole_gate = mesh(pair, GateView::Served)
+        .restore(photo)
+        .unwrap()
+        .restored;
+    let centre_gate = mesh(pair, GateView::Centre)
         .restore(photo)
         .unwrap()
         .restored;
     let open = MeshRestorer {
         refiner_gate: None,
-        ..mesh(pair, None)
+        ..mesh(pair, GateView::Served)
     }
     .restore(photo)
     .unwrap()
