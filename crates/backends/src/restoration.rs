@@ -272,6 +272,34 @@ pub struct Refiner<'a> {
     pub priors: clearair_model::RefinerPriors,
     /// The share of the refiner's change kept, 0 to 1: at 0 the refiner does not run.
     pub share: f32,
+    /// Geometric self-ensemble: the refiner runs on this many flips and transposes of its
+    /// input (1, 2, 4 or 8; [`SELF_ENSEMBLE_SIZES`]) and the outputs, turned back, are
+    /// averaged. Blur, noise and streaks of any angle stay what they were under these, so
+    /// each pass is a fair guess and their mean a better one, at that many times the cost.
+    pub ensemble: u8,
+}
+
+/// The self-ensemble sizes a refiner takes: the identity, then a horizontal flip, then the
+/// vertical flips of both, then the transposes of all four (the eight symmetries of a square).
+pub const SELF_ENSEMBLE_SIZES: [u8; 4] = [1, 2, 4, 8];
+
+/// The `index`-th symmetry of the self-ensemble applied to an N×C×H×W tensor (`inverse`:
+/// undone). Each symmetry is a transpose (indices 4–7) then flips; its inverse the same flips
+/// then the transpose.
+fn symmetry(tensor: &Tensor, index: u8, inverse: bool) -> Tensor {
+    let flips: &[i64] = match index % 4 {
+        0 => &[],
+        1 => &[3],
+        2 => &[2],
+        _ => &[2, 3],
+    };
+    let transpose = index >= 4;
+    let flip = |t: Tensor| if flips.is_empty() { t } else { t.flip(flips) };
+    match (transpose, inverse) {
+        (false, _) => flip(tensor.shallow_clone()),
+        (true, false) => flip(tensor.transpose(2, 3)),
+        (true, true) => flip(tensor.shallow_clone()).transpose(2, 3),
+    }
 }
 
 impl<'a> Refiner<'a> {
@@ -284,7 +312,13 @@ impl<'a> Refiner<'a> {
             network,
             priors,
             share: 1.0,
+            ensemble: 1,
         }
+    }
+
+    /// The same refiner run as a self-ensemble of `ensemble` passes.
+    pub fn with_ensemble(self, ensemble: u8) -> Self {
+        Self { ensemble, ..self }
     }
 
     /// The refiner with the share `gate` gives an image of these kind `probabilities`
@@ -299,6 +333,7 @@ impl<'a> Refiner<'a> {
             network,
             priors,
             share: gate.map_or(1.0, |gate| gate.weight(probabilities)),
+            ensemble: 1,
         }
     }
 }
@@ -307,7 +342,8 @@ impl<'a> Refiner<'a> {
 /// restorer's output clamped to [0, 1]: with neutral priors ([`neutral_tile_priors`]), a
 /// network that sees pixels only and behaves the same whatever the priors said, or with the
 /// same priors as the restorer. A gated refiner's change is scaled by its share; at share 0
-/// it does not run and the restorer's output is returned as it came.
+/// it does not run and the restorer's output is returned as it came. A self-ensemble runs
+/// the refiner on each symmetry of its input (the masks turned alike) and averages.
 pub fn forward_refined(
     precision: crate::Precision,
     restorer: &clearair_model::ClearAirNet,
@@ -318,16 +354,39 @@ pub fn forward_refined(
     let restored = forward_in(precision, restorer, tile, priors)?;
     match refiner {
         Some(refiner) if refiner.share > 0.0 => {
+            if !SELF_ENSEMBLE_SIZES.contains(&refiner.ensemble) {
+                return Err(ModelError::Config(format!(
+                    "refiner self-ensemble of {} passes; it takes 1, 2, 4 or 8",
+                    refiner.ensemble
+                )));
+            }
             let restored = restored.clamp(0.0, 1.0);
-            let refined = match refiner.priors {
-                clearair_model::RefinerPriors::Neutral => {
-                    let neutral = neutral_tile_priors(refiner.network, &restored);
-                    forward_in(precision, refiner.network, &restored, &neutral)?
-                }
-                clearair_model::RefinerPriors::Served => {
-                    forward_in(precision, refiner.network, &restored, priors)?
-                }
+            let pass = |index: u8| -> Result<Tensor, ModelError> {
+                let input = symmetry(&restored, index, false);
+                let output = match refiner.priors {
+                    clearair_model::RefinerPriors::Neutral => {
+                        let neutral = neutral_tile_priors(refiner.network, &input);
+                        forward_in(precision, refiner.network, &input, &neutral)?
+                    }
+                    clearair_model::RefinerPriors::Served => {
+                        let turned = Priors {
+                            masks: symmetry(&priors.masks, index, false),
+                            quality: priors.quality.shallow_clone(),
+                            content: priors.content.shallow_clone(),
+                            degradation: priors.degradation.shallow_clone(),
+                        };
+                        forward_in(precision, refiner.network, &input, &turned)?
+                    }
+                };
+                Ok(symmetry(&output, index, true))
             };
+            let mut refined = pass(0)?;
+            for index in 1..refiner.ensemble {
+                refined += pass(index)?;
+            }
+            if refiner.ensemble > 1 {
+                refined /= f64::from(refiner.ensemble);
+            }
             if refiner.share >= 1.0 {
                 Ok(refined)
             } else {
@@ -341,6 +400,70 @@ pub fn forward_refined(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_self_ensemble_averages_the_refiner_over_the_symmetries_of_its_input() {
+        // Each symmetry is undone by its inverse, and the eight are distinct.
+        let t = Tensor::rand([1, 3, 5, 7], (tch::Kind::Float, Device::Cpu));
+        let mut seen: Vec<Tensor> = Vec::new();
+        for index in 0..8 {
+            let turned = symmetry(&t, index, false);
+            assert!(symmetry(&turned, index, true).equal(&t), "symmetry {index}");
+            assert!(
+                !seen
+                    .iter()
+                    .any(|s| s.size() == turned.size() && s.equal(&turned)),
+                "symmetry {index} repeats another"
+            );
+            seen.push(turned);
+        }
+        tch::manual_seed(3);
+        let config = clearair_model::ClearAirConfig::compact(36);
+        let restorer_store = tch::nn::VarStore::new(Device::Cpu);
+        let restorer = clearair_model::ClearAirNet::new(&restorer_store.root(), &config);
+        let refiner_store = tch::nn::VarStore::new(Device::Cpu);
+        let network = clearair_model::ClearAirNet::new(&refiner_store.root(), &config);
+        tch::no_grad(|| {
+            for (_, mut variable) in refiner_store.variables() {
+                let _ = variable.g_add_(&(variable.randn_like() * 0.05));
+            }
+        });
+        let tile = Tensor::rand([1, 3, 16, 24], (tch::Kind::Float, Device::Cpu));
+        let priors = neutral_tile_priors(&restorer, &tile);
+        let fp32 = crate::Precision::Fp32;
+        let refiner = Refiner::ungated(&network, clearair_model::RefinerPriors::Neutral);
+        let run = |ensemble: u8| {
+            tch::no_grad(|| {
+                forward_refined(
+                    fp32,
+                    &restorer,
+                    Some(refiner.with_ensemble(ensemble)),
+                    &tile,
+                    &priors,
+                )
+            })
+        };
+        // Two passes: the refiner on its input and, flipped back, on its mirror image.
+        let input = forward_in(fp32, &restorer, &tile, &priors)
+            .unwrap()
+            .clamp(0.0, 1.0);
+        let refine = |x: &Tensor| {
+            tch::no_grad(|| {
+                forward_in(fp32, &network, x, &neutral_tile_priors(&network, x)).unwrap()
+            })
+        };
+        let by_hand = (refine(&input) + refine(&input.flip([3])).flip([3])) / 2.0;
+        let two = run(2).unwrap();
+        assert!(two.allclose(&by_hand, 1e-5, 1e-6, false));
+        // The symmetries change what this refiner does, so more passes give another mean.
+        let (one, eight) = (run(1).unwrap(), run(8).unwrap());
+        assert!(one.equal(&refine(&input)));
+        assert_eq!(eight.size(), one.size());
+        assert!(!eight.allclose(&one, 1e-4, 1e-5, false));
+        // Any other number of passes is refused by name.
+        let error = run(3).unwrap_err().to_string();
+        assert!(error.contains("self-ensemble"), "{error}");
+    }
 
     fn gradient(width: u32, height: u32) -> Rgb8Image {
         let data = (0..width * height)

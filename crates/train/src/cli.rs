@@ -478,6 +478,10 @@ pub struct EvalArgs {
     /// field names one (`centre`, `tiles`). Overrides the refiner's manifest's `refiner_gate`.
     #[arg(long, value_name = "KIND:LOW:HIGH[:VIEW]")]
     pub refiner_gate: Option<String>,
+    /// Run the refiner on this many flips and transposes of each tile (1, 2, 4 or 8) and
+    /// average the outputs turned back, as the restoration service's `refiner_ensemble`.
+    #[arg(long, default_value_t = 1)]
+    pub refiner_ensemble: u8,
     /// Where the gate reads the encoder's probabilities: `served` (the restorer's view),
     /// `centre` (the centred square at the image's own scale) or `tiles` (each kind's least
     /// over own-scale tiles covering the image), as the degradation service's `gate_view`

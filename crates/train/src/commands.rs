@@ -775,6 +775,12 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         (Some(text), Some(_)) => Some(RefinerGate::parse(text)?),
         (None, refiner) => refiner.as_ref().and_then(|r| r.manifest.refiner_gate),
     };
+    if !clearair_backends::restoration::SELF_ENSEMBLE_SIZES.contains(&args.refiner_ensemble) {
+        anyhow::bail!(
+            "--refiner-ensemble {}: it takes 1, 2, 4 or 8",
+            args.refiner_ensemble
+        );
+    }
     let refiner_gate = match (&args.gate_view, refiner_gate) {
         (None, gate) => gate,
         (Some(_), None) => anyhow::bail!("--gate-view needs a gated refiner"),
@@ -819,6 +825,7 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
                 &refiner.network,
                 refiner.manifest.refiner_priors.unwrap_or_default(),
             )
+            .with_ensemble(args.refiner_ensemble)
         }),
         refiner_gate,
         encoder: &encoder.network,
@@ -844,6 +851,10 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
             }
         ),
         (None, _) => restorer.manifest.name.clone(),
+    };
+    let model = match args.refiner_ensemble {
+        1 => model,
+        passes => format!("{model}, refiner self-ensemble of {passes}"),
     };
     let model = if args.neutral.is_empty() {
         model

@@ -22,6 +22,10 @@ pub struct RestorationConfig {
     /// manifest's `refiner_priors` is `served`, with the request's priors. Unset: the
     /// restorer alone.
     pub refiner: Option<std::path::PathBuf>,
+    /// The refiner runs on this many flips and transposes of each tile (1, 2, 4 or 8) and
+    /// the outputs, turned back, are averaged: a better guess for that many times the
+    /// refiner's cost, paid only where its gate opens.
+    pub refiner_ensemble: u8,
     /// Which prior backends the mesh runs, by name. The weights' manifest must name the same
     /// ones (the service refuses to start otherwise) and every prior a request carries must
     /// come from them; the widths of F_q, F_c and F_d are the weights' (their manifest), set
@@ -81,6 +85,7 @@ impl Default for RestorationConfig {
                 ..ModelConfig::with_weights("models/clearair-compact.safetensors")
             },
             refiner: None,
+            refiner_ensemble: 1,
             backends: BackendNames::default(),
             tile_size: 512,
             tile_overlap: 32,

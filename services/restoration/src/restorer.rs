@@ -22,7 +22,8 @@ use std::{
 use clearair_backends::{
     Precision,
     restoration::{
-        GlobalPriors, Refiner, Tiling, forward_refined, neutral, restore_in_tiles_watched,
+        GlobalPriors, Refiner, SELF_ENSEMBLE_SIZES, Tiling, forward_refined, neutral,
+        restore_in_tiles_watched,
     },
 };
 use clearair_imaging::{PackedMasks, Rgb8Image};
@@ -94,6 +95,7 @@ struct LoadedRefiner {
     net: ClearAirNet,
     priors: RefinerPriors,
     gate: Option<RefinerGate>,
+    ensemble: u8,
 }
 
 /// The refiner at `weights`, on `device` in `precision`, for a restorer of `restorer`'s
@@ -102,7 +104,7 @@ struct LoadedRefiner {
 /// prior backends the mesh runs, at the restorer's widths.
 fn load_refiner(
     weights: &std::path::Path,
-    mesh: &BackendNames,
+    config: &RestorationConfig,
     restorer: &ClearAirConfig,
     device: Device,
     precision: Precision,
@@ -111,6 +113,12 @@ fn load_refiner(
         what: format!("refiner {}", weights.display()),
         reason,
     };
+    let (mesh, ensemble) = (&config.backends, config.refiner_ensemble);
+    if !SELF_ENSEMBLE_SIZES.contains(&ensemble) {
+        return Err(load_error(format!(
+            "refiner_ensemble is {ensemble}; it takes 1, 2, 4 or 8"
+        )));
+    }
     let manifest_path = ModelManifest::path_for_weights(weights);
     let manifest = ModelManifest::read(&manifest_path).map_err(|e| load_error(e.to_string()))?;
     let NetworkConfig::ClearAir(config) = manifest.network else {
@@ -141,6 +149,7 @@ fn load_refiner(
         net,
         priors,
         gate: manifest.refiner_gate,
+        ensemble,
     })
 }
 
@@ -211,21 +220,14 @@ impl Restorer {
         let refiner = config
             .refiner
             .as_deref()
-            .map(|weights| {
-                load_refiner(
-                    weights,
-                    &config.backends,
-                    &network_config,
-                    device,
-                    precision,
-                )
-            })
+            .map(|weights| load_refiner(weights, config, &network_config, device, precision))
             .transpose()?;
         if let (Some(weights), Some(refiner)) = (&config.refiner, &refiner) {
             tracing::info!(
                 refiner = %weights.display(),
                 priors = ?refiner.priors,
                 gate = ?refiner.gate,
+                ensemble = refiner.ensemble,
                 "the restorer's output is refined"
             );
         }
@@ -332,6 +334,7 @@ impl Restorer {
                     refiner.gate.as_ref(),
                     input.gate_probabilities.as_deref(),
                 )
+                .with_ensemble(refiner.ensemble)
             });
             let mut stopped_for_deadline = false;
             let restored = restore_in_tiles_watched(
@@ -559,10 +562,25 @@ mod tests {
         assert!(tiles > 1, "90×70 in 64-pixel tiles");
         // A refiner that returns its input serves the restorer's output unchanged, in as many
         // tiles; one that does not changes it.
-        let unchanged = restore(load(Some(identity)).unwrap()).await;
+        let unchanged = restore(load(Some(identity.clone())).unwrap()).await;
         assert_eq!(unchanged, (first.clone(), tiles));
         let refined = restore(load(Some(random.clone())).unwrap()).await;
         assert_ne!(refined.0, first);
+        // A self-ensemble of the refiner serves another mean of it; the identity refiner
+        // is the identity under every symmetry. An ensemble size it cannot take stops the
+        // service, naming the setting.
+        let ensemble = |weights: std::path::PathBuf, passes: u8| {
+            let mut config = pair_config(&random, Some(weights));
+            config.refiner_ensemble = passes;
+            Restorer::load(&config)
+        };
+        let eight = restore(ensemble(random.clone(), 8).unwrap()).await;
+        assert_ne!(eight.0, refined.0);
+        assert_eq!(eight.1, tiles);
+        let identity_eight = restore(ensemble(identity.clone(), 8).unwrap()).await;
+        assert_eq!(identity_eight.0, first);
+        let error = ensemble(random.clone(), 3).unwrap_err().to_string();
+        assert!(error.contains("refiner_ensemble"), "{error}");
         // Weights that are not there stop the service, naming the refiner.
         let missing = folder.path().join("missing.safetensors");
         let error = load(Some(missing)).unwrap_err().to_string();
