@@ -14,7 +14,7 @@ use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_mesh::Service;
 use clearair_orchestrator::OrchestratorConfig;
 use clearair_proto::v1::{
-    AssessRequest, EmbedRequest, SegmentRequest,
+    AssessRequest, DegradationPrior, EmbedRequest, SegmentRequest,
     degradation_service_client::DegradationServiceClient,
     quality_service_client::QualityServiceClient,
     segmentation_service_client::SegmentationServiceClient,
@@ -60,6 +60,22 @@ fn assert_close(what: &str, window: u64, training: &[f32], served: &[f32], toler
         worst <= tolerance,
         "window {window}: {what} differs by up to {worst:e} (tolerance {tolerance:e})"
     );
+}
+
+/// The degradation prior the service computes for `image`.
+async fn embed(
+    client: &mut DegradationServiceClient<tonic::transport::Channel>,
+    image: &Rgb8Image,
+) -> DegradationPrior {
+    client
+        .embed(EmbedRequest {
+            image: Some(image.to_proto()),
+        })
+        .await
+        .expect("embeds")
+        .into_inner()
+        .degradation
+        .expect("the degradation prior")
 }
 
 /// Windows of 96–448 pixels cut from the coffee fixture, with the committed encoder.
@@ -155,13 +171,7 @@ async fn training_windows_carry_the_priors_the_services_compute() {
             .expect("masks fit the window");
         assert_eq!(served, window.masks, "window {index}: masks");
 
-        let served = degradation
-            .embed(EmbedRequest { image: Some(wire) })
-            .await
-            .expect("embeds")
-            .into_inner()
-            .degradation
-            .expect("F_c and F_d");
+        let served = embed(&mut degradation, image).await;
         assert_close("F_c", index, &window.content, &served.content, 1e-4);
         assert_close("F_d", index, &window.degradation, &served.degradation, 1e-4);
     }
@@ -184,15 +194,7 @@ async fn windows_made_for_the_centre_view_carry_the_embeddings_that_view_serves(
     let mut larger = 0;
     for index in 0..6 {
         let window = centre.make(index).expect("window");
-        let served = degradation
-            .embed(EmbedRequest {
-                image: Some(window.degraded.to_proto()),
-            })
-            .await
-            .expect("embeds")
-            .into_inner()
-            .degradation
-            .expect("F_c and F_d");
+        let served = embed(&mut degradation, &window.degraded).await;
         assert_eq!(served.backend, EncoderView::Centre.backend_name());
         assert_close("F_c", index, &window.content, &served.content, 1e-4);
         assert_close("F_d", index, &window.degradation, &served.degradation, 1e-4);
@@ -229,15 +231,7 @@ async fn a_gate_reads_in_evaluation_what_the_degradation_service_sends_for_it() 
         let mut larger = 0;
         for index in 0..6 {
             let window = maker.make(index).expect("window");
-            let served = degradation
-                .embed(EmbedRequest {
-                    image: Some(window.degraded.to_proto()),
-                })
-                .await
-                .expect("embeds")
-                .into_inner()
-                .degradation
-                .expect("the degradation prior");
+            let served = embed(&mut degradation, &window.degraded).await;
             // The served prior is unchanged beside the gate's reading.
             assert_eq!(served.backend, EncoderView::Whole.backend_name());
             assert_close("F_d", index, &window.degradation, &served.degradation, 1e-4);
