@@ -54,6 +54,7 @@ fn write_fixture() {
         .expect("crop");
     let mesh = MeshRestorer {
         restorer: &restorer.network,
+        restorer_ensemble: 1,
         refiner: None,
         refiner_gate: None,
         encoder: &encoder.network,

@@ -338,55 +338,75 @@ impl<'a> Refiner<'a> {
     }
 }
 
-/// The restorer on `tile` with its priors, then, when there is one, the refiner on the
-/// restorer's output clamped to [0, 1]: with neutral priors ([`neutral_tile_priors`]), a
-/// network that sees pixels only and behaves the same whatever the priors said, or with the
-/// same priors as the restorer. A gated refiner's change is scaled by its share; at share 0
-/// it does not run and the restorer's output is returned as it came. A self-ensemble runs
-/// the refiner on each symmetry of its input (the masks turned alike) and averages.
+/// `network` on the first `passes` symmetries of `input` ([`SELF_ENSEMBLE_SIZES`]) with
+/// `priors` (the masks turned alike, the global priors as they are), each output turned back
+/// and their mean returned: a geometric self-ensemble. One pass is [`forward_in`] itself.
+pub fn forward_ensembled(
+    precision: crate::Precision,
+    network: &clearair_model::ClearAirNet,
+    passes: u8,
+    input: &Tensor,
+    priors: &Priors,
+) -> Result<Tensor, ModelError> {
+    if !SELF_ENSEMBLE_SIZES.contains(&passes) {
+        return Err(ModelError::Config(format!(
+            "self-ensemble of {passes} passes; it takes 1, 2, 4 or 8"
+        )));
+    }
+    if passes == 1 {
+        return forward_in(precision, network, input, priors);
+    }
+    let pass = |index: u8| -> Result<Tensor, ModelError> {
+        let turned = Priors {
+            masks: symmetry(&priors.masks, index, false),
+            quality: priors.quality.shallow_clone(),
+            content: priors.content.shallow_clone(),
+            degradation: priors.degradation.shallow_clone(),
+        };
+        let output = forward_in(precision, network, &symmetry(input, index, false), &turned)?;
+        Ok(symmetry(&output, index, true))
+    };
+    let mut mean = pass(0)?;
+    for index in 1..passes {
+        mean += pass(index)?;
+    }
+    Ok(mean / f64::from(passes))
+}
+
+/// The restorer on `tile` with its priors (a self-ensemble of `restorer_passes`, 1 for a
+/// single pass), then, when there is one, the refiner on the restorer's output clamped to
+/// [0, 1]: with neutral priors ([`neutral_tile_priors`]), a network that sees pixels only and
+/// behaves the same whatever the priors said, or with the same priors as the restorer. A
+/// gated refiner's change is scaled by its share; at share 0 it does not run and the
+/// restorer's output is returned as it came. A refiner's self-ensemble runs it on each
+/// symmetry of its input (the masks turned alike) and averages.
 pub fn forward_refined(
     precision: crate::Precision,
     restorer: &clearair_model::ClearAirNet,
+    restorer_passes: u8,
     refiner: Option<Refiner<'_>>,
     tile: &Tensor,
     priors: &Priors,
 ) -> Result<Tensor, ModelError> {
-    let restored = forward_in(precision, restorer, tile, priors)?;
+    let restored = forward_ensembled(precision, restorer, restorer_passes, tile, priors)?;
     match refiner {
         Some(refiner) if refiner.share > 0.0 => {
-            if !SELF_ENSEMBLE_SIZES.contains(&refiner.ensemble) {
-                return Err(ModelError::Config(format!(
-                    "refiner self-ensemble of {} passes; it takes 1, 2, 4 or 8",
-                    refiner.ensemble
-                )));
-            }
             let restored = restored.clamp(0.0, 1.0);
-            let pass = |index: u8| -> Result<Tensor, ModelError> {
-                let input = symmetry(&restored, index, false);
-                let output = match refiner.priors {
-                    clearair_model::RefinerPriors::Neutral => {
-                        let neutral = neutral_tile_priors(refiner.network, &input);
-                        forward_in(precision, refiner.network, &input, &neutral)?
-                    }
-                    clearair_model::RefinerPriors::Served => {
-                        let turned = Priors {
-                            masks: symmetry(&priors.masks, index, false),
-                            quality: priors.quality.shallow_clone(),
-                            content: priors.content.shallow_clone(),
-                            degradation: priors.degradation.shallow_clone(),
-                        };
-                        forward_in(precision, refiner.network, &input, &turned)?
-                    }
-                };
-                Ok(symmetry(&output, index, true))
+            let neutral;
+            let refiner_priors = match refiner.priors {
+                clearair_model::RefinerPriors::Neutral => {
+                    neutral = neutral_tile_priors(refiner.network, &restored);
+                    &neutral
+                }
+                clearair_model::RefinerPriors::Served => priors,
             };
-            let mut refined = pass(0)?;
-            for index in 1..refiner.ensemble {
-                refined += pass(index)?;
-            }
-            if refiner.ensemble > 1 {
-                refined /= f64::from(refiner.ensemble);
-            }
+            let refined = forward_ensembled(
+                precision,
+                refiner.network,
+                refiner.ensemble,
+                &restored,
+                refiner_priors,
+            )?;
             if refiner.share >= 1.0 {
                 Ok(refined)
             } else {
@@ -437,6 +457,7 @@ mod tests {
                 forward_refined(
                     fp32,
                     &restorer,
+                    1,
                     Some(refiner.with_ensemble(ensemble)),
                     &tile,
                     &priors,
@@ -463,6 +484,56 @@ mod tests {
         // Any other number of passes is refused by name.
         let error = run(3).unwrap_err().to_string();
         assert!(error.contains("self-ensemble"), "{error}");
+    }
+
+    #[test]
+    fn a_restorer_self_ensemble_turns_the_masks_with_the_tile() {
+        tch::manual_seed(5);
+        let config = clearair_model::ClearAirConfig::compact(36);
+        let store = tch::nn::VarStore::new(Device::Cpu);
+        let restorer = clearair_model::ClearAirNet::new(&store.root(), &config);
+        tch::no_grad(|| {
+            for (_, mut variable) in store.variables() {
+                let _ = variable.g_add_(&(variable.randn_like() * 0.05));
+            }
+        });
+        // A tile that is not square and two masks that are not symmetric, so a mask left
+        // unturned (or turned the wrong way) would change the result.
+        let tile = Tensor::rand([1, 3, 16, 24], (tch::Kind::Float, Device::Cpu));
+        let left = Tensor::zeros([1, 1, 16, 24], (tch::Kind::Float, Device::Cpu));
+        let _ = left.narrow(3, 0, 9).fill_(1.0);
+        let priors = Priors {
+            masks: Tensor::cat(&[&left, &(1.0 - &left)], 1),
+            quality: Tensor::rand([1, 36], (tch::Kind::Float, Device::Cpu)),
+            content: Tensor::rand([1, config.content_dim], (tch::Kind::Float, Device::Cpu)),
+            degradation: Tensor::rand([1, config.degradation_dim], (tch::Kind::Float, Device::Cpu)),
+        };
+        let fp32 = crate::Precision::Fp32;
+        let run = |passes: u8| {
+            tch::no_grad(|| forward_refined(fp32, &restorer, passes, None, &tile, &priors))
+        };
+        let once = |x: &Tensor, masks: &Tensor| {
+            let turned = Priors {
+                masks: masks.shallow_clone(),
+                quality: priors.quality.shallow_clone(),
+                content: priors.content.shallow_clone(),
+                degradation: priors.degradation.shallow_clone(),
+            };
+            tch::no_grad(|| forward_in(fp32, &restorer, x, &turned).unwrap())
+        };
+        // One pass is the restorer itself; two, the mean with its mirror image's, the
+        // masks mirrored with it; the transposes (8) take a non-square tile too.
+        assert!(run(1).unwrap().equal(&once(&tile, &priors.masks)));
+        let mirrored = once(&tile.flip([3]), &priors.masks.flip([3])).flip([3]);
+        let by_hand = (once(&tile, &priors.masks) + mirrored) / 2.0;
+        assert!(run(2).unwrap().allclose(&by_hand, 1e-5, 1e-6, false));
+        let transposed = once(&tile.transpose(2, 3), &priors.masks.transpose(2, 3));
+        assert_eq!(transposed.size(), [1, 3, 24, 16]);
+        let eight = run(8).unwrap();
+        assert_eq!(eight.size(), tile.size());
+        assert!(!eight.allclose(&run(1).unwrap(), 1e-4, 1e-5, false));
+        let error = run(6).unwrap_err().to_string();
+        assert!(error.contains("self-ensemble of 6"), "{error}");
     }
 
     fn gradient(width: u32, height: u32) -> Rgb8Image {

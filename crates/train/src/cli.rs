@@ -482,6 +482,11 @@ pub struct EvalArgs {
     /// average the outputs turned back, as the restoration service's `refiner_ensemble`.
     #[arg(long, default_value_t = 1)]
     pub refiner_ensemble: u8,
+    /// Run the restorer on this many flips and transposes of each tile (1, 2, 4 or 8, the
+    /// masks turned alike) and average the outputs turned back, as the restoration
+    /// service's `restorer_ensemble`.
+    #[arg(long, default_value_t = 1)]
+    pub restorer_ensemble: u8,
     /// Where the gate reads the encoder's probabilities: `served` (the restorer's view),
     /// `centre` (the centred square at the image's own scale) or `tiles` (each kind's least
     /// over own-scale tiles covering the image), as the degradation service's `gate_view`

@@ -592,6 +592,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
             .transpose()?;
         let mesh = MeshRestorer {
             restorer: first.as_ref().map_or(&restorer, |first| &first.network),
+            restorer_ensemble: 1,
             refiner: first
                 .is_some()
                 .then(|| Refiner::ungated(&restorer, refiner_priors)),
@@ -775,11 +776,13 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         (Some(text), Some(_)) => Some(RefinerGate::parse(text)?),
         (None, refiner) => refiner.as_ref().and_then(|r| r.manifest.refiner_gate),
     };
-    if !clearair_backends::restoration::SELF_ENSEMBLE_SIZES.contains(&args.refiner_ensemble) {
-        anyhow::bail!(
-            "--refiner-ensemble {}: it takes 1, 2, 4 or 8",
-            args.refiner_ensemble
-        );
+    for (flag, passes) in [
+        ("--refiner-ensemble", args.refiner_ensemble),
+        ("--restorer-ensemble", args.restorer_ensemble),
+    ] {
+        if !clearair_backends::restoration::SELF_ENSEMBLE_SIZES.contains(&passes) {
+            anyhow::bail!("{flag} {passes}: it takes 1, 2, 4 or 8");
+        }
     }
     let refiner_gate = match (&args.gate_view, refiner_gate) {
         (None, gate) => gate,
@@ -820,6 +823,7 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     }
     let mesh = MeshRestorer {
         restorer: &restorer.network,
+        restorer_ensemble: args.restorer_ensemble,
         refiner: refiner.as_ref().map(|refiner| {
             Refiner::ungated(
                 &refiner.network,
@@ -851,6 +855,10 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
             }
         ),
         (None, _) => restorer.manifest.name.clone(),
+    };
+    let model = match args.restorer_ensemble {
+        1 => model,
+        passes => format!("{model}, restorer self-ensemble of {passes}"),
     };
     let model = match args.refiner_ensemble {
         1 => model,

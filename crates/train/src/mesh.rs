@@ -22,6 +22,9 @@ use crate::priors::{
 pub struct MeshRestorer<'a> {
     /// The restorer.
     pub restorer: &'a ClearAirNet,
+    /// The restorer's geometric self-ensemble: 1 pass, or 2, 4 or 8 flips and transposes
+    /// of each tile averaged, as the restoration service's `restorer_ensemble`.
+    pub restorer_ensemble: u8,
     /// A second network run on the restorer's output, if any ([`forward_refined`]).
     pub refiner: Option<Refiner<'a>>,
     /// The refiner's gate (its manifest's `refiner_gate`): the share of its change each
@@ -137,7 +140,16 @@ impl MeshRestorer<'_> {
             &global,
             Tiling::default(),
             self.device,
-            |tile, priors| forward_refined(self.precision, self.restorer, refiner, tile, priors),
+            |tile, priors| {
+                forward_refined(
+                    self.precision,
+                    self.restorer,
+                    self.restorer_ensemble,
+                    refiner,
+                    tile,
+                    priors,
+                )
+            },
         )?;
         Ok(MeshOutput {
             restored,

@@ -107,6 +107,7 @@ pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
         .resize(settings.size, settings.size)?;
     let mesh = MeshRestorer {
         restorer: &restorer.network,
+        restorer_ensemble: 1,
         refiner: None,
         refiner_gate: None,
         encoder: &encoder.network,

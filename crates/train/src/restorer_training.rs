@@ -194,6 +194,7 @@ impl ProgressEval {
                 .first_stage
                 .as_ref()
                 .map_or(network, |first| &first.network),
+            restorer_ensemble: 1,
             refiner: self
                 .first_stage
                 .is_some()

@@ -26,6 +26,10 @@ pub struct RestorationConfig {
     /// the outputs, turned back, are averaged: a better guess for that many times the
     /// refiner's cost, paid only where its gate opens.
     pub refiner_ensemble: u8,
+    /// The restorer runs on this many flips and transposes of each tile (1, 2, 4 or 8), the
+    /// masks turned alike, and the outputs, turned back, are averaged: a better guess on
+    /// every image for that many times the restorer's cost.
+    pub restorer_ensemble: u8,
     /// Which prior backends the mesh runs, by name. The weights' manifest must name the same
     /// ones (the service refuses to start otherwise) and every prior a request carries must
     /// come from them; the widths of F_q, F_c and F_d are the weights' (their manifest), set
@@ -86,6 +90,7 @@ impl Default for RestorationConfig {
             },
             refiner: None,
             refiner_ensemble: 1,
+            restorer_ensemble: 1,
             backends: BackendNames::default(),
             tile_size: 512,
             tile_overlap: 32,

@@ -162,6 +162,8 @@ pub struct Restorer {
     device: Device,
     tiling: Tiling,
     gate: Option<RefinerGate>,
+    /// The restorer's self-ensemble: passes over the flips and transposes of each tile.
+    ensemble: u8,
 }
 
 impl std::fmt::Debug for Restorer {
@@ -182,6 +184,12 @@ impl Restorer {
             what: format!("restorer {}", model.weights.display()),
             reason,
         };
+        let ensemble = config.restorer_ensemble;
+        if !SELF_ENSEMBLE_SIZES.contains(&ensemble) {
+            return Err(load_error(format!(
+                "restorer_ensemble is {ensemble}; it takes 1, 2, 4 or 8"
+            )));
+        }
         let device = parse_device(&model.device).map_err(|e| load_error(e.to_string()))?;
         let network_config = if model.random_init {
             tracing::warn!("restorer uses random weights (random_init = true)");
@@ -259,6 +267,7 @@ impl Restorer {
             device,
             tiling,
             gate,
+            ensemble,
         })
     }
 
@@ -308,6 +317,7 @@ impl Restorer {
     ) -> Result<oneshot::Receiver<Result<Restored, RestorationError>>, RestorationError> {
         let (reply, answer) = oneshot::channel();
         let (precision, device, tiling) = (self.precision, self.device, self.tiling);
+        let ensemble = self.ensemble;
         let submitted = Instant::now();
         let tiles_run = self.tiles_run.clone();
         let job: Job = Box::new(move |network: &Network| {
@@ -343,7 +353,9 @@ impl Restorer {
                 &priors,
                 tiling,
                 device,
-                |tile, priors| forward_refined(precision, &network.net, refiner, tile, priors),
+                |tile, priors| {
+                    forward_refined(precision, &network.net, ensemble, refiner, tile, priors)
+                },
                 |done, total| {
                     tiles_run.fetch_add(1, Ordering::Relaxed);
                     if let Some(progress) = progress.as_mut() {
@@ -581,6 +593,23 @@ mod tests {
         assert_eq!(identity_eight.0, first);
         let error = ensemble(random.clone(), 3).unwrap_err().to_string();
         assert!(error.contains("refiner_ensemble"), "{error}");
+        // The restorer's own self-ensemble: another mean of the random restorer in as many
+        // tiles, the identity restorer's input under every symmetry, and a size it cannot
+        // take stops the service, naming the setting.
+        let restorer_ensemble = |weights: &std::path::Path, passes: u8| {
+            let mut config = pair_config(weights, None);
+            config.restorer_ensemble = passes;
+            Restorer::load(&config)
+        };
+        let (restorer_eight, eight_tiles) = restore(restorer_ensemble(&random, 8).unwrap()).await;
+        assert_ne!(restorer_eight, first);
+        assert_eq!(eight_tiles, tiles);
+        assert_eq!(
+            restore(restorer_ensemble(&identity, 8).unwrap()).await,
+            restore(restorer_ensemble(&identity, 1).unwrap()).await
+        );
+        let error = restorer_ensemble(&random, 5).unwrap_err().to_string();
+        assert!(error.contains("restorer_ensemble"), "{error}");
         // Weights that are not there stop the service, naming the refiner.
         let missing = folder.path().join("missing.safetensors");
         let error = load(Some(missing)).unwrap_err().to_string();

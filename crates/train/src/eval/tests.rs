@@ -19,6 +19,7 @@ fn cpu_mesh<'a>(
 ) -> MeshRestorer<'a> {
     MeshRestorer {
         restorer,
+        restorer_ensemble: 1,
         refiner: None,
         refiner_gate: None,
         encoder,
