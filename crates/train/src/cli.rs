@@ -538,8 +538,10 @@ pub struct EvalArgs {
     /// Degradations per kind and photo for the encoder's accuracy (0: skip).
     #[arg(long, default_value_t = 4)]
     pub encoder_repeats: u64,
-    /// Write the figures into the restorer's and the encoder's manifests.
-    #[arg(long, conflicts_with_all = ["neutral", "refiner"])]
+    /// Write the figures into the restorer's and the encoder's manifests; with `--refiner`,
+    /// the pair's figures (and the ensembles they were read with) into the refiner's
+    /// manifest instead, the restorer's keeping its own.
+    #[arg(long, conflicts_with_all = ["neutral"])]
     pub update_manifest: bool,
     /// Put these priors on their neutral fallback in the served rows too (`quality`,
     /// `masks`, `embeddings`): what each prior contributes, row by row.
@@ -711,6 +713,27 @@ mod tests {
             panic!("not eval");
         };
         assert!(args.no_ffdnet && !args.update_manifest);
+        // A pair's figures go into the refiner's manifest; with a prior held neutral they
+        // are nobody's.
+        let pair = [
+            "clearair",
+            "eval",
+            "--refiner",
+            "r.safetensors",
+            "--update-manifest",
+        ];
+        let Clearair::Eval(args) = Clearair::try_parse_from(pair).unwrap() else {
+            panic!("not eval");
+        };
+        assert!(args.update_manifest && args.refiner.is_some());
+        let neutral = [
+            "clearair",
+            "eval",
+            "--neutral",
+            "masks",
+            "--update-manifest",
+        ];
+        assert!(Clearair::try_parse_from(neutral).is_err());
     }
 
     #[test]

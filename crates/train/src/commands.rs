@@ -856,6 +856,12 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         ),
         (None, _) => restorer.manifest.name.clone(),
     };
+    if args.update_manifest && args.refiner.is_none() && args.restorer_ensemble != 1 {
+        anyhow::bail!(
+            "--update-manifest writes the restorer's own figures: read them with one pass \
+             (--restorer-ensemble 1), or name the --refiner whose manifest takes the pair's"
+        );
+    }
     let model = match args.restorer_ensemble {
         1 => model,
         passes => format!("{model}, restorer self-ensemble of {passes}"),
@@ -901,9 +907,20 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     if args.update_manifest {
         // Read the manifests again: an evaluation takes minutes to hours on a CPU, and only the
         // metrics are ours to change (the rest may have been edited meanwhile).
-        let path = ModelManifest::path_for_weights(&args.restorer);
+        let path = ModelManifest::path_for_weights(args.refiner.as_ref().unwrap_or(&args.restorer));
         let mut manifest = ModelManifest::read(&path)?;
         manifest.metrics.extend(metrics(&report));
+        if args.refiner.is_some() {
+            // The figures are the pair's, as served with these passes.
+            manifest.metrics.insert(
+                "eval_restorer_ensemble".to_owned(),
+                f64::from(args.restorer_ensemble),
+            );
+            manifest.metrics.insert(
+                "eval_refiner_ensemble".to_owned(),
+                f64::from(args.refiner_ensemble),
+            );
+        }
         manifest.write(&path)?;
         if !report.encoder.is_empty() {
             let path = ModelManifest::path_for_weights(&args.encoder);
