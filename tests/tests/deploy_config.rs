@@ -97,6 +97,12 @@ fn every_file_loads_into_its_service_config_and_keeps_the_standard_ports() {
         defaults.restoration.model.weights
     );
     assert_eq!(restoration.backends, defaults.restoration.backends);
+    assert_eq!(restoration.refiner, defaults.restoration.refiner);
+    assert_eq!(
+        restoration.restorer_ensemble,
+        defaults.restoration.restorer_ensemble
+    );
+    assert_eq!(degradation.gate_view, defaults.degradation.gate_view);
     assert_eq!(degradation.view, defaults.degradation.view);
     assert_eq!(degradation.max_side, defaults.degradation.max_side);
     assert_eq!(segmentation.graph, defaults.segmentation.graph);
@@ -119,6 +125,32 @@ fn the_default_mesh_runs_the_backends_the_committed_restorer_was_trained_with() 
         defaults.degradation.view.backend_name(),
         running.degradation,
         "the encoder's default view is the one the restorer was trained on"
+    );
+}
+
+#[test]
+fn the_default_mesh_serves_the_committed_blur_refiner_behind_the_reading_its_gate_needs() {
+    let defaults = MeshConfig::default();
+    let refiner = defaults
+        .restoration
+        .refiner
+        .as_ref()
+        .expect("the default mesh runs a refiner");
+    let refiner = workspace().join(refiner);
+    assert!(refiner.exists(), "{} is committed", refiner.display());
+    let manifest = clearair_model::ModelManifest::read(
+        &clearair_model::ModelManifest::path_for_weights(&refiner),
+    )
+    .expect("the refiner's manifest");
+    let gate = manifest.refiner_gate.expect("the blur stage is gated");
+    assert_eq!(gate.kind, clearair_model::DegradationKind::Blur);
+    // Without a reading in the gate's view the gate would stay shut: the degradation
+    // service's default sends exactly that reading.
+    assert_eq!(gate.view, defaults.degradation.gate_view);
+    assert_eq!(
+        manifest.refiner_priors.unwrap_or_default(),
+        clearair_model::RefinerPriors::Neutral,
+        "a blur stage that reads no prior works behind any restorer"
     );
 }
 
@@ -271,6 +303,11 @@ fn the_production_profile_switches_every_model_service_to_its_exported_backend()
     assert_eq!(
         degradation.torchscript.module,
         PathBuf::from("/models/daclip.pt")
+    );
+    assert_eq!(
+        degradation.gate_view,
+        clearair_backends::degradation::GateView::Served,
+        "DA-CLIP has no tiles reading: it would refuse to start"
     );
 
     let restoration = load_production(&defaults.restoration, "restoration");

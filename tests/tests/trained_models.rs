@@ -80,9 +80,13 @@ async fn the_committed_weights_restore_the_samples() {
         config.degradation.model.weights = models.join("degradation-encoder.safetensors");
         config.restoration.model.random_init = false;
         config.restoration.model.weights = models.join("clearair-compact.safetensors");
-        // The service defaults, as `make run` and the evaluation use them.
-        config.restoration.tile_size = 512;
-        config.restoration.tile_overlap = 32;
+        // The service defaults, as `make run` and the evaluation use them: the restorer's
+        // two passes, then the blur stage behind its gate.
+        let served = clearair_mesh::MeshConfig::default().restoration;
+        config.restoration.tile_size = served.tile_size;
+        config.restoration.tile_overlap = served.tile_overlap;
+        config.restoration.restorer_ensemble = served.restorer_ensemble;
+        config.restoration.refiner = served.refiner.map(|refiner| workspace().join(refiner));
     })
     .await;
     let mut client = public_client(&mesh).await;

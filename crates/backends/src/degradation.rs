@@ -155,7 +155,9 @@ impl Default for DegradationBackendConfig {
             batching: BatchingConfig::default(),
             max_side: ENCODER_MAX_SIDE,
             view: EncoderView::Whole,
-            gate_view: GateView::Served,
+            // The committed blur refiner's gate reads the tiles (its manifest's
+            // refiner_gate.view); DA-CLIP deployments set "served".
+            gate_view: GateView::Tiles,
         }
     }
 }
@@ -350,13 +352,21 @@ fn encode_with(
     })
 }
 
-/// Origins of the fewest `side`-long windows that cover `length`, spread evenly (the first at
-/// 0, the last ending at `length`); one window at 0 when `length` fits in one.
+/// The most gate tiles read along one side of an image: a photo larger than this many tiles
+/// across is read in this many, spread evenly from edge to edge (a sample of it rather than
+/// all of it), so the batched pass stays at most 16 tiles whatever the upload's size. Blur
+/// from a lens or a shaking hand is in every part of a photo, so an even sample finds a
+/// sharp part as the whole cover would; photos up to 4 × `max_side` are covered whole.
+pub const GATE_TILES_PER_SIDE: u32 = 4;
+
+/// Origins of the fewest `side`-long windows that cover `length`, at most
+/// [`GATE_TILES_PER_SIDE`], spread evenly (the first at 0, the last ending at `length`); one
+/// window at 0 when `length` fits in one.
 fn tile_origins(length: u32, side: u32) -> Vec<u32> {
     if length <= side {
         return vec![0];
     }
-    let count = length.div_ceil(side);
+    let count = length.div_ceil(side).min(GATE_TILES_PER_SIDE);
     let span = u64::from(length - side);
     (0..count)
         .map(|i| (span * u64::from(i) / u64::from(count - 1)) as u32)
@@ -544,6 +554,8 @@ mod tests {
                     ..DegradationBackendConfig::default().model
                 },
                 view,
+                // The served reading alone: `encode` makes no gate reading.
+                gate_view: GateView::Served,
                 ..DegradationBackendConfig::default()
             };
             let loaded = EncoderBackend::load(&config).unwrap();
@@ -570,6 +582,10 @@ mod tests {
         assert_eq!(tile_origins(512, 256), vec![0, 256]);
         assert_eq!(tile_origins(600, 256), vec![0, 172, 344]);
         assert_eq!(tile_origins(257, 256), vec![0, 1]);
+        // Up to four across cover the side; beyond that four spread from edge to edge.
+        assert_eq!(tile_origins(1024, 256), vec![0, 256, 512, 768]);
+        assert_eq!(tile_origins(1025, 256), vec![0, 256, 512, 769]);
+        assert_eq!(tile_origins(8000, 256), vec![0, 2581, 5162, 7744]);
 
         tch::manual_seed(11);
         let config = DegradationBackendConfig {
@@ -685,6 +701,7 @@ mod tests {
                 ..DegradationBackendConfig::default().model
             },
             view: EncoderView::Centre,
+            gate_view: GateView::Served,
             ..DegradationBackendConfig::default()
         };
         let loaded = EncoderBackend::load(&config).unwrap();
@@ -757,6 +774,7 @@ mod tests {
         let config = DegradationBackendConfig {
             backend: DegradationBackendKind::Torchscript,
             view: EncoderView::Centre,
+            gate_view: GateView::Served,
             ..DegradationBackendConfig::default()
         };
         let error = load(&config, None).err().unwrap().to_string();

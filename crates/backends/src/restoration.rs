@@ -421,6 +421,22 @@ pub fn forward_refined(
 mod tests {
     use super::*;
 
+    /// A compact network whose weights are moved off the identity it starts at, so every
+    /// symmetry of a tile gives another output (its store must outlive it).
+    fn perturbed_compact() -> (tch::nn::VarStore, clearair_model::ClearAirNet) {
+        let store = tch::nn::VarStore::new(Device::Cpu);
+        let network = clearair_model::ClearAirNet::new(
+            &store.root(),
+            &clearair_model::ClearAirConfig::compact(36),
+        );
+        tch::no_grad(|| {
+            for (_, mut variable) in store.variables() {
+                let _ = variable.g_add_(&(variable.randn_like() * 0.05));
+            }
+        });
+        (store, network)
+    }
+
     #[test]
     fn a_self_ensemble_averages_the_refiner_over_the_symmetries_of_its_input() {
         // Each symmetry is undone by its inverse, and the eight are distinct.
@@ -441,13 +457,7 @@ mod tests {
         let config = clearair_model::ClearAirConfig::compact(36);
         let restorer_store = tch::nn::VarStore::new(Device::Cpu);
         let restorer = clearair_model::ClearAirNet::new(&restorer_store.root(), &config);
-        let refiner_store = tch::nn::VarStore::new(Device::Cpu);
-        let network = clearair_model::ClearAirNet::new(&refiner_store.root(), &config);
-        tch::no_grad(|| {
-            for (_, mut variable) in refiner_store.variables() {
-                let _ = variable.g_add_(&(variable.randn_like() * 0.05));
-            }
-        });
+        let (_refiner_store, network) = perturbed_compact();
         let tile = Tensor::rand([1, 3, 16, 24], (tch::Kind::Float, Device::Cpu));
         let priors = neutral_tile_priors(&restorer, &tile);
         let fp32 = crate::Precision::Fp32;
@@ -489,14 +499,8 @@ mod tests {
     #[test]
     fn a_restorer_self_ensemble_turns_the_masks_with_the_tile() {
         tch::manual_seed(5);
-        let config = clearair_model::ClearAirConfig::compact(36);
-        let store = tch::nn::VarStore::new(Device::Cpu);
-        let restorer = clearair_model::ClearAirNet::new(&store.root(), &config);
-        tch::no_grad(|| {
-            for (_, mut variable) in store.variables() {
-                let _ = variable.g_add_(&(variable.randn_like() * 0.05));
-            }
-        });
+        let (_store, restorer) = perturbed_compact();
+        let config = restorer.config().clone();
         // A tile that is not square and two masks that are not symmetric, so a mask left
         // unturned (or turned the wrong way) would change the result.
         let tile = Tensor::rand([1, 3, 16, 24], (tch::Kind::Float, Device::Cpu));

@@ -290,6 +290,8 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     if args.random_init {
         config.degradation.model.random_init = true;
         config.restoration.model.random_init = true;
+        // The blur stage is trained weights too: untrained networks run without it.
+        config.restoration.refiner = None;
     }
     let data =
         std::fs::read(&args.image).with_context(|| format!("reading {}", args.image.display()))?;

@@ -45,6 +45,11 @@ async fn sigterm_drains_in_flight_calls_and_exits_cleanly() {
         )
         .env("CLEARAIR__DEGRADATION__MODEL__RANDOM_INIT", "true")
         .env("CLEARAIR__RESTORATION__MODEL__RANDOM_INIT", "true")
+        // The default blur stage, found from this crate's folder.
+        .env(
+            "CLEARAIR__RESTORATION__REFINER",
+            workspace().join("models/clearair-blur-refiner.safetensors"),
+        )
         .env("CLEARAIR__ORCHESTRATOR__CACHE_BYTES", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

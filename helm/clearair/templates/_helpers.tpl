@@ -122,6 +122,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 - {name: {{ $prefix }}__BACKEND, value: torchscript}
 - {name: {{ $prefix }}__TORCHSCRIPT__MODULE, value: /models/{{ $files.degradation }}}
 - {name: {{ $prefix }}__MODEL__DEVICE, value: cuda}
+- {name: {{ $prefix }}__GATE_VIEW, value: served}
 {{- else if eq $name "restoration" }}
 - {name: {{ $prefix }}__MODEL__WEIGHTS, value: /models/{{ $files.restoration }}}
 - {name: {{ $prefix }}__MODEL__DEVICE, value: cuda}

@@ -235,6 +235,8 @@ async fn the_service_serves_daclip_and_reports_its_name() {
     let mut config = DegradationConfig {
         backend: DegradationBackendKind::Torchscript,
         torchscript: TorchScriptConfig::with_module(&export.module),
+        // DA-CLIP sends the served probabilities only.
+        gate_view: clearair_degradation::config::GateView::Served,
         ..DegradationConfig::default()
     };
     config.model.device = "cpu".to_owned();

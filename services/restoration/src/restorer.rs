@@ -510,9 +510,19 @@ mod tests {
         assert_eq!(error, "quality: trained with `deqa`, running `brisque`");
     }
 
+    /// The service's defaults but for the restorer: one pass and no refiner (the defaults'
+    /// blur stage belongs to the committed weights; the tests name their own).
+    fn single_pass_alone() -> RestorationConfig {
+        RestorationConfig {
+            refiner: None,
+            restorer_ensemble: 1,
+            ..RestorationConfig::default()
+        }
+    }
+
     /// A restorer with random weights and `tile`-pixel tiles.
     fn random_restorer(tile: u32) -> Restorer {
-        let mut config = RestorationConfig::default();
+        let mut config = single_pass_alone();
         config.model.random_init = true;
         config.tile_size = tile;
         config.tile_overlap = 8;
@@ -548,7 +558,7 @@ mod tests {
         weights: &std::path::Path,
         refiner: Option<std::path::PathBuf>,
     ) -> RestorationConfig {
-        let mut config = RestorationConfig::default();
+        let mut config = single_pass_alone();
         config.model.weights = weights.to_path_buf();
         config.model.precision = Precision::Fp32;
         (config.tile_size, config.tile_overlap) = (64, 8);
