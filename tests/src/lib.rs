@@ -16,6 +16,12 @@ pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Points the degradation service at the committed encoder instead of random weights.
+pub fn with_committed_encoder(config: &mut MeshConfig) {
+    config.degradation.model.random_init = false;
+    config.degradation.model.weights = workspace().join("models/degradation-encoder.safetensors");
+}
+
 /// The project's Python (its virtualenv's, else `python3`), for the scripts in
 /// `deploy/scripts/`.
 pub fn python() -> PathBuf {

@@ -3,15 +3,16 @@
 //! orchestrator carries it, and the restoration service opens the gate on it. Without that
 //! reading the gate stays shut and the upload gets the restorer's output alone.
 
-use clearair_e2e::{photo, public_client, restore_request, start_mesh, workspace};
+use clearair_e2e::{
+    photo, public_client, restore_request, start_mesh, with_committed_encoder, workspace,
+};
 use clearair_mesh::MeshConfig;
 use clearair_model::{GateView, ModelManifest, RefinerGate};
 
 /// The committed networks (deterministic priors and outputs from one mesh to the next),
 /// with `refiner` behind the restorer and the degradation service reading `gate_view`.
 fn committed(config: &mut MeshConfig, refiner: Option<std::path::PathBuf>, gate_view: GateView) {
-    config.degradation.model.random_init = false;
-    config.degradation.model.weights = workspace().join("models/degradation-encoder.safetensors");
+    with_committed_encoder(config);
     config.degradation.gate_view = gate_view;
     config.restoration.model.random_init = false;
     config.restoration.model.weights = workspace().join("models/clearair-compact.safetensors");

@@ -7,7 +7,9 @@
 //! figures of the training), so the test fails when weights that restore worse are committed, or
 //! when the mesh stops feeding the restorer the priors it was trained with.
 
-use clearair_e2e::{fixture, public_client, restore_request, start_mesh, workspace};
+use clearair_e2e::{
+    fixture, public_client, restore_request, start_mesh, with_committed_encoder, workspace,
+};
 use clearair_proto::v1::DegradationKind;
 
 struct Sample {
@@ -76,8 +78,7 @@ fn psnr(a: &clearair_imaging::Rgb8Image, b: &clearair_imaging::Rgb8Image) -> f64
 async fn the_committed_weights_restore_the_samples() {
     let models = workspace().join("models");
     let mesh = start_mesh(|config| {
-        config.degradation.model.random_init = false;
-        config.degradation.model.weights = models.join("degradation-encoder.safetensors");
+        with_committed_encoder(config);
         config.restoration.model.random_init = false;
         config.restoration.model.weights = models.join("clearair-compact.safetensors");
         // The service defaults, as `make run` and the evaluation use them: the restorer's

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use clearair_backends::degradation::{EncoderView, GateView, gate_probabilities};
-use clearair_e2e::{channel, fixture, start_mesh, test_config, workspace};
+use clearair_e2e::{channel, fixture, start_mesh, test_config, with_committed_encoder, workspace};
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_mesh::Service;
 use clearair_orchestrator::OrchestratorConfig;
@@ -117,8 +117,7 @@ async fn training_windows_carry_the_priors_the_services_compute() {
     );
     let encoder_weights = workspace().join("models/degradation-encoder.safetensors");
     let mesh = start_mesh(|config| {
-        config.degradation.model.random_init = false;
-        config.degradation.model.weights = encoder_weights.clone();
+        with_committed_encoder(config);
     })
     .await;
 
@@ -181,8 +180,7 @@ async fn training_windows_carry_the_priors_the_services_compute() {
 async fn windows_made_for_the_centre_view_carry_the_embeddings_that_view_serves() {
     let encoder_weights = workspace().join("models/degradation-encoder.safetensors");
     let mesh = start_mesh(|config| {
-        config.degradation.model.random_init = false;
-        config.degradation.model.weights = encoder_weights.clone();
+        with_committed_encoder(config);
         config.degradation.view = EncoderView::Centre;
     })
     .await;
@@ -221,8 +219,7 @@ async fn a_gate_reads_in_evaluation_what_the_degradation_service_sends_for_it() 
     let maker = window_maker(&encoder_weights);
     for gate_view in [GateView::Centre, GateView::Tiles] {
         let mesh = start_mesh(|config| {
-            config.degradation.model.random_init = false;
-            config.degradation.model.weights = encoder_weights.clone();
+            with_committed_encoder(config);
             config.degradation.gate_view = gate_view;
         })
         .await;

@@ -321,10 +321,7 @@ fn encode_with(
     mut forward: impl FnMut(&Tensor) -> EncoderOutput,
 ) -> Result<DegradationEstimate, BackendError> {
     let input = |framed: &Option<Rgb8Image>| {
-        let image = framed.as_ref().unwrap_or(image);
-        Tensor::from_slice(&image.to_planar_f32())
-            .view([1, 3, i64::from(image.height()), i64::from(image.width())])
-            .to_device(device)
+        image_tensor(framed.as_ref().unwrap_or(image)).to_device(device)
     };
     let framed = view.frame(image, max_side)?;
     let output = forward(&input(&framed));
@@ -336,19 +333,32 @@ fn encode_with(
         }
         _ => output.content.shallow_clone(),
     };
-    let probabilities = to_vec(&output.probabilities())?;
-    let probabilities: [f32; 5] = probabilities.try_into().map_err(|p: Vec<f32>| {
+    Ok(DegradationEstimate {
+        content: to_vec(&content)?,
+        degradation: to_vec(&output.degradation)?,
+        probabilities: kind_probabilities(&output.probabilities())?,
+        gate: None,
+    })
+}
+
+/// `image` as the encoder's 1×3×h×w input, on the CPU.
+fn image_tensor(image: &Rgb8Image) -> Tensor {
+    Tensor::from_slice(&image.to_planar_f32()).view([
+        1,
+        3,
+        i64::from(image.height()),
+        i64::from(image.width()),
+    ])
+}
+
+/// One probability per kind, read back from the encoder's 1×5 output.
+fn kind_probabilities(probabilities: &Tensor) -> Result<[f32; 5], BackendError> {
+    to_vec(probabilities)?.try_into().map_err(|p: Vec<f32>| {
         model_failed(ModelError::Config(format!(
             "the encoder returned {} probabilities; expected {}",
             p.len(),
             DegradationKind::ALL.len()
         )))
-    })?;
-    Ok(DegradationEstimate {
-        content: to_vec(&content)?,
-        degradation: to_vec(&output.degradation)?,
-        probabilities,
-        gate: None,
     })
 }
 
@@ -393,26 +403,14 @@ pub fn gate_probabilities(
             let mut tiles = Vec::new();
             for &y in &tile_origins(image.height(), max_side) {
                 for &x in &tile_origins(image.width(), max_side) {
-                    let tile = image.crop(x, y, width, height)?;
-                    tiles.push(Tensor::from_slice(&tile.to_planar_f32()).view([
-                        1,
-                        3,
-                        i64::from(height),
-                        i64::from(width),
-                    ]));
+                    tiles.push(image_tensor(&image.crop(x, y, width, height)?));
                 }
             }
             let batch = Tensor::cat(&tiles, 0).to_device(device);
             let output = tch::no_grad(|| network.forward(&batch));
-            let least = output.probabilities().amin(0, false);
-            let least: [f32; 5] = to_vec(&least)?.try_into().map_err(|p: Vec<f32>| {
-                model_failed(ModelError::Config(format!(
-                    "the encoder returned {} probabilities per tile; expected {}",
-                    p.len(),
-                    DegradationKind::ALL.len()
-                )))
-            })?;
-            Ok(Some(least))
+            Ok(Some(kind_probabilities(
+                &output.probabilities().amin(0, false),
+            )?))
         }
     }
 }
@@ -530,6 +528,20 @@ mod tests {
         Rgb8Image::new(width, height, data).unwrap()
     }
 
+    /// The encoder backend on freshly initialised weights, seeing `view`, its gate reading
+    /// `gate_view`.
+    fn random_encoder(view: EncoderView, gate_view: GateView) -> DegradationBackendConfig {
+        DegradationBackendConfig {
+            model: ModelConfig {
+                random_init: true,
+                ..DegradationBackendConfig::default().model
+            },
+            view,
+            gate_view,
+            ..DegradationBackendConfig::default()
+        }
+    }
+
     #[test]
     fn bf16_is_refused_by_name() {
         let config = DegradationBackendConfig {
@@ -548,16 +560,8 @@ mod tests {
     fn a_network_in_memory_embeds_as_the_loaded_backend_does() {
         for view in EncoderView::ALL {
             tch::manual_seed(7);
-            let config = DegradationBackendConfig {
-                model: ModelConfig {
-                    random_init: true,
-                    ..DegradationBackendConfig::default().model
-                },
-                view,
-                // The served reading alone: `encode` makes no gate reading.
-                gate_view: GateView::Served,
-                ..DegradationBackendConfig::default()
-            };
+            // The served reading alone: `encode` makes no gate reading.
+            let config = random_encoder(view, GateView::Served);
             let loaded = EncoderBackend::load(&config).unwrap();
             // A large image: both paths frame it the same way first.
             let image = photo(600, 300);
@@ -588,14 +592,7 @@ mod tests {
         assert_eq!(tile_origins(8000, 256), vec![0, 2581, 5162, 7744]);
 
         tch::manual_seed(11);
-        let config = DegradationBackendConfig {
-            model: ModelConfig {
-                random_init: true,
-                ..DegradationBackendConfig::default().model
-            },
-            gate_view: GateView::Tiles,
-            ..DegradationBackendConfig::default()
-        };
+        let config = random_encoder(EncoderView::Whole, GateView::Tiles);
         let backend = EncoderBackend::load(&config).unwrap();
         let image = photo(600, 300);
         let served = backend.embed(&image).unwrap();
@@ -695,15 +692,7 @@ mod tests {
     #[test]
     fn the_centre_view_embeds_the_centred_square_and_says_so_by_name() {
         tch::manual_seed(11);
-        let config = DegradationBackendConfig {
-            model: ModelConfig {
-                random_init: true,
-                ..DegradationBackendConfig::default().model
-            },
-            view: EncoderView::Centre,
-            gate_view: GateView::Served,
-            ..DegradationBackendConfig::default()
-        };
+        let config = random_encoder(EncoderView::Centre, GateView::Served);
         let loaded = EncoderBackend::load(&config).unwrap();
         assert_eq!(loaded.name(), EncoderView::Centre.backend_name());
         let image = photo(520, 300);

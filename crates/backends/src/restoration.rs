@@ -283,6 +283,18 @@ pub struct Refiner<'a> {
 /// vertical flips of both, then the transposes of all four (the eight symmetries of a square).
 pub const SELF_ENSEMBLE_SIZES: [u8; 4] = [1, 2, 4, 8];
 
+/// Whether `passes` is a self-ensemble size ([`SELF_ENSEMBLE_SIZES`]); the error says which
+/// sizes there are, for the caller to put after the setting's name.
+pub fn check_self_ensemble(passes: u8) -> Result<(), String> {
+    if SELF_ENSEMBLE_SIZES.contains(&passes) {
+        Ok(())
+    } else {
+        Err(format!(
+            "a self-ensemble of {passes} passes; it takes 1, 2, 4 or 8"
+        ))
+    }
+}
+
 /// The `index`-th symmetry of the self-ensemble applied to an N×C×H×W tensor (`inverse`:
 /// undone). Each symmetry is a transpose (indices 4–7) then flips; its inverse the same flips
 /// then the transpose.
@@ -348,11 +360,7 @@ pub fn forward_ensembled(
     input: &Tensor,
     priors: &Priors,
 ) -> Result<Tensor, ModelError> {
-    if !SELF_ENSEMBLE_SIZES.contains(&passes) {
-        return Err(ModelError::Config(format!(
-            "self-ensemble of {passes} passes; it takes 1, 2, 4 or 8"
-        )));
-    }
+    check_self_ensemble(passes).map_err(ModelError::Config)?;
     if passes == 1 {
         return forward_in(precision, network, input, priors);
     }

@@ -780,9 +780,8 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         ("--refiner-ensemble", args.refiner_ensemble),
         ("--restorer-ensemble", args.restorer_ensemble),
     ] {
-        if !clearair_backends::restoration::SELF_ENSEMBLE_SIZES.contains(&passes) {
-            anyhow::bail!("{flag} {passes}: it takes 1, 2, 4 or 8");
-        }
+        clearair_backends::restoration::check_self_ensemble(passes)
+            .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
     }
     let refiner_gate = match (&args.gate_view, refiner_gate) {
         (None, gate) => gate,

@@ -22,7 +22,7 @@ use std::{
 use clearair_backends::{
     Precision,
     restoration::{
-        GlobalPriors, Refiner, SELF_ENSEMBLE_SIZES, Tiling, forward_refined, neutral,
+        GlobalPriors, Refiner, Tiling, check_self_ensemble, forward_refined, neutral,
         restore_in_tiles_watched,
     },
 };
@@ -114,11 +114,7 @@ fn load_refiner(
         reason,
     };
     let (mesh, ensemble) = (&config.backends, config.refiner_ensemble);
-    if !SELF_ENSEMBLE_SIZES.contains(&ensemble) {
-        return Err(load_error(format!(
-            "refiner_ensemble is {ensemble}; it takes 1, 2, 4 or 8"
-        )));
-    }
+    check_self_ensemble(ensemble).map_err(|e| load_error(format!("refiner_ensemble: {e}")))?;
     let manifest_path = ModelManifest::path_for_weights(weights);
     let manifest = ModelManifest::read(&manifest_path).map_err(|e| load_error(e.to_string()))?;
     let NetworkConfig::ClearAir(config) = manifest.network else {
@@ -185,11 +181,7 @@ impl Restorer {
             reason,
         };
         let ensemble = config.restorer_ensemble;
-        if !SELF_ENSEMBLE_SIZES.contains(&ensemble) {
-            return Err(load_error(format!(
-                "restorer_ensemble is {ensemble}; it takes 1, 2, 4 or 8"
-            )));
-        }
+        check_self_ensemble(ensemble).map_err(|e| load_error(format!("restorer_ensemble: {e}")))?;
         let device = parse_device(&model.device).map_err(|e| load_error(e.to_string()))?;
         let network_config = if model.random_init {
             tracing::warn!("restorer uses random weights (random_init = true)");
