@@ -234,6 +234,12 @@ pub struct RestorerArgs {
     /// count its manifest names, given again when the run resumes.
     #[arg(long)]
     pub refinement_blocks: Option<usize>,
+    /// Feature channels of the four levels instead of the configuration's (`16,32,48,64` in
+    /// `compact`), e.g. a wider stage trained apart from the restorer; each a multiple of
+    /// its level's attention heads (1, 2, 4, 8). The manifest records them, and the mesh
+    /// builds the network from it.
+    #[arg(long, value_delimiter = ',')]
+    pub channels: Option<Vec<i64>>,
     /// Where to write the weights (the manifest goes beside them, `.json`).
     #[arg(long, default_value = "models/clearair-compact.safetensors")]
     pub output: PathBuf,

@@ -9,9 +9,9 @@ use anyhow::Context;
 use clearair_backends::degradation::{EncoderView, GateView};
 use clearair_backends::restoration::Refiner;
 use clearair_model::{
-    DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig, ModelManifest, NetworkConfig,
-    PSNR_LOSS_CEILING_DB, PixelLoss, PixelObjective, RefinerGate, RefinerPriors, StartingPoint,
-    parse_device,
+    ClearAirConfig, DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig, ModelManifest,
+    NetworkConfig, PSNR_LOSS_CEILING_DB, PixelLoss, PixelObjective, RefinerGate, RefinerPriors,
+    StartingPoint, parse_device,
 };
 use tch::Device;
 
@@ -313,6 +313,21 @@ fn refinement_blocks(
     Ok(blocks)
 }
 
+/// `--channels`: the network with these four levels' widths, checked as the mesh checks a
+/// manifest's configuration (each level splits evenly into its heads, and so on).
+fn with_channels(mut config: ClearAirConfig, channels: &[i64]) -> anyhow::Result<ClearAirConfig> {
+    config.channels = channels.try_into().map_err(|_| {
+        anyhow::anyhow!(
+            "--channels takes four widths, one per level (e.g. 16,32,48,64), got {}",
+            channels.len()
+        )
+    })?;
+    config
+        .validate()
+        .map_err(|error| anyhow::anyhow!("--channels {channels:?}: {error}"))?;
+    Ok(config)
+}
+
 /// The trained restorer `--after` names, checked against the run: a refiner served with every
 /// prior neutral must train that way, and the first restorer must read F_c/F_d in the view
 /// this run computes them in.
@@ -402,6 +417,9 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         config.refinement_blocks,
         run.init.as_deref(),
     )?;
+    if let Some(channels) = &args.channels {
+        config = with_channels(config, channels)?;
+    }
     // Also refuses NaN.
     if !(1.5..=20.0).contains(&args.dark_gamma_max) {
         anyhow::bail!(
@@ -1225,6 +1243,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--after-priors `some`"), "{error}");
+    }
+
+    #[test]
+    fn channels_take_four_widths_the_configuration_accepts() {
+        let compact = ClearAirConfig::compact(36);
+        let wide = with_channels(compact.clone(), &[32, 48, 64, 96]).unwrap();
+        assert_eq!(wide.channels, [32, 48, 64, 96]);
+        assert_eq!(wide.blocks, compact.blocks);
+        let error = with_channels(compact.clone(), &[32, 48, 64])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("four widths"), "{error}");
+        // 66 does not split into level 3's four heads; 0 is no width.
+        for bad in [[32, 48, 66, 96], [0, 48, 64, 96]] {
+            let error = with_channels(compact.clone(), &bad)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("--channels"), "{error}");
+            assert!(error.contains("channels cannot be split"), "{error}");
+        }
     }
 
     #[test]
