@@ -102,6 +102,10 @@ fn every_file_loads_into_its_service_config_and_keeps_the_standard_ports() {
         restoration.restorer_ensemble,
         defaults.restoration.restorer_ensemble
     );
+    assert_eq!(
+        restoration.refiner_ensemble,
+        defaults.restoration.refiner_ensemble
+    );
     assert_eq!(degradation.gate_view, defaults.degradation.gate_view);
     assert_eq!(degradation.view, defaults.degradation.view);
     assert_eq!(degradation.max_side, defaults.degradation.max_side);

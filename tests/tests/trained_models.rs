@@ -82,11 +82,12 @@ async fn the_committed_weights_restore_the_samples() {
         config.restoration.model.random_init = false;
         config.restoration.model.weights = models.join("clearair-compact.safetensors");
         // The service defaults, as `make run` and the evaluation use them: the restorer's
-        // two passes, then the blur stage behind its gate.
+        // two passes, then the blur stage behind its gate in eight passes.
         let served = clearair_mesh::MeshConfig::default().restoration;
         config.restoration.tile_size = served.tile_size;
         config.restoration.tile_overlap = served.tile_overlap;
         config.restoration.restorer_ensemble = served.restorer_ensemble;
+        config.restoration.refiner_ensemble = served.refiner_ensemble;
         config.restoration.refiner = served.refiner.map(|refiner| workspace().join(refiner));
     })
     .await;

@@ -92,7 +92,9 @@ impl Default for RestorationConfig {
             refiner: Some(std::path::PathBuf::from(
                 "models/clearair-blur-refiner.safetensors",
             )),
-            refiner_ensemble: 1,
+            // Eight passes of the blur stage where its gate opens: blur +0.94 → +1.03 in
+            // `clearair eval`, paid only on the photos the encoder reads as blurred.
+            refiner_ensemble: 8,
             // Two passes (the tile and its mirror image): every row of `clearair eval`
             // better than one pass, for twice the restorer's time (README, speed).
             restorer_ensemble: 2,

@@ -502,11 +502,12 @@ mod tests {
         assert_eq!(error, "quality: trained with `deqa`, running `brisque`");
     }
 
-    /// The service's defaults but for the restorer: one pass and no refiner (the defaults'
-    /// blur stage belongs to the committed weights; the tests name their own).
+    /// The service's defaults but for the networks: one pass of each and no refiner (the
+    /// defaults' blur stage belongs to the committed weights; the tests name their own).
     fn single_pass_alone() -> RestorationConfig {
         RestorationConfig {
             refiner: None,
+            refiner_ensemble: 1,
             restorer_ensemble: 1,
             ..RestorationConfig::default()
         }
