@@ -76,9 +76,10 @@ pub fn test_config() -> MeshConfig {
     config.quality.brisque_params = params;
     config.degradation.model.random_init = true;
     config.restoration.model.random_init = true;
-    // The restorer alone, one pass: the committed blur refiner belongs to the committed
-    // weights (tests/tests/gated_refiner.rs runs that pair).
+    // The restorer alone, one pass, and a refiner a test names run once: the committed blur
+    // refiner belongs to the committed weights (tests/tests/gated_refiner.rs runs that pair).
     config.restoration.refiner = None;
+    config.restoration.refiner_ensemble = 1;
     config.restoration.restorer_ensemble = 1;
     config.restoration.tile_size = 64;
     config.restoration.tile_overlap = 8;

@@ -778,8 +778,21 @@ fn select_rows(keys: &[String]) -> anyhow::Result<Vec<usize>> {
 
 /// `clearair eval`.
 pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
-    // Checked first, so a mistyped key costs nothing to find out.
+    // Checked first, so a mistyped key or setting costs nothing to find out.
     let rows = select_rows(&args.rows)?;
+    for (flag, passes) in [
+        ("--refiner-ensemble", args.refiner_ensemble),
+        ("--restorer-ensemble", args.restorer_ensemble),
+    ] {
+        clearair_backends::restoration::check_self_ensemble(passes)
+            .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    }
+    if args.update_manifest && args.refiner.is_none() && args.restorer_ensemble != 1 {
+        anyhow::bail!(
+            "--update-manifest writes the restorer's own figures: read them with one pass \
+             (--restorer-ensemble 1), or name the --refiner whose manifest takes the pair's"
+        );
+    }
     let device = setup_device(&args.device, args.threads)?;
     let mut restorer = load_restorer(&args.restorer, device)?;
     let mut refiner = args
@@ -794,13 +807,6 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         (Some(text), Some(_)) => Some(RefinerGate::parse(text)?),
         (None, refiner) => refiner.as_ref().and_then(|r| r.manifest.refiner_gate),
     };
-    for (flag, passes) in [
-        ("--refiner-ensemble", args.refiner_ensemble),
-        ("--restorer-ensemble", args.restorer_ensemble),
-    ] {
-        clearair_backends::restoration::check_self_ensemble(passes)
-            .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
-    }
     let refiner_gate = match (&args.gate_view, refiner_gate) {
         (None, gate) => gate,
         (Some(_), None) => anyhow::bail!("--gate-view needs a gated refiner"),
@@ -873,12 +879,6 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         ),
         (None, _) => restorer.manifest.name.clone(),
     };
-    if args.update_manifest && args.refiner.is_none() && args.restorer_ensemble != 1 {
-        anyhow::bail!(
-            "--update-manifest writes the restorer's own figures: read them with one pass \
-             (--restorer-ensemble 1), or name the --refiner whose manifest takes the pair's"
-        );
-    }
     let model = match args.restorer_ensemble {
         1 => model,
         passes => format!("{model}, restorer self-ensemble of {passes}"),
