@@ -79,7 +79,21 @@ pub const KEEP_LOSS_CEILING_DB: f64 = 60.0;
 /// output, it is what the refiner takes away from any window; for a restorer, what it makes
 /// worse than the upload.
 pub fn keep_loss(input: &Tensor, restored: &Tensor, target: &Tensor) -> Tensor {
-    let floor = 10f64.powf(-KEEP_LOSS_CEILING_DB / 10.0);
+    keep_loss_capped(input, restored, target, KEEP_LOSS_CEILING_DB)
+}
+
+/// [`keep_loss`] with both PSNRs capped at `ceiling_db` instead (softly: the floor is added
+/// to each squared error). A restorer's clean window (its input equal to the target) then
+/// pays little once its output is above the ceiling — at 40 dB, 1.2 dB for an output at
+/// 45 dB where the default pays 15 — so it is no longer pulled towards the exact identity,
+/// while a degraded window the output makes worse still costs about every decibel lost.
+pub fn keep_loss_capped(
+    input: &Tensor,
+    restored: &Tensor,
+    target: &Tensor,
+    ceiling_db: f64,
+) -> Tensor {
+    let floor = 10f64.powf(-ceiling_db / 10.0);
     let log_error = |image: &Tensor| log_error_per_image(image, target, floor);
     ((log_error(restored) - log_error(&input.detach())) * 10.0)
         .relu()
@@ -129,6 +143,9 @@ pub struct PixelObjective {
     /// image loses below its input costs as much as one the loss gains elsewhere (0, the
     /// default: none).
     pub keep_weight: f64,
+    /// Where [`keep_loss_capped`] stops telling images apart, in dB
+    /// ([`KEEP_LOSS_CEILING_DB`] by default).
+    pub keep_ceiling_db: f64,
 }
 
 impl From<PixelLoss> for PixelObjective {
@@ -138,6 +155,7 @@ impl From<PixelLoss> for PixelObjective {
             ceiling_db: PSNR_LOSS_CEILING_DB,
             frequency_weight: 0.0,
             keep_weight: 0.0,
+            keep_ceiling_db: KEEP_LOSS_CEILING_DB,
         }
     }
 }
@@ -150,7 +168,8 @@ impl PixelObjective {
         if self.keep_weight == 0.0 {
             loss
         } else {
-            loss + keep_loss(input, restored, target) * (self.keep_weight * 0.01)
+            loss + keep_loss_capped(input, restored, target, self.keep_ceiling_db)
+                * (self.keep_weight * 0.01)
         }
     }
 

@@ -299,6 +299,12 @@ pub struct RestorerArgs {
     /// restorer left it (0, the default: none).
     #[arg(long, default_value_t = 0.0)]
     pub keep_weight: f64,
+    /// Where the keep loss stops telling images apart, in dB (20–60; 60, the default). At the
+    /// PSNR loss's ceiling (40) a restorer's clean windows above it pull only faintly towards
+    /// the exact identity (an output at 45 dB pays 1.2 dB instead of 15), while a window it
+    /// makes worse than its input still costs about each decibel lost.
+    #[arg(long, default_value_t = clearair_model::KEEP_LOSS_CEILING_DB)]
+    pub keep_ceiling: f64,
     /// Turn the ICRM consistency term off (ablation).
     #[arg(long)]
     pub no_icrm: bool,

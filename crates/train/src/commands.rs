@@ -9,9 +9,9 @@ use anyhow::Context;
 use clearair_backends::degradation::{EncoderView, GateView};
 use clearair_backends::restoration::Refiner;
 use clearair_model::{
-    ClearAirConfig, DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig, ModelManifest,
-    NetworkConfig, PSNR_LOSS_CEILING_DB, PixelLoss, PixelObjective, RefinerGate, RefinerPriors,
-    StartingPoint, parse_device,
+    ClearAirConfig, DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig,
+    KEEP_LOSS_CEILING_DB, ModelManifest, NetworkConfig, PSNR_LOSS_CEILING_DB, PixelLoss,
+    PixelObjective, RefinerGate, RefinerPriors, StartingPoint, parse_device,
 };
 use tch::Device;
 
@@ -440,11 +440,14 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         None => CropSchedule::fixed(args.crop, args.batch),
     };
     let starting_point = parse_keyword::<StartingPoint>("--start", &args.start)?;
-    let pixel_loss = pixel_objective(
-        &args.pixel_loss,
-        args.psnr_ceiling,
-        args.frequency_weight,
-        args.keep_weight,
+    let pixel_loss = with_keep_ceiling(
+        pixel_objective(
+            &args.pixel_loss,
+            args.psnr_ceiling,
+            args.frequency_weight,
+            args.keep_weight,
+        )?,
+        args.keep_ceiling,
     )?;
     let view = parse_keyword::<EncoderView>("--encoder-view", &args.encoder_view)?;
     let windows = WindowSettings {
@@ -1002,6 +1005,26 @@ fn pixel_objective(
         ceiling_db,
         frequency_weight,
         keep_weight,
+        keep_ceiling_db: KEEP_LOSS_CEILING_DB,
+    })
+}
+
+/// `objective` with `--keep-ceiling`: 20–60 dB, and only beside a `--keep-weight`.
+fn with_keep_ceiling(
+    objective: PixelObjective,
+    keep_ceiling_db: f64,
+) -> anyhow::Result<PixelObjective> {
+    anyhow::ensure!(
+        keep_ceiling_db.is_finite() && (20.0..=KEEP_LOSS_CEILING_DB).contains(&keep_ceiling_db),
+        "--keep-ceiling is in dB between 20 and {KEEP_LOSS_CEILING_DB}, got {keep_ceiling_db}"
+    );
+    anyhow::ensure!(
+        keep_ceiling_db == KEEP_LOSS_CEILING_DB || objective.keep_weight > 0.0,
+        "--keep-ceiling caps the keep loss: give --keep-weight as well"
+    );
+    Ok(PixelObjective {
+        keep_ceiling_db,
+        ..objective
     })
 }
 
@@ -1101,7 +1124,12 @@ fn restorer_data_detail(
         } else {
             String::new()
         },
-        if pixel.keep_weight > 0.0 {
+        if pixel.keep_weight > 0.0 && pixel.keep_ceiling_db != KEEP_LOSS_CEILING_DB {
+            format!(
+                " + {}·keep (dB below the input, both capped at {} dB)",
+                pixel.keep_weight, pixel.keep_ceiling_db
+            )
+        } else if pixel.keep_weight > 0.0 {
             format!(" + {}·keep (dB below the input)", pixel.keep_weight)
         } else {
             String::new()
@@ -1334,6 +1362,16 @@ mod tests {
                 .to_string();
             assert!(error.contains("--keep-weight"), "{error}");
         }
+        let capped = with_keep_ceiling(keeping, 40.0).unwrap();
+        assert_eq!((capped.keep_weight, capped.keep_ceiling_db), (1.0, 40.0));
+        assert_eq!(keeping.keep_ceiling_db, KEEP_LOSS_CEILING_DB);
+        for bad in [f64::NAN, 10.0, 61.0] {
+            let error = with_keep_ceiling(keeping, bad).unwrap_err().to_string();
+            assert!(error.contains("--keep-ceiling"), "{error}");
+        }
+        let unweighted = pixel_objective("psnr-capped", PSNR_LOSS_CEILING_DB, 0.0, 0.0).unwrap();
+        let error = with_keep_ceiling(unweighted, 40.0).unwrap_err().to_string();
+        assert!(error.contains("--keep-weight"), "{error}");
         let unknown = pixel_objective("l3", PSNR_LOSS_CEILING_DB, 0.0, 0.0).unwrap_err();
         assert!(
             unknown.to_string().contains("--pixel-loss `l3`"),

@@ -502,6 +502,9 @@ fn checkpoint_settings(job: &RestorerTraining) -> serde_json::Value {
     if job.pixel_loss.keep_weight != 0.0 {
         settings["keep_weight"] = json!(job.pixel_loss.keep_weight);
     }
+    if job.pixel_loss.keep_ceiling_db != clearair_model::KEEP_LOSS_CEILING_DB {
+        settings["keep_ceiling_db"] = json!(job.pixel_loss.keep_ceiling_db);
+    }
     // The F_c/F_d view, only when it is not the whole image (the one view before there was
     // a choice), so earlier runs still resume.
     let view = windows.encoder_view();

@@ -314,6 +314,7 @@ fn a_lower_ceiling_weighs_nearly_clean_images_less_against_degraded_ones() {
         ceiling_db: 32.0,
         frequency_weight: 0.0,
         keep_weight: 0.0,
+        keep_ceiling_db: KEEP_LOSS_CEILING_DB,
     };
     assert!((l1.compute(&rough, &clean).double_value(&[]) - 0.1).abs() < 1e-6);
 }
@@ -366,6 +367,52 @@ fn the_frequency_weight_adds_the_frequency_loss_to_the_pixel_loss() {
             "{difference} {expected}"
         );
     }
+}
+
+#[test]
+fn a_lower_keep_ceiling_frees_clean_windows_and_still_charges_a_worse_one() {
+    let clean = Tensor::rand([1, 3, 16, 16], (Kind::Float, Device::Cpu));
+    // dB of 10·log10((a + floor) / (b + floor)) for squared errors a, b under a ceiling.
+    let expected = |a: f64, b: f64, ceiling: f64| {
+        let floor = 10f64.powf(-ceiling / 10.0);
+        10.0 * ((a + floor) / (b + floor)).log10()
+    };
+    // A clean window restored at 45 dB (an error of 10^-2.25 per pixel): about 15 dB to pay
+    // under the default ceiling, about 1.2 under a 40 dB one, which pulls twelve times less.
+    let at_45 = &clean + 10f64.powf(-2.25);
+    let by_default = keep_loss(&clean, &at_45, &clean).double_value(&[]);
+    assert!(
+        (by_default - expected(10f64.powf(-4.5), 0.0, KEEP_LOSS_CEILING_DB)).abs() < 0.02,
+        "{by_default}"
+    );
+    let capped = keep_loss_capped(&clean, &at_45, &clean, 40.0).double_value(&[]);
+    assert!(
+        (capped - expected(10f64.powf(-4.5), 0.0, 40.0)).abs() < 0.02,
+        "{capped}"
+    );
+    assert!(by_default > 12.0 * capped, "{by_default} {capped}");
+    // A degraded window at 30 dB made 1 dB worse costs nearly its decibel at either ceiling.
+    let input = &clean + 10f64.powf(-1.5);
+    let worse = &clean + 10f64.powf(-1.45);
+    for ceiling in [40.0, KEEP_LOSS_CEILING_DB] {
+        let lost = keep_loss_capped(&input, &worse, &clean, ceiling).double_value(&[]);
+        let want = expected(10f64.powf(-2.9), 10f64.powf(-3.0), ceiling);
+        assert!(
+            (lost - want).abs() < 0.02 && lost > 0.9,
+            "{ceiling}: {lost}"
+        );
+    }
+    // The objective uses its own ceiling, at 0.01 per dB and its weight.
+    let keeping = PixelObjective {
+        keep_weight: 2.0,
+        keep_ceiling_db: 40.0,
+        ..PixelLoss::PsnrCapped.into()
+    };
+    let extra = keeping
+        .compute_from(&clean, &at_45, &clean)
+        .double_value(&[])
+        - keeping.compute(&at_45, &clean).double_value(&[]);
+    assert!((extra - 0.02 * capped).abs() < 1e-4, "{extra} {capped}");
 }
 
 #[test]

@@ -205,8 +205,7 @@ fn the_psnr_ceiling_is_kept_across_a_resume() {
     first.pixel_loss = PixelObjective {
         loss: PixelLoss::PsnrCapped,
         ceiling_db: 35.0,
-        frequency_weight: 0.0,
-        keep_weight: 0.0,
+        ..PixelLoss::PsnrCapped.into()
     };
     train_restorer(&first).unwrap();
     // The default ceiling is another setting: refused; the same one resumes.
@@ -239,6 +238,22 @@ fn the_keep_weight_is_kept_across_a_resume() {
     first.pixel_loss.keep_weight = 1.0;
     train_restorer(&first).unwrap();
     let other = job("model", 4, folder.path());
+    let mut same = job("model", 4, folder.path());
+    same.pixel_loss = first.pixel_loss;
+    assert_a_resume_refuses_then_resumes(other, same);
+}
+
+#[test]
+fn the_keep_ceiling_is_kept_across_a_resume() {
+    let _torch = exclusive_torch();
+    let folder = scratch_dir("keep-ceiling");
+    let mut first = job("model", 2, folder.path());
+    first.pixel_loss.keep_weight = 1.0;
+    first.pixel_loss.keep_ceiling_db = 40.0;
+    train_restorer(&first).unwrap();
+    // The same weight under the default ceiling is another loss.
+    let mut other = job("model", 4, folder.path());
+    other.pixel_loss.keep_weight = 1.0;
     let mut same = job("model", 4, folder.path());
     same.pixel_loss = first.pixel_loss;
     assert_a_resume_refuses_then_resumes(other, same);
