@@ -197,66 +197,45 @@ fn resuming_with_other_settings_is_refused() {
     assert!(error.contains("other settings"), "{error}");
 }
 
-#[test]
-fn the_psnr_ceiling_is_kept_across_a_resume() {
+/// A run trained 2 steps with `pixel` refuses to resume with `other` (another loss) and
+/// resumes with `pixel`.
+fn assert_the_pixel_loss_is_kept(name: &str, pixel: PixelObjective, other: PixelObjective) {
     let _torch = exclusive_torch();
-    let folder = scratch_dir("ceiling");
+    let folder = scratch_dir(name);
     let mut first = job("model", 2, folder.path());
-    first.pixel_loss = PixelObjective {
-        loss: PixelLoss::PsnrCapped,
-        ceiling_db: 35.0,
-        ..PixelLoss::PsnrCapped.into()
+    first.pixel_loss = pixel;
+    train_restorer(&first).unwrap();
+    let mut refused = job("model", 4, folder.path());
+    refused.pixel_loss = other;
+    let mut same = job("model", 4, folder.path());
+    same.pixel_loss = pixel;
+    assert_a_resume_refuses_then_resumes(refused, same);
+}
+
+#[test]
+fn each_pixel_loss_setting_is_kept_across_a_resume() {
+    let l1: PixelObjective = PixelLoss::L1.into();
+    let capped: PixelObjective = PixelLoss::PsnrCapped.into();
+    let keeping = PixelObjective {
+        keep_weight: 1.0,
+        ..l1
     };
-    train_restorer(&first).unwrap();
-    // The default ceiling is another setting: refused; the same one resumes.
-    let mut other = job("model", 4, folder.path());
-    other.pixel_loss = PixelLoss::PsnrCapped.into();
-    let mut same = job("model", 4, folder.path());
-    same.pixel_loss = first.pixel_loss;
-    assert_a_resume_refuses_then_resumes(other, same);
-}
-
-#[test]
-fn the_frequency_weight_is_kept_across_a_resume() {
-    let _torch = exclusive_torch();
-    let folder = scratch_dir("frequency");
-    let mut first = job("model", 2, folder.path());
-    first.pixel_loss.frequency_weight = 0.2;
-    train_restorer(&first).unwrap();
-    // Without the term is another setting: refused; the same weight resumes.
-    let other = job("model", 4, folder.path());
-    let mut same = job("model", 4, folder.path());
-    same.pixel_loss = first.pixel_loss;
-    assert_a_resume_refuses_then_resumes(other, same);
-}
-
-#[test]
-fn the_keep_weight_is_kept_across_a_resume() {
-    let _torch = exclusive_torch();
-    let folder = scratch_dir("keep");
-    let mut first = job("model", 2, folder.path());
-    first.pixel_loss.keep_weight = 1.0;
-    train_restorer(&first).unwrap();
-    let other = job("model", 4, folder.path());
-    let mut same = job("model", 4, folder.path());
-    same.pixel_loss = first.pixel_loss;
-    assert_a_resume_refuses_then_resumes(other, same);
-}
-
-#[test]
-fn the_keep_ceiling_is_kept_across_a_resume() {
-    let _torch = exclusive_torch();
-    let folder = scratch_dir("keep-ceiling");
-    let mut first = job("model", 2, folder.path());
-    first.pixel_loss.keep_weight = 1.0;
-    first.pixel_loss.keep_ceiling_db = 40.0;
-    train_restorer(&first).unwrap();
-    // The same weight under the default ceiling is another loss.
-    let mut other = job("model", 4, folder.path());
-    other.pixel_loss.keep_weight = 1.0;
-    let mut same = job("model", 4, folder.path());
-    same.pixel_loss = first.pixel_loss;
-    assert_a_resume_refuses_then_resumes(other, same);
+    let mut lowered = capped;
+    lowered.ceiling_db = 35.0;
+    let mut spectral = l1;
+    spectral.frequency_weight = 0.2;
+    // The same keep weight under the default ceiling is another loss.
+    let mut keep_capped = keeping;
+    keep_capped.keep_ceiling_db = 40.0;
+    // (scratch folder, the run's loss, another loss it must not resume with)
+    for (name, pixel, other) in [
+        ("ceiling", lowered, capped),
+        ("frequency", spectral, l1),
+        ("keep", keeping, l1),
+        ("keep-ceiling", keep_capped, keeping),
+    ] {
+        assert_the_pixel_loss_is_kept(name, pixel, other);
+    }
 }
 
 /// Resuming as `other` is refused for its other settings; resuming as `same` runs to its end
