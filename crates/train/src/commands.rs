@@ -1124,13 +1124,13 @@ fn restorer_data_detail(
         } else {
             String::new()
         },
-        if pixel.keep_weight > 0.0 && pixel.keep_ceiling_db != KEEP_LOSS_CEILING_DB {
-            format!(
-                " + {}·keep (dB below the input, both capped at {} dB)",
-                pixel.keep_weight, pixel.keep_ceiling_db
-            )
-        } else if pixel.keep_weight > 0.0 {
-            format!(" + {}·keep (dB below the input)", pixel.keep_weight)
+        if pixel.keep_weight > 0.0 {
+            let cap = if pixel.keep_ceiling_db == KEEP_LOSS_CEILING_DB {
+                String::new()
+            } else {
+                format!(", both capped at {} dB", pixel.keep_ceiling_db)
+            };
+            format!(" + {}·keep (dB below the input{cap})", pixel.keep_weight)
         } else {
             String::new()
         },
