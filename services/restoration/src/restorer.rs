@@ -592,8 +592,10 @@ mod tests {
         let eight = restore(ensemble(random.clone(), 8).unwrap()).await;
         assert_ne!(eight.0, refined.0);
         assert_eq!(eight.1, tiles);
+        // The mean of eight equal floats can round a last bit away (3x is not always exact),
+        // which at 8 bits moves a value on a half-level boundary by one level.
         let identity_eight = restore(ensemble(identity.clone(), 8).unwrap()).await;
-        assert_eq!(identity_eight.0, first);
+        assert_within_a_level(&identity_eight.0, &first);
         let error = ensemble(random.clone(), 3).unwrap_err().to_string();
         assert!(error.contains("refiner_ensemble"), "{error}");
         // The restorer's own self-ensemble: another mean of the random restorer in as many
@@ -607,10 +609,11 @@ mod tests {
         let (restorer_eight, eight_tiles) = restore(restorer_ensemble(&random, 8).unwrap()).await;
         assert_ne!(restorer_eight, first);
         assert_eq!(eight_tiles, tiles);
-        assert_eq!(
-            restore(restorer_ensemble(&identity, 8).unwrap()).await,
-            restore(restorer_ensemble(&identity, 1).unwrap()).await
-        );
+        let (identity_eight, identity_tiles) =
+            restore(restorer_ensemble(&identity, 8).unwrap()).await;
+        let (identity_one, _) = restore(restorer_ensemble(&identity, 1).unwrap()).await;
+        assert_within_a_level(&identity_eight, &identity_one);
+        assert_eq!(identity_tiles, tiles);
         let error = restorer_ensemble(&random, 5).unwrap_err().to_string();
         assert!(error.contains("restorer_ensemble"), "{error}");
         // Weights that are not there stop the service, naming the refiner.
@@ -733,6 +736,19 @@ mod tests {
             .write(&ModelManifest::path_for_weights(&copy))
             .unwrap();
         copy
+    }
+
+    /// `a` and `b` are the same size and no byte of them is more than one level apart.
+    fn assert_within_a_level(a: &Rgb8Image, b: &Rgb8Image) {
+        assert_eq!((a.width(), a.height()), (b.width(), b.height()));
+        let apart = a
+            .as_bytes()
+            .iter()
+            .zip(b.as_bytes())
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0);
+        assert!(apart <= 1, "{apart} levels apart");
     }
 
     /// An image alone, every prior neutral.
