@@ -57,6 +57,7 @@ fn write_fixture() {
         restorer_ensemble: 1,
         refiner: None,
         refiner_gate: None,
+        fallback_refiner: None,
         encoder: &encoder.network,
         view: EncoderView::Whole,
         priors: &backends,

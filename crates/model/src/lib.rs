@@ -55,7 +55,8 @@ pub use error::{ModelError, Result};
 pub use loss::{
     Dihedral, IcrmConfig, IcrmDraw, KEEP_LOSS_CEILING_DB, LossDraws, PSNR_LOSS_CEILING_DB,
     PixelLoss, PixelObjective, RestorationLoss, frequency_l1_loss, keep_loss, keep_loss_capped,
-    l1_loss, psnr_loss, psnr_loss_capped, restoration_loss, restoration_loss_with,
+    keep_loss_weighted, l1_loss, psnr_loss, psnr_loss_capped, restoration_loss,
+    restoration_loss_with,
 };
 pub use metrics::{mean_psnr_ssim, psnr, ssim};
 pub use priors::{Priors, check_priors};

@@ -93,11 +93,26 @@ pub fn keep_loss_capped(
     target: &Tensor,
     ceiling_db: f64,
 ) -> Tensor {
+    keep_loss_weighted(input, restored, target, ceiling_db, None)
+}
+
+/// [`keep_loss_capped`] with each image's decibels lost multiplied by its entry of
+/// `per_image` (N values; None: 1 each) before the batch mean: a training window's kind can
+/// then be spared the keep loss (0) or charged it several times over.
+pub fn keep_loss_weighted(
+    input: &Tensor,
+    restored: &Tensor,
+    target: &Tensor,
+    ceiling_db: f64,
+    per_image: Option<&Tensor>,
+) -> Tensor {
     let floor = 10f64.powf(-ceiling_db / 10.0);
     let log_error = |image: &Tensor| log_error_per_image(image, target, floor);
-    ((log_error(restored) - log_error(&input.detach())) * 10.0)
-        .relu()
-        .mean(Kind::Float)
+    let lost = ((log_error(restored) - log_error(&input.detach())) * 10.0).relu();
+    match per_image {
+        None => lost.mean(Kind::Float),
+        Some(weights) => (lost * weights.to_kind(Kind::Float).view([-1])).mean(Kind::Float),
+    }
 }
 
 /// How the restored image is compared with the clean one.
@@ -164,12 +179,29 @@ impl PixelObjective {
     /// The loss of `restored`, made from `input`, against `target` (all N×3×H×W): the pixel
     /// and frequency losses, plus [`keep_loss`] when weighted.
     pub fn compute_from(&self, input: &Tensor, restored: &Tensor, target: &Tensor) -> Tensor {
+        self.compute_weighted_from(input, restored, target, None)
+    }
+
+    /// [`PixelObjective::compute_from`] with the keep loss of each image multiplied by its
+    /// entry of `keep_per_image` (N values; None: 1 each), as [`keep_loss_weighted`].
+    pub fn compute_weighted_from(
+        &self,
+        input: &Tensor,
+        restored: &Tensor,
+        target: &Tensor,
+        keep_per_image: Option<&Tensor>,
+    ) -> Tensor {
         let loss = self.compute(restored, target);
         if self.keep_weight == 0.0 {
             loss
         } else {
-            loss + keep_loss_capped(input, restored, target, self.keep_ceiling_db)
-                * (self.keep_weight * 0.01)
+            loss + keep_loss_weighted(
+                input,
+                restored,
+                target,
+                self.keep_ceiling_db,
+                keep_per_image,
+            ) * (self.keep_weight * 0.01)
         }
     }
 
@@ -274,6 +306,9 @@ pub struct LossDraws {
     pub region_masks: Tensor,
     /// The ICRM draw, when the term is on this step.
     pub icrm: Option<IcrmDraw>,
+    /// Multipliers of each image's keep loss (N values, from the kind of window it was
+    /// drawn from; [`keep_loss_weighted`]). None: 1 for every image.
+    pub keep_per_image: Option<Tensor>,
 }
 
 impl LossDraws {
@@ -291,6 +326,7 @@ impl LossDraws {
             return Self {
                 region_masks,
                 icrm: None,
+                keep_per_image: None,
             };
         }
         let (batch, _, height, width) = degraded.size4().expect("degraded is N×3×H×W");
@@ -324,6 +360,7 @@ impl LossDraws {
                 brightness,
                 noise,
             }),
+            keep_per_image: None,
         }
     }
 
@@ -335,6 +372,10 @@ impl LossDraws {
                 noise: draw.noise.narrow(0, start, length),
                 ..*draw
             }),
+            keep_per_image: self
+                .keep_per_image
+                .as_ref()
+                .map(|weights| weights.narrow(0, start, length)),
         }
     }
 }
@@ -378,7 +419,8 @@ pub fn restoration_loss_with(
     pixel: PixelObjective,
 ) -> RestorationLoss {
     let restored = model.forward_with_region_masks(degraded, priors, &draws.region_masks);
-    let pixel_loss = pixel.compute_from(degraded, &restored, clean);
+    let pixel_loss =
+        pixel.compute_weighted_from(degraded, &restored, clean, draws.keep_per_image.as_ref());
     let Some(draw) = &draws.icrm else {
         return RestorationLoss {
             total: pixel_loss.shallow_clone(),

@@ -305,6 +305,12 @@ pub struct RestorerArgs {
     /// makes worse than its input still costs about each decibel lost.
     #[arg(long, default_value_t = clearair_model::KEEP_LOSS_CEILING_DB)]
     pub keep_ceiling: f64,
+    /// Multipliers of the keep loss for windows of each kind (noise, haze, rain, blur,
+    /// low_light; the largest of a mixture's kinds, 1 for clean windows): e.g. `1,0,1,1,1`
+    /// spares haze, whose fallback the loss makes dehaze less. Needs `--keep-weight`.
+    /// Default: 1 for every kind.
+    #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
+    pub keep_kinds: Vec<f64>,
     /// Turn the ICRM consistency term off (ablation).
     #[arg(long)]
     pub no_icrm: bool,
@@ -494,6 +500,16 @@ pub struct EvalArgs {
     /// average the outputs turned back, as the restoration service's `refiner_ensemble`.
     #[arg(long, default_value_t = 1)]
     pub refiner_ensemble: u8,
+    /// The fallback stage: a network trained on the restorer's output with every prior
+    /// neutral (`clearair train restorer --after <restorer> --after-neutral 1 --all-neutral
+    /// 1`, on every kind), run on the fallback rows in place of the refiner, as the
+    /// restoration service's `fallback_refiner` runs on a request that carries no prior.
+    #[arg(long)]
+    pub fallback_refiner: Option<PathBuf>,
+    /// Run the fallback stage on this many flips and transposes of each tile (1, 2, 4 or 8),
+    /// as the restoration service's `fallback_refiner_ensemble`.
+    #[arg(long, default_value_t = 1)]
+    pub fallback_refiner_ensemble: u8,
     /// Run the restorer on this many flips and transposes of each tile (1, 2, 4 or 8, the
     /// masks turned alike) and average the outputs turned back, as the restoration
     /// service's `restorer_ensemble`.

@@ -501,16 +501,12 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
     } else {
         None
     };
-    let all_neutral_kinds = match args.all_neutral_kinds.as_slice() {
-        [] => [1.0; 5],
-        [a, b, c, d, e] if [a, b, c, d, e].iter().all(|m| m.is_finite() && **m >= 0.0) => {
-            [*a, *b, *c, *d, *e]
-        }
-        other => anyhow::bail!(
-            "--all-neutral-kinds takes five multipliers ≥ 0 (noise, haze, rain, blur, \
-             low_light), got {other:?}"
-        ),
-    };
+    let all_neutral_kinds = kind_multipliers("--all-neutral-kinds", &args.all_neutral_kinds)?;
+    let keep_kinds = kind_multipliers("--keep-kinds", &args.keep_kinds)?;
+    anyhow::ensure!(
+        keep_kinds == [1.0; 5] || args.keep_weight > 0.0,
+        "--keep-kinds weighs the keep loss per kind: give --keep-weight as well"
+    );
     anyhow::ensure!(
         args.all_neutral_dark.is_finite() && args.all_neutral_dark >= 0.0,
         "--all-neutral-dark is a multiplier ≥ 0, got {}",
@@ -532,6 +528,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         all_neutral: args.all_neutral,
         all_neutral_kinds,
         all_neutral_dark: args.all_neutral_dark,
+        keep_kinds,
         embedding_dropout: args.embedding_dropout,
         misread: args.embedding_misread,
     };
@@ -618,6 +615,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
                 .is_some()
                 .then(|| Refiner::ungated(&restorer, refiner_priors)),
             refiner_gate: None,
+            fallback_refiner: None,
             encoder: &encoder.network,
             view,
             priors: &priors,
@@ -786,6 +784,10 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     for (flag, passes) in [
         ("--refiner-ensemble", args.refiner_ensemble),
         ("--restorer-ensemble", args.restorer_ensemble),
+        (
+            "--fallback-refiner-ensemble",
+            args.fallback_refiner_ensemble,
+        ),
     ] {
         clearair_backends::restoration::check_self_ensemble(passes)
             .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
@@ -802,6 +804,15 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         .refiner
         .as_ref()
         .map(|weights| load_restorer(weights, device))
+        .transpose()?;
+    let mut fallback_refiner = args
+        .fallback_refiner
+        .as_ref()
+        .map(|weights| {
+            let stage = load_restorer(weights, device)?;
+            check_fallback_stage(weights, &stage.manifest)?;
+            anyhow::Ok(stage)
+        })
         .transpose()?;
     // The gate `--refiner-gate` names, else the refiner's manifest's; `--gate-view` moves
     // where either reads its probabilities.
@@ -844,8 +855,8 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     };
     let precision = clearair_backends::Precision::bf16_if(args.bf16);
     precision.convert(&mut restorer.store);
-    if let Some(refiner) = &mut refiner {
-        precision.convert(&mut refiner.store);
+    for stage in [&mut refiner, &mut fallback_refiner].into_iter().flatten() {
+        precision.convert(&mut stage.store);
     }
     let mesh = MeshRestorer {
         restorer: &restorer.network,
@@ -858,6 +869,10 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
             .with_ensemble(args.refiner_ensemble)
         }),
         refiner_gate,
+        fallback_refiner: fallback_refiner.as_ref().map(|stage| {
+            Refiner::ungated(&stage.network, RefinerPriors::Neutral)
+                .with_ensemble(args.fallback_refiner_ensemble)
+        }),
         encoder: &encoder.network,
         view,
         priors: &priors,
@@ -889,6 +904,17 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     let model = match args.refiner_ensemble {
         1 => model,
         passes => format!("{model}, refiner self-ensemble of {passes}"),
+    };
+    let model = match &fallback_refiner {
+        None => model,
+        Some(stage) => format!(
+            "{model}; with every prior neutral, then {}{}",
+            stage.manifest.name,
+            match args.fallback_refiner_ensemble {
+                1 => String::new(),
+                passes => format!(" (self-ensemble of {passes})"),
+            }
+        ),
     };
     let model = if args.neutral.is_empty() {
         model
@@ -942,6 +968,17 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
             );
         }
         manifest.write(&path)?;
+        if let Some(weights) = &args.fallback_refiner {
+            // The fallback rows are the stage's own: every row, as the mesh serves them.
+            let path = ModelManifest::path_for_weights(weights);
+            let mut manifest = ModelManifest::read(&path)?;
+            manifest.metrics.extend(metrics(&report));
+            manifest.metrics.insert(
+                "eval_fallback_refiner_ensemble".to_owned(),
+                f64::from(args.fallback_refiner_ensemble),
+            );
+            manifest.write(&path)?;
+        }
         if !report.encoder.is_empty() {
             let path = ModelManifest::path_for_weights(&args.encoder);
             let mut manifest = ModelManifest::read(&path)?;
@@ -1010,6 +1047,39 @@ fn pixel_objective(
 }
 
 /// `objective` with `--keep-ceiling`: 20–60 dB, and only beside a `--keep-weight`.
+/// A fallback stage's manifest, checked: it reads no prior (there are none where it runs)
+/// and has no gate (there is no kind probability to read there).
+fn check_fallback_stage(weights: &Path, manifest: &ModelManifest) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        manifest.refiner_priors.unwrap_or_default() == RefinerPriors::Neutral,
+        "{}: a fallback stage runs where every prior is neutral; its manifest's \
+         refiner_priors must be neutral",
+        weights.display()
+    );
+    anyhow::ensure!(
+        manifest.refiner_gate.is_none(),
+        "{}: a fallback stage runs where no kind probability is read; its manifest must \
+         name no refiner_gate",
+        weights.display()
+    );
+    Ok(())
+}
+
+/// The five per-kind multipliers `flag` was given (noise, haze, rain, blur, low light), each
+/// finite and ≥ 0; none given: 1 for every kind.
+fn kind_multipliers(flag: &str, given: &[f64]) -> anyhow::Result<[f64; 5]> {
+    match given {
+        [] => Ok([1.0; 5]),
+        [a, b, c, d, e] if given.iter().all(|m| m.is_finite() && *m >= 0.0) => {
+            Ok([*a, *b, *c, *d, *e])
+        }
+        other => anyhow::bail!(
+            "{flag} takes five multipliers ≥ 0 (noise, haze, rain, blur, low_light), got \
+             {other:?}"
+        ),
+    }
+}
+
 fn with_keep_ceiling(
     objective: PixelObjective,
     keep_ceiling_db: f64,
@@ -1130,7 +1200,18 @@ fn restorer_data_detail(
             } else {
                 format!(", both capped at {} dB", pixel.keep_ceiling_db)
             };
-            format!(" + {}·keep (dB below the input{cap})", pixel.keep_weight)
+            let kinds = if args.keep_kinds.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", times {:?} for noise/haze/rain/blur/low light",
+                    args.keep_kinds
+                )
+            };
+            format!(
+                " + {}·keep (dB below the input{cap}{kinds})",
+                pixel.keep_weight
+            )
         } else {
             String::new()
         },
@@ -1323,6 +1404,25 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(error.contains("outside 1–16"), "{error}");
+        }
+    }
+
+    #[test]
+    fn kind_multipliers_are_five_and_none_negative() {
+        assert_eq!(kind_multipliers("--keep-kinds", &[]).unwrap(), [1.0; 5]);
+        assert_eq!(
+            kind_multipliers("--keep-kinds", &[1.0, 0.0, 1.0, 2.5, 1.0]).unwrap(),
+            [1.0, 0.0, 1.0, 2.5, 1.0]
+        );
+        for bad in [
+            vec![1.0, 0.0, 1.0, 1.0],
+            vec![1.0, -1.0, 1.0, 1.0, 1.0],
+            vec![1.0, f64::NAN, 1.0, 1.0, 1.0],
+        ] {
+            let error = kind_multipliers("--keep-kinds", &bad)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("--keep-kinds takes five"), "{error}");
         }
     }
 

@@ -156,6 +156,11 @@ pub struct RestorerSampling {
     /// dehazing three of the twelve evaluation photos). 1: every window alike (the sample
     /// streams of earlier runs unchanged).
     pub all_neutral_dark: f64,
+    /// Multiplier of the keep loss per degradation kind (noise, haze, rain, blur, low
+    /// light): a window's is the largest of its kinds' (clean windows: 1). 0 spares a kind
+    /// the loss: haze, whose strength the fallback must guess, is dehazed less when every
+    /// over-corrected light haze is charged (models/README.md). All ones: every window alike.
+    pub keep_kinds: [f64; 5],
     /// Extra probability that F_c and F_d alone are neutral (the degradation service down
     /// while the quality and mask services answer), on top of `prior_dropout`. Without it
     /// the restorer can learn to lean on the embeddings for a kind (haze) and leave such
@@ -175,13 +180,7 @@ impl RestorerSampling {
     /// The probability that every prior of a crop of a window with `kinds` and a clean
     /// target of mean `target_mean` (0–1) is neutral.
     pub fn all_neutral_for(&self, kinds: &[f32; 5], target_mean: f32) -> f64 {
-        let multiplier = kinds
-            .iter()
-            .zip(self.all_neutral_kinds)
-            .filter(|(present, _)| **present > 0.0)
-            .map(|(_, multiplier)| multiplier)
-            .reduce(f64::max)
-            .unwrap_or(1.0);
+        let multiplier = largest_of_kinds(kinds, self.all_neutral_kinds);
         let absent = |kind: DegradationKind| kinds[kind.index()] <= 0.0;
         let dark = if target_mean < DARK_TARGET_MEAN
             && absent(DegradationKind::Noise)
@@ -192,6 +191,26 @@ impl RestorerSampling {
             1.0
         };
         (self.all_neutral * multiplier * dark).clamp(0.0, 1.0)
+    }
+
+    /// The multiplier of the keep loss for a window with `kinds`: the largest of its kinds'
+    /// `keep_kinds` (a clean window's: 1).
+    pub fn keep_for(&self, kinds: &[f32; 5]) -> f64 {
+        largest_of_kinds(kinds, self.keep_kinds)
+    }
+
+    /// The keep loss's multiplier for each of `samples` (N values on `device`), or None
+    /// when every kind's is 1 and the loss is the plain batch mean, as before there were
+    /// multipliers.
+    pub fn keep_per_image(&self, samples: &[RestorerSample], device: Device) -> Option<Tensor> {
+        if self.keep_kinds == [1.0; 5] {
+            return None;
+        }
+        let weights: Vec<f32> = samples
+            .iter()
+            .map(|sample| self.keep_for(&sample.kinds) as f32)
+            .collect();
+        Some(Tensor::from_slice(&weights).to_device(device))
     }
 
     /// The kinds whose windows all train with every prior neutral (`all_neutral` times the
@@ -208,6 +227,18 @@ impl RestorerSampling {
             })
             .collect()
     }
+}
+
+/// The largest of `multipliers` over the kinds present in `kinds` (multi-hot); 1 for a
+/// window of no kind (a clean one).
+fn largest_of_kinds(kinds: &[f32; 5], multipliers: [f64; 5]) -> f64 {
+    kinds
+        .iter()
+        .zip(multipliers)
+        .filter(|(present, _)| **present > 0.0)
+        .map(|(_, multiplier)| multiplier)
+        .reduce(f64::max)
+        .unwrap_or(1.0)
 }
 
 /// One restorer training sample, on the CPU.

@@ -32,6 +32,11 @@ pub struct MeshRestorer<'a> {
     /// other than the served one costs one more encoder pass, as in the degradation
     /// service). None: the whole change.
     pub refiner_gate: Option<clearair_model::RefinerGate>,
+    /// The fallback stage, if any: a network run on the restorer's output, reading no prior,
+    /// only where every prior is neutral (every prior service down, or an upload sent alone),
+    /// in place of the refiner, whose gate is shut there. The restoration service's
+    /// `fallback_refiner`.
+    pub fallback_refiner: Option<Refiner<'a>>,
     /// The degradation encoder.
     pub encoder: &'a DegradationEncoder,
     /// What of an image the encoder sees (the restorer's manifest names it).
@@ -123,12 +128,15 @@ impl MeshRestorer<'_> {
         } else {
             Some(probabilities)
         };
-        let refiner = self.refiner.map(|refiner| Refiner {
-            share: self.refiner_gate.map_or(refiner.share, |gate| {
-                gate.weight(gate_probabilities.as_ref().map(|p| &p[..]))
+        let refiner = match self.fallback_refiner {
+            Some(fallback) if neutral == PriorDropout::ALL => Some(fallback),
+            _ => self.refiner.map(|refiner| Refiner {
+                share: self.refiner_gate.map_or(refiner.share, |gate| {
+                    gate.weight(gate_probabilities.as_ref().map(|p| &p[..]))
+                }),
+                ..refiner
             }),
-            ..refiner
-        });
+        };
         let global = GlobalPriors {
             quality: stack_quality(std::slice::from_ref(&quality), self.device),
             content,

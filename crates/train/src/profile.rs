@@ -110,6 +110,7 @@ pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
         restorer_ensemble: 1,
         refiner: None,
         refiner_gate: None,
+        fallback_refiner: None,
         encoder: &encoder.network,
         view: trained_encoder_view(&restorer.manifest)?,
         priors: &priors,

@@ -200,6 +200,7 @@ impl ProgressEval {
                 .is_some()
                 .then(|| Refiner::ungated(network, self.refiner_priors)),
             refiner_gate: None,
+            fallback_refiner: None,
             encoder: &self.encoder,
             view: self.view,
             priors: &self.priors,
@@ -314,7 +315,8 @@ pub fn train_restorer(
             enabled: job.icrm.enabled && step % job.icrm_every.max(1) == 0,
             ..job.icrm.clone()
         };
-        let draws = LossDraws::draw(&network, &batch.degraded, &batch.priors, &icrm, &mut rng);
+        let mut draws = LossDraws::draw(&network, &batch.degraded, &batch.priors, &icrm, &mut rng);
+        draws.keep_per_image = job.sampler.settings().keep_per_image(&samples, job.device);
         optimizer.zero_grad();
         let loss =
             accumulate_gradients(&network, &batch, &draws, &icrm, job.pixel_loss, job.shards)?;
@@ -486,6 +488,9 @@ fn checkpoint_settings(job: &RestorerTraining) -> serde_json::Value {
     }
     if sampling.all_neutral_dark != 1.0 {
         settings["all_neutral_dark"] = json!(sampling.all_neutral_dark);
+    }
+    if sampling.keep_kinds != [1.0; 5] {
+        settings["keep_kinds"] = json!(sampling.keep_kinds);
     }
     if sampling.embedding_dropout > 0.0 {
         settings["embedding_dropout"] = json!(sampling.embedding_dropout);

@@ -26,6 +26,16 @@ pub struct RestorationConfig {
     /// the outputs, turned back, are averaged: a better guess for that many times the
     /// refiner's cost, paid only where its gate opens.
     pub refiner_ensemble: u8,
+    /// The fallback stage's weights (manifest beside them): a network trained on the
+    /// restorer's output with every prior neutral (`clearair train restorer --after
+    /// <restorer> --after-priors neutral --after-neutral 1 --all-neutral 1`, on every kind),
+    /// run behind the restorer, in place of the refiner, on the requests that carry no prior
+    /// (every prior service down, or an image sent alone). It must read no prior and have
+    /// no gate. Unset: such requests get the restorer alone.
+    pub fallback_refiner: Option<std::path::PathBuf>,
+    /// The fallback stage runs on this many flips and transposes of each tile (1, 2, 4 or
+    /// 8), as `refiner_ensemble`.
+    pub fallback_refiner_ensemble: u8,
     /// The restorer runs on this many flips and transposes of each tile (1, 2, 4 or 8), the
     /// masks turned alike, and the outputs, turned back, are averaged: a better guess on
     /// every image for that many times the restorer's cost.
@@ -95,6 +105,8 @@ impl Default for RestorationConfig {
             // Eight passes of the blur stage where its gate opens: blur +0.94 → +1.03 in
             // `clearair eval`, paid only on the photos the encoder reads as blurred.
             refiner_ensemble: 8,
+            fallback_refiner: None,
+            fallback_refiner_ensemble: 1,
             // Two passes (the tile and its mirror image): every row of `clearair eval`
             // better than one pass, for twice the restorer's time (README, speed).
             restorer_ensemble: 2,

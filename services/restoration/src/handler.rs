@@ -185,6 +185,10 @@ fn validate(
     restorer: &Restorer,
 ) -> Result<RestorerInput, RestorationError> {
     let network = restorer.network_config();
+    // Every prior service down (the orchestrator leaves out each prior that fell back) or
+    // an upload sent alone: where the fallback stage, if there is one, runs.
+    let no_prior =
+        request.quality.is_none() && request.masks.is_none() && request.degradation.is_none();
     let image = request.image.ok_or(RestorationError::Missing("image"))?;
     let image = Rgb8Image::from_proto_owned(image, limits)?;
     // An absent prior is steered by the restorer's own neutral value (what training's prior
@@ -230,6 +234,7 @@ fn validate(
         content,
         degradation,
         gate_probabilities: probabilities,
+        no_prior,
     })
 }
 

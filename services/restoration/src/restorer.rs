@@ -58,6 +58,9 @@ pub struct RestorerInput {
     /// than the served one, else its `probabilities`. None when the degradation prior was
     /// absent or did not carry the gate's view: the gate stays shut.
     pub gate_probabilities: Option<Vec<f32>>,
+    /// The request carried no prior at all (every prior on its neutral value): the fallback
+    /// stage, when configured, runs behind the restorer instead of the refiner.
+    pub no_prior: bool,
 }
 
 /// A restored image and what it cost.
@@ -86,6 +89,9 @@ struct Network {
     net: ClearAirNet,
     /// The refiner run on `net`'s output, if configured.
     refiner: Option<LoadedRefiner>,
+    /// The fallback stage run on `net`'s output where a request carries no prior, if
+    /// configured.
+    fallback: Option<LoadedRefiner>,
 }
 
 /// A refiner loaded beside the restorer: its weights and how it reads priors.
@@ -109,12 +115,42 @@ fn load_refiner(
     device: Device,
     precision: Precision,
 ) -> Result<LoadedRefiner, RestorationError> {
+    load_stage(Stage::Refiner, weights, config, restorer, device, precision)
+}
+
+/// Which of the two stages behind the restorer is loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// `refiner`: behind every request, through its gate.
+    Refiner,
+    /// `fallback_refiner`: behind the requests that carry no prior, ungated.
+    Fallback,
+}
+
+/// [`load_refiner`] for either stage. The fallback stage must read no prior and have no
+/// gate: where it runs there is neither a prior nor a kind probability.
+fn load_stage(
+    stage: Stage,
+    weights: &std::path::Path,
+    config: &RestorationConfig,
+    restorer: &ClearAirConfig,
+    device: Device,
+    precision: Precision,
+) -> Result<LoadedRefiner, RestorationError> {
+    let (role, key, ensemble) = match stage {
+        Stage::Refiner => ("refiner", "refiner_ensemble", config.refiner_ensemble),
+        Stage::Fallback => (
+            "fallback refiner",
+            "fallback_refiner_ensemble",
+            config.fallback_refiner_ensemble,
+        ),
+    };
     let load_error = |reason: String| RestorationError::Load {
-        what: format!("refiner {}", weights.display()),
+        what: format!("{role} {}", weights.display()),
         reason,
     };
-    let (mesh, ensemble) = (&config.backends, config.refiner_ensemble);
-    check_self_ensemble(ensemble).map_err(|e| load_error(format!("refiner_ensemble: {e}")))?;
+    let mesh = &config.backends;
+    check_self_ensemble(ensemble).map_err(|e| load_error(format!("{key}: {e}")))?;
     let manifest_path = ModelManifest::path_for_weights(weights);
     let manifest = ModelManifest::read(&manifest_path).map_err(|e| load_error(e.to_string()))?;
     let NetworkConfig::ClearAir(config) = manifest.network else {
@@ -124,6 +160,17 @@ fn load_refiner(
         )));
     };
     let priors = manifest.refiner_priors.unwrap_or_default();
+    if stage == Stage::Fallback
+        && (priors != RefinerPriors::Neutral || manifest.refiner_gate.is_some())
+    {
+        return Err(load_error(format!(
+            "{} names refiner_priors {priors:?} and gate {:?}: the fallback stage runs where \
+             no prior and no kind probability is sent, so it must read neutral priors and \
+             have no gate",
+            manifest_path.display(),
+            manifest.refiner_gate
+        )));
+    }
     if priors == RefinerPriors::Served {
         check_trained_backends(&manifest_path, manifest.backends.as_ref(), mesh)
             .map_err(|reason| load_error(format!("it reads the served priors: {reason}")))?;
@@ -231,12 +278,34 @@ impl Restorer {
                 "the restorer's output is refined"
             );
         }
+        let fallback = config
+            .fallback_refiner
+            .as_deref()
+            .map(|weights| {
+                load_stage(
+                    Stage::Fallback,
+                    weights,
+                    config,
+                    &network_config,
+                    device,
+                    precision,
+                )
+            })
+            .transpose()?;
+        if let (Some(weights), Some(fallback)) = (&config.fallback_refiner, &fallback) {
+            tracing::info!(
+                fallback_refiner = %weights.display(),
+                ensemble = fallback.ensemble,
+                "requests without priors are refined by the fallback stage"
+            );
+        }
         let gate = refiner.as_ref().and_then(|refiner| refiner.gate);
         let (jobs, queue) = mpsc::channel::<Job>();
         let network = Network {
             _store: store,
             net: network,
             refiner,
+            fallback,
         };
         std::thread::Builder::new()
             .name("restorer".to_owned())
@@ -328,16 +397,23 @@ impl Restorer {
                 &input.degradation,
                 device,
             );
-            // The refiner's share is the image's, read once for all its tiles.
-            let refiner = network.refiner.as_ref().map(|refiner| {
-                Refiner::gated(
-                    &refiner.net,
-                    refiner.priors,
-                    refiner.gate.as_ref(),
-                    input.gate_probabilities.as_deref(),
-                )
-                .with_ensemble(refiner.ensemble)
-            });
+            // The refiner's share is the image's, read once for all its tiles. Without any
+            // prior its gate is shut, and the fallback stage, if there is one, runs instead.
+            let refiner = match &network.fallback {
+                Some(fallback) if input.no_prior => Some(
+                    Refiner::ungated(&fallback.net, RefinerPriors::Neutral)
+                        .with_ensemble(fallback.ensemble),
+                ),
+                _ => network.refiner.as_ref().map(|refiner| {
+                    Refiner::gated(
+                        &refiner.net,
+                        refiner.priors,
+                        refiner.gate.as_ref(),
+                        input.gate_probabilities.as_deref(),
+                    )
+                    .with_ensemble(refiner.ensemble)
+                }),
+            };
             let mut stopped_for_deadline = false;
             let restored = restore_in_tiles_watched(
                 &input.image,
@@ -450,6 +526,8 @@ pub fn warm_up(restorer: &Restorer) -> Result<(), RestorationError> {
         content: neutral::vector(restorer.config.content_dim as usize),
         degradation: neutral::vector(restorer.config.degradation_dim as usize),
         gate_probabilities: None,
+        // No prior: the fallback stage, if configured, is warmed up (and checked) too.
+        no_prior: true,
     };
     let restored = restorer.restore_blocking(input)?.image;
     if (restored.width(), restored.height()) != (width, height) {
@@ -648,6 +726,61 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fallback_stage_refines_the_requests_without_priors_only() {
+        let folder = tempfile::tempdir().unwrap();
+        let random = refiner_weights(folder.path(), false);
+        let with_stage = |stage: Option<std::path::PathBuf>, passes: u8| {
+            let mut config = pair_config(&random, None);
+            config.fallback_refiner = stage;
+            config.fallback_refiner_ensemble = passes;
+            Restorer::load(&config)
+        };
+        let restore = |restorer: Restorer, no_prior: bool| async move {
+            let mut input = input(&restorer, 90, 70);
+            if !no_prior {
+                // A served degradation prior (the other two could be absent).
+                input.degradation = vec![0.5; input.degradation.len()];
+                input.no_prior = false;
+            }
+            restorer.restore(input, None, None).await.unwrap().image
+        };
+        let alone = |no_prior| restore(with_stage(None, 1).unwrap(), no_prior);
+        let staged = |no_prior| restore(with_stage(Some(random.clone()), 1).unwrap(), no_prior);
+        // With a prior the stage does not run: the restorer's output exactly.
+        assert_eq!(staged(false).await, alone(false).await);
+        // Without one it runs on the restorer's output, as an ungated neutral refiner does.
+        let fallback = staged(true).await;
+        assert_ne!(fallback, alone(true).await);
+        let as_refiner = Restorer::load(&pair_config(&random, Some(random.clone()))).unwrap();
+        assert_eq!(fallback, restore(as_refiner, true).await);
+        // Its own self-ensemble, checked as the refiner's.
+        let eight = restore(with_stage(Some(random.clone()), 8).unwrap(), true).await;
+        assert_ne!(eight, fallback);
+        let error = with_stage(Some(random.clone()), 3).unwrap_err().to_string();
+        assert!(error.contains("fallback_refiner_ensemble"), "{error}");
+        // A stage that reads the served priors, or has a gate, cannot run where there are
+        // neither: refused at start-up, naming the stage.
+        let served = as_served_refiner(&random, "served-stage", |_| {});
+        let error = with_stage(Some(served), 1).unwrap_err().to_string();
+        assert!(
+            error.contains("fallback refiner") && error.contains("Served"),
+            "{error}"
+        );
+        let gated = folder.path().join("gated.safetensors");
+        std::fs::copy(&random, &gated).unwrap();
+        let mut manifest = ModelManifest::read(&ModelManifest::path_for_weights(&random)).unwrap();
+        manifest.refiner_gate = Some(RefinerGate::parse("blur:0.3:0.6").unwrap());
+        manifest
+            .write(&ModelManifest::path_for_weights(&gated))
+            .unwrap();
+        let error = with_stage(Some(gated), 1).unwrap_err().to_string();
+        assert!(
+            error.contains("fallback refiner") && error.contains("gate"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_gated_refiner_runs_where_the_encoder_names_its_kind() {
         let folder = tempfile::tempdir().unwrap();
         let random = refiner_weights(folder.path(), false);
@@ -761,6 +894,7 @@ mod tests {
             content: neutral::vector(restorer.config.content_dim as usize),
             degradation: neutral::vector(restorer.config.degradation_dim as usize),
             gate_probabilities: None,
+            no_prior: true,
         }
     }
 

@@ -416,6 +416,43 @@ fn a_lower_keep_ceiling_frees_clean_windows_and_still_charges_a_worse_one() {
 }
 
 #[test]
+fn a_weighted_keep_loss_multiplies_each_images_loss_before_the_mean() {
+    let clean = Tensor::zeros([3, 3, 8, 8], (Kind::Float, Device::Cpu));
+    // Three degraded windows at 30 dB, each made 1 dB worse.
+    let input = &clean + 10f64.powf(-1.5);
+    let worse = &clean + 10f64.powf(-1.45);
+    let plain = keep_loss_capped(&input, &worse, &clean, 40.0).double_value(&[]);
+    let unweighted = keep_loss_weighted(&input, &worse, &clean, 40.0, None).double_value(&[]);
+    assert_eq!(plain, unweighted);
+    // Spare the first, charge the third three times: (0 + 1 + 3) / 3 of the plain loss.
+    let weights = Tensor::from_slice(&[0.0f32, 1.0, 3.0]);
+    let weighted =
+        keep_loss_weighted(&input, &worse, &clean, 40.0, Some(&weights)).double_value(&[]);
+    assert!(
+        (weighted - plain * 4.0 / 3.0).abs() < 1e-4,
+        "{weighted} {plain}"
+    );
+    // Every image spared: nothing to pay, and no gradient.
+    let output = worse.copy().set_requires_grad(true);
+    let spared = Tensor::zeros([3], (Kind::Float, Device::Cpu));
+    let loss = keep_loss_weighted(&input, &output, &clean, 40.0, Some(&spared));
+    assert_eq!(loss.double_value(&[]), 0.0);
+    loss.backward();
+    assert_eq!(output.grad().abs().sum(Kind::Float).double_value(&[]), 0.0);
+    // The objective weighs its keep term the same way, at 0.01 per dB.
+    let keeping = PixelObjective {
+        keep_weight: 1.0,
+        keep_ceiling_db: 40.0,
+        ..PixelLoss::PsnrCapped.into()
+    };
+    let extra = keeping
+        .compute_weighted_from(&input, &worse, &clean, Some(&weights))
+        .double_value(&[])
+        - keeping.compute(&worse, &clean).double_value(&[]);
+    assert!((extra - 0.01 * weighted).abs() < 1e-5, "{extra} {weighted}");
+}
+
+#[test]
 fn the_keep_loss_counts_only_what_an_image_loses_below_its_input() {
     let clean = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu));
     let noise = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));

@@ -25,6 +25,7 @@ fn sampling(prior_dropout: f64) -> RestorerSampling {
         all_neutral: 0.0,
         all_neutral_kinds: [1.0; 5],
         all_neutral_dark: 1.0,
+        keep_kinds: [1.0; 5],
         embedding_dropout: 0.0,
         misread: 0.0,
     }
@@ -258,6 +259,42 @@ fn a_misread_crop_carries_another_windows_degradation_embedding_and_nothing_else
         assert!(embeddings_are_neutral(&sample));
         assert_eq!(sample.degradation_from, sample.window);
     }
+}
+
+#[test]
+fn keep_multipliers_weigh_each_sample_by_its_windows_kinds() {
+    let _torch = exclusive_torch();
+    let every = sampling(0.0);
+    let drawn = samples(&sampler(&maker(3), every.clone(), 5), 2);
+    assert_eq!(
+        every.keep_per_image(&drawn, Device::Cpu),
+        None,
+        "all ones: the plain mean, as before there were multipliers"
+    );
+    let sparing = RestorerSampling {
+        keep_kinds: [1.0, 0.0, 2.0, 1.0, 1.0],
+        ..sampling(0.0)
+    };
+    assert_eq!(
+        sparing.keep_for(&[0.0; 5]),
+        1.0,
+        "clean windows keep theirs"
+    );
+    assert_eq!(sparing.keep_for(&[0.0, 1.0, 0.0, 0.0, 0.0]), 0.0);
+    assert_eq!(
+        sparing.keep_for(&[0.0, 1.0, 0.0, 1.0, 0.0]),
+        1.0,
+        "a hazy and blurred window is charged as blurred"
+    );
+    assert_eq!(sparing.keep_for(&[1.0, 0.0, 1.0, 0.0, 0.0]), 2.0);
+    let weights = sparing
+        .keep_per_image(&drawn, Device::Cpu)
+        .expect("multipliers set");
+    let want: Vec<f32> = drawn
+        .iter()
+        .map(|sample| sparing.keep_for(&sample.kinds) as f32)
+        .collect();
+    assert_eq!(Vec::<f32>::try_from(&weights).unwrap(), want);
 }
 
 #[test]

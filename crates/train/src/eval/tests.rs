@@ -22,6 +22,7 @@ fn cpu_mesh<'a>(
         restorer_ensemble: 1,
         refiner: None,
         refiner_gate: None,
+        fallback_refiner: None,
         encoder,
         view: EncoderView::Whole,
         priors,
@@ -523,6 +524,78 @@ fn a_gated_refiner_keeps_the_share_its_kind_probability_gives() {
         fallback(None),
         restorer_only,
         "ungated, the refiner runs there"
+    );
+}
+
+#[test]
+fn a_fallback_stage_runs_where_every_prior_is_neutral_and_nowhere_else() {
+    let _torch = exclusive_torch();
+    let (_, restorer) = tiny_network(3, 0.02);
+    let (_, refiner) = tiny_network(5, 0.02);
+    let (_, stage) = tiny_network(7, 0.02);
+    let encoder_store = nn::VarStore::new(Device::Cpu);
+    let encoder = DegradationEncoder::new(&encoder_store.root(), &small_encoder());
+    let priors = cpu_priors();
+    let photo = &eval_photos()[0].image;
+    // The blur stage behind a gate that opens for every photo the encoder reads.
+    let served = || MeshRestorer {
+        refiner: Some(Refiner::ungated(&refiner, RefinerPriors::Neutral)),
+        refiner_gate: Some(RefinerGate {
+            kind: DegradationKind::Noise,
+            low: -1.0,
+            high: 0.0,
+            view: GateView::Served,
+        }),
+        ..cpu_mesh(&restorer, &encoder, &priors)
+    };
+    let with_stage = MeshRestorer {
+        fallback_refiner: Some(Refiner::ungated(&stage, RefinerPriors::Neutral)),
+        ..served()
+    };
+    // With the priors served the stage is not run: the pair's output, exactly.
+    assert_eq!(
+        with_stage.restore(photo).unwrap().restored,
+        served().restore(photo).unwrap().restored
+    );
+    // With one prior neutral it is not run either.
+    let quality_only = PriorDropout {
+        quality: true,
+        ..PriorDropout::default()
+    };
+    assert_eq!(
+        with_stage
+            .restore_neutral(photo, quality_only)
+            .unwrap()
+            .restored,
+        served()
+            .restore_neutral(photo, quality_only)
+            .unwrap()
+            .restored
+    );
+    // With every prior neutral it runs on the restorer's output, as a pair with the stage.
+    let fallback = with_stage
+        .restore_neutral(photo, PriorDropout::ALL)
+        .unwrap()
+        .restored;
+    let restorer_only = served()
+        .restore_neutral(photo, PriorDropout::ALL)
+        .unwrap()
+        .restored;
+    assert_ne!(
+        fallback, restorer_only,
+        "the perturbed stage changes the output"
+    );
+    let as_pair = MeshRestorer {
+        refiner: Some(Refiner::ungated(&stage, RefinerPriors::Neutral)),
+        refiner_gate: None,
+        ..served()
+    };
+    assert_eq!(
+        fallback,
+        as_pair
+            .restore_neutral(photo, PriorDropout::ALL)
+            .unwrap()
+            .restored
     );
 }
 

@@ -19,6 +19,17 @@ fn job_in_view(
     folder: &std::path::Path,
     view: EncoderView,
 ) -> RestorerTraining {
+    job_with(name, iterations, folder, view, [1.0; 5])
+}
+
+/// [`job_in_view`] with the keep loss weighted per kind by `keep_kinds`.
+fn job_with(
+    name: &str,
+    iterations: u64,
+    folder: &std::path::Path,
+    view: EncoderView,
+    keep_kinds: [f64; 5],
+) -> RestorerTraining {
     let priors = cpu_priors();
     let settings = crate::windows::WindowSettings {
         min_side: 32,
@@ -48,6 +59,7 @@ fn job_in_view(
         all_neutral: 0.05,
         all_neutral_kinds: [1.0; 5],
         all_neutral_dark: 1.0,
+        keep_kinds,
         embedding_dropout: 0.0,
         misread: 0.0,
     };
@@ -236,6 +248,32 @@ fn each_pixel_loss_setting_is_kept_across_a_resume() {
     ] {
         assert_the_pixel_loss_is_kept(name, pixel, other);
     }
+}
+
+#[test]
+fn the_keep_losss_kinds_are_kept_across_a_resume() {
+    let _torch = exclusive_torch();
+    let folder = scratch_dir("keep-kinds");
+    let keeping = PixelObjective {
+        keep_weight: 1.0,
+        ..PixelLoss::L1.into()
+    };
+    // Haze spared: the windows of this job are hazy or dark, so both multipliers are met.
+    let sparing = |iterations| {
+        let mut job = job_with(
+            "model",
+            iterations,
+            folder.path(),
+            EncoderView::Whole,
+            [1.0, 0.0, 1.0, 1.0, 1.0],
+        );
+        job.pixel_loss = keeping;
+        job
+    };
+    train_restorer(&sparing(2)).unwrap();
+    let mut every_kind = job("model", 4, folder.path());
+    every_kind.pixel_loss = keeping;
+    assert_a_resume_refuses_then_resumes(every_kind, sparing(4));
 }
 
 /// Resuming as `other` is refused for its other settings; resuming as `same` runs to its end
