@@ -104,20 +104,6 @@ struct LoadedRefiner {
     ensemble: u8,
 }
 
-/// The refiner at `weights`, on `device` in `precision`, for a restorer of `restorer`'s
-/// widths. One that reads no prior (its manifest's `refiner_priors` neutral or absent) takes
-/// any restorer's manifest; one that reads the served priors must have been trained with the
-/// prior backends the mesh runs, at the restorer's widths.
-fn load_refiner(
-    weights: &std::path::Path,
-    config: &RestorationConfig,
-    restorer: &ClearAirConfig,
-    device: Device,
-    precision: Precision,
-) -> Result<LoadedRefiner, RestorationError> {
-    load_stage(Stage::Refiner, weights, config, restorer, device, precision)
-}
-
 /// Which of the two stages behind the restorer is loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
@@ -127,8 +113,11 @@ enum Stage {
     Fallback,
 }
 
-/// [`load_refiner`] for either stage. The fallback stage must read no prior and have no
-/// gate: where it runs there is neither a prior nor a kind probability.
+/// The `stage` at `weights`, on `device` in `precision`, for a restorer of `restorer`'s
+/// widths. One that reads no prior (its manifest's `refiner_priors` neutral or absent) takes
+/// any restorer's manifest; one that reads the served priors must have been trained with the
+/// prior backends the mesh runs, at the restorer's widths. The fallback stage must read no
+/// prior and have no gate: where it runs there is neither a prior nor a kind probability.
 fn load_stage(
     stage: Stage,
     weights: &std::path::Path,
@@ -264,11 +253,14 @@ impl Restorer {
         );
         let tiling = Tiling::new(config.tile_size, config.tile_overlap)
             .map_err(|e| load_error(e.to_string()))?;
-        let refiner = config
-            .refiner
-            .as_deref()
-            .map(|weights| load_refiner(weights, config, &network_config, device, precision))
-            .transpose()?;
+        let load_stage_at = |stage, weights: Option<&std::path::Path>| {
+            weights
+                .map(|weights| {
+                    load_stage(stage, weights, config, &network_config, device, precision)
+                })
+                .transpose()
+        };
+        let refiner = load_stage_at(Stage::Refiner, config.refiner.as_deref())?;
         if let (Some(weights), Some(refiner)) = (&config.refiner, &refiner) {
             tracing::info!(
                 refiner = %weights.display(),
@@ -278,20 +270,7 @@ impl Restorer {
                 "the restorer's output is refined"
             );
         }
-        let fallback = config
-            .fallback_refiner
-            .as_deref()
-            .map(|weights| {
-                load_stage(
-                    Stage::Fallback,
-                    weights,
-                    config,
-                    &network_config,
-                    device,
-                    precision,
-                )
-            })
-            .transpose()?;
+        let fallback = load_stage_at(Stage::Fallback, config.fallback_refiner.as_deref())?;
         if let (Some(weights), Some(fallback)) = (&config.fallback_refiner, &fallback) {
             tracing::info!(
                 fallback_refiner = %weights.display(),
@@ -766,13 +745,7 @@ mod tests {
             error.contains("fallback refiner") && error.contains("Served"),
             "{error}"
         );
-        let gated = folder.path().join("gated.safetensors");
-        std::fs::copy(&random, &gated).unwrap();
-        let mut manifest = ModelManifest::read(&ModelManifest::path_for_weights(&random)).unwrap();
-        manifest.refiner_gate = Some(RefinerGate::parse("blur:0.3:0.6").unwrap());
-        manifest
-            .write(&ModelManifest::path_for_weights(&gated))
-            .unwrap();
+        let gated = as_gated_refiner(&random, "blur:0.3:0.6");
         let error = with_stage(Some(gated), 1).unwrap_err().to_string();
         assert!(
             error.contains("fallback refiner") && error.contains("gate"),
@@ -786,13 +759,7 @@ mod tests {
         let random = refiner_weights(folder.path(), false);
         let load = |refiner| Restorer::load(&pair_config(&random, refiner)).unwrap();
         // The same weights gated on blur between 0.3 and 0.6.
-        let gated = random.with_file_name("gated.safetensors");
-        std::fs::copy(&random, &gated).unwrap();
-        let mut manifest = ModelManifest::read(&ModelManifest::path_for_weights(&random)).unwrap();
-        manifest.refiner_gate = Some(RefinerGate::parse("blur:0.3:0.6").unwrap());
-        manifest
-            .write(&ModelManifest::path_for_weights(&gated))
-            .unwrap();
+        let gated = as_gated_refiner(&random, "blur:0.3:0.6");
         // One 64-pixel tile: at a seam the restorer's output, out of [0, 1] where the
         // random weights put it, is blended before it is clipped, and halves stop adding up.
         let restore = |restorer: Restorer, probabilities: Option<Vec<f32>>| async move {
@@ -836,7 +803,7 @@ mod tests {
             assert!(halfway, "{h}: {a} and {r}");
         }
         // A gate that cannot be read stops the service, naming the refiner.
-        let mut broken = manifest.clone();
+        let mut broken = ModelManifest::read(&ModelManifest::path_for_weights(&gated)).unwrap();
         broken.refiner_gate = Some(RefinerGate {
             low: 0.7,
             ..broken.refiner_gate.unwrap()
@@ -869,6 +836,19 @@ mod tests {
             .write(&ModelManifest::path_for_weights(&copy))
             .unwrap();
         copy
+    }
+
+    /// A copy of the refiner `weights` whose manifest carries the gate `gate`
+    /// (`KIND:LOW:HIGH`), beside them as `gated.safetensors`.
+    fn as_gated_refiner(weights: &std::path::Path, gate: &str) -> std::path::PathBuf {
+        let gated = weights.with_file_name("gated.safetensors");
+        std::fs::copy(weights, &gated).unwrap();
+        let mut manifest = ModelManifest::read(&ModelManifest::path_for_weights(weights)).unwrap();
+        manifest.refiner_gate = Some(RefinerGate::parse(gate).unwrap());
+        manifest
+            .write(&ModelManifest::path_for_weights(&gated))
+            .unwrap();
+        gated
     }
 
     /// `a` and `b` are the same size and no byte of them is more than one level apart.
