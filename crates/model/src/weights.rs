@@ -433,6 +433,21 @@ impl ModelManifest {
         })
     }
 
+    /// Why these weights cannot be a fallback stage (a refiner run only where a request
+    /// carries no prior), or None when they can: it must read neutral priors and have no
+    /// gate, since where it runs there is neither a prior nor a kind probability.
+    pub fn fallback_stage_problem(&self) -> Option<String> {
+        let priors = self.refiner_priors.unwrap_or_default();
+        (priors != RefinerPriors::Neutral || self.refiner_gate.is_some()).then(|| {
+            format!(
+                "it names refiner_priors {priors:?} and gate {:?}: a fallback stage runs where \
+                 no prior and no kind probability is sent, so it must read neutral priors and \
+                 have no gate",
+                self.refiner_gate
+            )
+        })
+    }
+
     /// The conventional manifest path beside a weights file: `x.safetensors` → `x.json`.
     pub fn path_for_weights(weights: &Path) -> PathBuf {
         weights.with_extension("json")

@@ -810,7 +810,9 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|weights| {
             let stage = load_restorer(weights, device)?;
-            check_fallback_stage(weights, &stage.manifest)?;
+            if let Some(problem) = stage.manifest.fallback_stage_problem() {
+                anyhow::bail!("--fallback-refiner {}: {problem}", weights.display());
+            }
             anyhow::Ok(stage)
         })
         .transpose()?;
@@ -1046,25 +1048,6 @@ fn pixel_objective(
     })
 }
 
-/// `objective` with `--keep-ceiling`: 20–60 dB, and only beside a `--keep-weight`.
-/// A fallback stage's manifest, checked: it reads no prior (there are none where it runs)
-/// and has no gate (there is no kind probability to read there).
-fn check_fallback_stage(weights: &Path, manifest: &ModelManifest) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        manifest.refiner_priors.unwrap_or_default() == RefinerPriors::Neutral,
-        "{}: a fallback stage runs where every prior is neutral; its manifest's \
-         refiner_priors must be neutral",
-        weights.display()
-    );
-    anyhow::ensure!(
-        manifest.refiner_gate.is_none(),
-        "{}: a fallback stage runs where no kind probability is read; its manifest must \
-         name no refiner_gate",
-        weights.display()
-    );
-    Ok(())
-}
-
 /// The five per-kind multipliers `flag` was given (noise, haze, rain, blur, low light), each
 /// finite and ≥ 0; none given: 1 for every kind.
 fn kind_multipliers(flag: &str, given: &[f64]) -> anyhow::Result<[f64; 5]> {
@@ -1080,6 +1063,7 @@ fn kind_multipliers(flag: &str, given: &[f64]) -> anyhow::Result<[f64; 5]> {
     }
 }
 
+/// `objective` with `--keep-ceiling`: 20–60 dB, and only beside a `--keep-weight`.
 fn with_keep_ceiling(
     objective: PixelObjective,
     keep_ceiling_db: f64,

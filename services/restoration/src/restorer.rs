@@ -142,6 +142,14 @@ fn load_stage(
     check_self_ensemble(ensemble).map_err(|e| load_error(format!("{key}: {e}")))?;
     let manifest_path = ModelManifest::path_for_weights(weights);
     let manifest = ModelManifest::read(&manifest_path).map_err(|e| load_error(e.to_string()))?;
+    if stage == Stage::Fallback
+        && let Some(problem) = manifest.fallback_stage_problem()
+    {
+        return Err(load_error(format!(
+            "{}: {problem}",
+            manifest_path.display()
+        )));
+    }
     let NetworkConfig::ClearAir(config) = manifest.network else {
         return Err(load_error(format!(
             "{} describes an encoder, not a restorer",
@@ -149,17 +157,6 @@ fn load_stage(
         )));
     };
     let priors = manifest.refiner_priors.unwrap_or_default();
-    if stage == Stage::Fallback
-        && (priors != RefinerPriors::Neutral || manifest.refiner_gate.is_some())
-    {
-        return Err(load_error(format!(
-            "{} names refiner_priors {priors:?} and gate {:?}: the fallback stage runs where \
-             no prior and no kind probability is sent, so it must read neutral priors and \
-             have no gate",
-            manifest_path.display(),
-            manifest.refiner_gate
-        )));
-    }
     if priors == RefinerPriors::Served {
         check_trained_backends(&manifest_path, manifest.backends.as_ref(), mesh)
             .map_err(|reason| load_error(format!("it reads the served priors: {reason}")))?;

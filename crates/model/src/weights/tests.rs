@@ -240,11 +240,9 @@ fn a_refiner_gate_keeps_nothing_below_low_everything_above_high_and_a_line_betwe
     }
 }
 
-#[test]
-fn a_manifest_keeps_its_refiner_gate_and_refuses_a_bad_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gated.json");
-    let manifest = ModelManifest {
+/// A refiner's manifest on the compact network, reading neutral priors, with no gate.
+fn refiner_manifest() -> ModelManifest {
+    ModelManifest {
         name: "clearair-compact".into(),
         network: NetworkConfig::ClearAir(ClearAirConfig::compact(36)),
         backends: Some(backends()),
@@ -254,7 +252,33 @@ fn a_manifest_keeps_its_refiner_gate_and_refuses_a_bad_one() {
         command: "clearair train restorer --after r --gate blur:0.3:0.6".into(),
         seed: 1,
         refiner_priors: None,
+        refiner_gate: None,
+    }
+}
+
+#[test]
+fn a_fallback_stage_reads_no_prior_and_has_no_gate() {
+    let neutral = refiner_manifest();
+    assert_eq!(neutral.fallback_stage_problem(), None);
+    let served = ModelManifest {
+        refiner_priors: Some(RefinerPriors::Served),
+        ..neutral.clone()
+    };
+    assert!(served.fallback_stage_problem().unwrap().contains("Served"));
+    let gated = ModelManifest {
         refiner_gate: Some(RefinerGate::parse("blur:0.3:0.6").unwrap()),
+        ..neutral
+    };
+    assert!(gated.fallback_stage_problem().unwrap().contains("no gate"));
+}
+
+#[test]
+fn a_manifest_keeps_its_refiner_gate_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gated.json");
+    let manifest = ModelManifest {
+        refiner_gate: Some(RefinerGate::parse("blur:0.3:0.6").unwrap()),
+        ..refiner_manifest()
     };
     manifest.write(&path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
