@@ -383,8 +383,9 @@ pub fn forward_ensembled(
 
 /// The restorer on `tile` with its priors (a self-ensemble of `restorer_passes`, 1 for a
 /// single pass), then, when there is one, the refiner on the restorer's output clamped to
-/// [0, 1]: with neutral priors ([`neutral_tile_priors`]), a network that sees pixels only and
-/// behaves the same whatever the priors said, or with the same priors as the restorer. A
+/// [0, 1] (beside `tile` itself for a stage that sees the upload): with neutral priors
+/// ([`neutral_tile_priors`]), a network that sees pixels only and behaves the same whatever
+/// the priors said, or with the same priors as the restorer. A
 /// gated refiner's change is scaled by its share; at share 0 it does not run and the
 /// restorer's output is returned as it came. A refiner's self-ensemble runs it on each
 /// symmetry of its input (the masks turned alike) and averages.
@@ -408,11 +409,17 @@ pub fn forward_refined(
                 }
                 clearair_model::RefinerPriors::Served => priors,
             };
+            // A stage that sees the upload reads it beside the restorer's output.
+            let input = if refiner.network.config().sees_upload {
+                Tensor::cat(&[&restored, tile], 1)
+            } else {
+                restored.shallow_clone()
+            };
             let refined = forward_ensembled(
                 precision,
                 refiner.network,
                 refiner.ensemble,
-                &restored,
+                &input,
                 refiner_priors,
             )?;
             if refiner.share >= 1.0 {
@@ -502,6 +509,54 @@ mod tests {
         // Any other number of passes is refused by name.
         let error = run(3).unwrap_err().to_string();
         assert!(error.contains("self-ensemble"), "{error}");
+    }
+
+    #[test]
+    fn a_stage_that_sees_the_upload_reads_the_tile_beside_the_restorers_output() {
+        tch::manual_seed(7);
+        let config = clearair_model::ClearAirConfig::compact(36);
+        let restorer_store = tch::nn::VarStore::new(Device::Cpu);
+        let restorer = clearair_model::ClearAirNet::new(&restorer_store.root(), &config);
+        let stage_store = tch::nn::VarStore::new(Device::Cpu);
+        let stage = clearair_model::ClearAirNet::new(
+            &stage_store.root(),
+            &clearair_model::ClearAirConfig {
+                sees_upload: true,
+                ..config
+            },
+        );
+        let tile = Tensor::rand([1, 3, 16, 24], (tch::Kind::Float, Device::Cpu));
+        let priors = neutral_tile_priors(&restorer, &tile);
+        let fp32 = crate::Precision::Fp32;
+        let refiner = Refiner::ungated(&stage, clearair_model::RefinerPriors::Neutral);
+        let run = |ensemble: u8| {
+            tch::no_grad(|| {
+                forward_refined(
+                    fp32,
+                    &restorer,
+                    1,
+                    Some(refiner.with_ensemble(ensemble)),
+                    &tile,
+                    &priors,
+                )
+            })
+            .unwrap()
+        };
+        let restored = forward_in(fp32, &restorer, &tile, &priors)
+            .unwrap()
+            .clamp(0.0, 1.0);
+        let refine = |x: &Tensor| {
+            tch::no_grad(|| forward_in(fp32, &stage, x, &neutral_tile_priors(&stage, x)).unwrap())
+        };
+        // Six channels, the restorer's output then the tile, turned together in an ensemble.
+        let input = Tensor::cat(&[&restored, &tile], 1);
+        assert!(run(1).equal(&refine(&input)));
+        let by_hand = (refine(&input) + refine(&input.flip([3])).flip([3])) / 2.0;
+        assert!(run(2).allclose(&by_hand, 1e-5, 1e-6, false));
+        assert_eq!(run(8).size(), tile.size());
+        // Its output is not what it makes of the restorer's output twice over.
+        let twice = Tensor::cat(&[&restored, &restored], 1);
+        assert!(!run(1).allclose(&refine(&twice), 1e-5, 1e-6, false));
     }
 
     #[test]

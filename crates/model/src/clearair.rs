@@ -186,7 +186,12 @@ impl ClearAirNet {
 
         Self {
             config: config.clone(),
-            patch_embed: OverlapPatchEmbed::new(path / "patch_embed", 3, c[0], false), // no bias, as Restormer
+            patch_embed: OverlapPatchEmbed::new(
+                path / "patch_embed",
+                config.input_channels(),
+                c[0],
+                false,
+            ), // no bias, as Restormer
             encoder_level1: stack("encoder_level1", config.blocks[0], shape(0, c[0])),
             down1_2: Downsample::new(path / "down1_2", c[0], c[1]),
             encoder_level2: stack("encoder_level2", config.blocks[1], shape(1, c[1])),
@@ -251,7 +256,9 @@ impl ClearAirNet {
         &self.config
     }
 
-    /// Restores `image` (N×3×H×W in [0, 1], any H, W ≥ 1) and returns N×3×H×W, unclamped.
+    /// Restores `image` (N×3×H×W in [0, 1], any H, W ≥ 1; N×6×H×W, the restorer's output then
+    /// the upload, for a stage that [`sees_upload`](ClearAirConfig::sees_upload)) and returns
+    /// N×3×H×W, unclamped: the first three channels plus the network's residual.
     ///
     /// `priors` must have passed [`check_priors`] (or use [`ClearAirNet::forward_checked`]); with
     /// `train` the segmentation masks are randomly dropped into the background.
@@ -353,7 +360,9 @@ impl ClearAirNet {
         });
         let refined = span("refinement", || self.refinement.forward(&dec1));
 
-        let restored = span("output_conv", || self.output.forward(&refined) + input);
+        let restored = span("output_conv", || {
+            self.output.forward(&refined) + input.narrow(1, 0, 3)
+        });
         // Callers get plain NCHW, whatever layout the network ran in.
         span("crop_to_nchw", || {
             crop_to(&restored, height, width).contiguous()

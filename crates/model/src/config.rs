@@ -75,6 +75,13 @@ pub struct ClearAirConfig {
     pub prompt: PromptConfig,
     /// Probability that a mask is merged into the background during training.
     pub mask_dropout: f64,
+    /// A stage behind the restorer that reads the upload as well: its input is six channels,
+    /// the restorer's output then the image that was sent, and it adds its residual to the
+    /// first three. Where the restorer, blind without priors, took away what was there (the
+    /// faint stars of a blurred night sky), only the upload still holds it. A restorer never
+    /// has it; manifests written before it existed read `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sees_upload: bool,
 }
 
 impl ClearAirConfig {
@@ -107,6 +114,7 @@ impl ClearAirConfig {
                 heads: 4,
             },
             mask_dropout: 0.2,
+            sees_upload: false,
         }
     }
 
@@ -144,7 +152,22 @@ impl ClearAirConfig {
                 heads: 4,
             },
             mask_dropout: 0.2,
+            sees_upload: false,
         }
+    }
+
+    /// Channels of the network's input: 3 (an image), or 6 for a stage that
+    /// [`sees_upload`](Self::sees_upload) (the restorer's output, then the upload).
+    pub fn input_channels(&self) -> i64 {
+        if self.sees_upload { 6 } else { 3 }
+    }
+
+    /// Why a network of this config cannot run as the restorer (the first network, which
+    /// reads the upload alone), if it cannot.
+    pub fn restorer_problem(&self) -> Option<&'static str> {
+        self.sees_upload.then_some(
+            "a stage that sees the upload (six input channels) runs behind a restorer, not as one",
+        )
     }
 
     /// Channels of decoder level 1 and the refinement blocks (skip concatenated, not reduced).

@@ -115,6 +115,25 @@ pub fn keep_loss_weighted(
     }
 }
 
+/// What the keep loss measures a network's output against, from its `input`: the input
+/// itself, or for a stage that [`sees_upload`](crate::ClearAirConfig::sees_upload), per
+/// image, whichever of its two inputs (the restorer's output, the upload) is nearer `target`.
+/// Such a stage is then charged for falling below the better of what it was given: below the
+/// upload where the restorer harmed it, below the restorer's output where that helped.
+pub fn keep_reference(config: &crate::ClearAirConfig, input: &Tensor, target: &Tensor) -> Tensor {
+    if !config.sees_upload {
+        return input.shallow_clone();
+    }
+    let (first, upload) = (input.narrow(1, 0, 3), input.narrow(1, 3, 3));
+    let error = |image: &Tensor| {
+        (image - target)
+            .square()
+            .mean_dim(&[1, 2, 3][..], true, None)
+    };
+    let first_is_nearer = error(&first).le_tensor(&error(&upload));
+    first.where_self(&first_is_nearer, &upload).detach()
+}
+
 /// How the restored image is compared with the clean one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -381,7 +400,8 @@ impl LossDraws {
 }
 
 /// The pixel loss plus, when enabled, the ICRM consistency term for one batch: `degraded`
-/// and `clean` are N×3×H×W, `priors` belong to `degraded`. Runs the restorer once with
+/// (N×3×H×W, or N×6×H×W for a stage that sees the upload) and `clean` (N×3×H×W), `priors`
+/// belong to `degraded`. Runs the restorer once with
 /// gradient, and twice more on a sub-crop for ICRM. Every random choice comes from `rng` and
 /// libtorch's generator (see [`LossDraws::draw`]).
 pub fn restoration_loss(
@@ -419,8 +439,12 @@ pub fn restoration_loss_with(
     pixel: PixelObjective,
 ) -> RestorationLoss {
     let restored = model.forward_with_region_masks(degraded, priors, &draws.region_masks);
-    let pixel_loss =
-        pixel.compute_weighted_from(degraded, &restored, clean, draws.keep_per_image.as_ref());
+    let pixel_loss = pixel.compute_weighted_from(
+        &keep_reference(model.config(), degraded, clean),
+        &restored,
+        clean,
+        draws.keep_per_image.as_ref(),
+    );
     let Some(draw) = &draws.icrm else {
         return RestorationLoss {
             total: pixel_loss.shallow_clone(),
@@ -437,9 +461,19 @@ pub fn restoration_loss_with(
     let masks = draw.symmetry.apply(&crop(&draws.region_masks));
     let mean = weak.mean_dim(&[1, 2, 3][..], true, None);
     let strong = (&weak - &mean) * draw.contrast + &mean + draw.brightness + &draw.noise;
+    // A stage that sees the upload reads the same crop of it beside each view, unaugmented:
+    // the consistency asked for is with its own output, not with what was sent.
+    let upload = model
+        .config()
+        .sees_upload
+        .then(|| draw.symmetry.apply(&crop(&degraded.narrow(1, 3, 3))));
     let restore = |x: &Tensor| {
+        let input = match &upload {
+            Some(upload) => Tensor::cat(&[x, upload], 1),
+            None => x.shallow_clone(),
+        };
         draw.symmetry
-            .invert(&model.forward_with_region_masks(x, priors, &masks))
+            .invert(&model.forward_with_region_masks(&input, priors, &masks))
     };
     let difference = restore(&weak) - restore(&strong);
     let consistency = difference.square().mean(difference.kind()) * config.gamma;

@@ -41,13 +41,15 @@ impl Priors {
     }
 }
 
-/// Checks an image (N×3×H×W, H, W ≥ 1, floating) and its priors against `config`, so that a
+/// Checks an image (N×C×H×W with C = [`ClearAirConfig::input_channels`], H, W ≥ 1, floating)
+/// and its priors against `config`, so that a
 /// malformed request is a typed error instead of a libtorch panic inside the network.
 pub fn check_priors(config: &ClearAirConfig, image: &Tensor, priors: &Priors) -> Result<()> {
     let size = image.size();
-    if size.len() != 4 || size[1] != 3 || size[0] < 1 || size[2] < 1 || size[3] < 1 {
+    let channels = config.input_channels();
+    if size.len() != 4 || size[1] != channels || size[0] < 1 || size[2] < 1 || size[3] < 1 {
         return Err(ModelError::ImageShape {
-            expected: "[N ≥ 1, 3, H ≥ 1, W ≥ 1]".into(),
+            expected: format!("[N ≥ 1, {channels}, H ≥ 1, W ≥ 1]"),
             got: size,
         });
     }

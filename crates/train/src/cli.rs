@@ -384,6 +384,14 @@ pub struct RestorerArgs {
     /// (as when every prior service is down) instead of the window's served priors.
     #[arg(long, default_value_t = 0.25)]
     pub after_neutral: f64,
+    /// With `--after`: the refiner reads the upload too, six channels (the first restorer's
+    /// output, then the window as it was sent), and its keep loss (`--keep-weight`) measures
+    /// its output against the better of the two for each window: where the first restorer
+    /// took away what was there, the upload still holds it. For the fallback stage
+    /// (`fallback_refiner`), whose goal is never to be worse than what was sent. A new network
+    /// (`--start`), or weights trained so.
+    #[arg(long)]
+    pub sees_upload: bool,
     /// With `--after`: the gate the manifest gives the refiner, `KIND:LOW:HIGH` (the mesh
     /// keeps none of its change where the encoder's probability of KIND is at or below LOW,
     /// all at or above HIGH, linear between, and none without probabilities, on the

@@ -347,6 +347,9 @@ fn first_stage(
     )?;
     let restorer = load_restorer(weights, device)
         .with_context(|| format!("loading the first restorer {}", weights.display()))?;
+    if let Some(problem) = restorer.network.config().restorer_problem() {
+        anyhow::bail!("--after {}: {problem}", weights.display());
+    }
     let trained = trained_encoder_view(&restorer.manifest)?;
     anyhow::ensure!(
         trained == view,
@@ -359,6 +362,24 @@ fn first_stage(
         name: weights.display().to_string(),
         neutral_share: args.after_neutral,
         priors,
+        keeps_upload: args.sees_upload,
+    })
+}
+
+/// `config` as a stage that sees the upload when `sees_upload` (`--sees-upload`), which only
+/// a stage behind a restorer (`after`: `--after` given) can be.
+fn seeing_the_upload(
+    config: ClearAirConfig,
+    sees_upload: bool,
+    after: bool,
+) -> anyhow::Result<ClearAirConfig> {
+    anyhow::ensure!(
+        !sees_upload || after,
+        "--sees-upload is for a stage behind a restorer: it needs --after"
+    );
+    Ok(ClearAirConfig {
+        sees_upload,
+        ..config
     })
 }
 
@@ -420,6 +441,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
     if let Some(channels) = &args.channels {
         config = with_channels(config, channels)?;
     }
+    let config = seeing_the_upload(config, args.sees_upload, args.after.is_some())?;
     // Also refuses NaN.
     if !(1.5..=20.0).contains(&args.dark_gamma_max) {
         anyhow::bail!(
@@ -800,6 +822,9 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     }
     let device = setup_device(&args.device, args.threads)?;
     let mut restorer = load_restorer(&args.restorer, device)?;
+    if let Some(problem) = restorer.network.config().restorer_problem() {
+        anyhow::bail!("--restorer {}: {problem}", args.restorer.display());
+    }
     let mut refiner = args
         .refiner
         .as_ref()
@@ -1103,10 +1128,15 @@ fn restorer_data_detail(
     };
     let start = match &args.after {
         Some(first) => format!(
-            "a refiner of {}'s output ({} of the windows restored by it on neutral priors), \
+            "a refiner of {}'s output ({} of the windows restored by it on neutral priors){}, \
              reading {} priors, {start}",
             first.display(),
             args.after_neutral,
+            if args.sees_upload {
+                " and of the upload beside it, its keep loss against the better of the two"
+            } else {
+                ""
+            },
             args.after_priors
         ),
         None => start,
@@ -1300,6 +1330,26 @@ mod tests {
         }
         // Fewer kinds (`--kinds blur`) take as many weights.
         assert!(check_kind_weights(&[2.0], &[DegradationKind::Blur]).is_ok());
+    }
+
+    #[test]
+    fn only_a_stage_behind_a_restorer_sees_the_upload() {
+        let plain = ClearAirConfig::compact(36);
+        let stage = seeing_the_upload(plain.clone(), true, true).unwrap();
+        assert!(stage.sees_upload);
+        assert_eq!(stage.input_channels(), 6);
+        assert_eq!(
+            seeing_the_upload(plain.clone(), false, true).unwrap(),
+            plain
+        );
+        assert_eq!(
+            seeing_the_upload(plain.clone(), false, false).unwrap(),
+            plain
+        );
+        let error = seeing_the_upload(plain, true, false)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--after"), "{error}");
     }
 
     #[test]

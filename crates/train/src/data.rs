@@ -268,6 +268,8 @@ pub struct RestorerSample {
     pub kinds: [f32; 5],
     /// The window the crop came from.
     pub window: u64,
+    /// The same crop of the upload, for a stage that sees it (its window kept one).
+    pub upload: Option<Vec<f32>>,
 }
 
 /// Draws restorer samples: random crops, flips and turns of the windows in the current pool.
@@ -384,6 +386,7 @@ impl RestorerSampler {
             dropout,
             kinds: window.kinds,
             window: window_index,
+            upload: window.upload.as_ref().map(planes).transpose()?,
         })
     }
 
@@ -398,7 +401,8 @@ impl RestorerSampler {
 /// A restorer batch on the training device.
 #[derive(Debug)]
 pub struct RestorerBatch {
-    /// N×3×crop×crop degraded crops.
+    /// N×3×crop×crop degraded crops (N×6: each followed by its upload, for a stage that sees
+    /// the upload).
     pub degraded: Tensor,
     /// N×3×crop×crop clean crops.
     pub clean: Tensor,
@@ -426,8 +430,24 @@ impl RestorerBatch {
             .iter()
             .map(|s| (s.masks.clone(), s.mask_count))
             .collect();
+        // A stage that sees the upload reads it as three more channels of its input.
+        let degraded = if samples.iter().all(|s| s.upload.is_some()) {
+            let flat: Vec<f32> = samples
+                .iter()
+                .flat_map(|s| s.degraded.iter().chain(s.upload.iter().flatten()).copied())
+                .collect();
+            Tensor::from_slice(&flat)
+                .view([count, 6, crop, crop])
+                .to_device(device)
+        } else if samples.iter().any(|s| s.upload.is_some()) {
+            return Err(TrainError::Setting(
+                "a batch mixes crops with and without their upload".into(),
+            ));
+        } else {
+            stacked(|s| &s.degraded, &[count, 3, crop, crop])
+        };
         Ok(Self {
-            degraded: stacked(|s| &s.degraded, &[count, 3, crop, crop]),
+            degraded,
             clean: stacked(|s| &s.clean, &[count, 3, crop, crop]),
             priors: clearair_model::Priors {
                 quality: stacked(|s| &s.quality, &[count, width(|s| &s.quality)]),

@@ -75,6 +75,9 @@ pub struct PreparedWindow {
     pub degradation: Vec<f32>,
     /// Multi-hot degradation kinds.
     pub kinds: [f32; 5],
+    /// The degraded window as it was sent, when a [`FirstStage`] restored it for a stage
+    /// that sees the upload ([`FirstStage::keeps_upload`]).
+    pub upload: Option<Rgb8Image>,
     /// Mean of the clean window's values (0–1): below [`DARK_TARGET_MEAN`] the target is a
     /// dark scene (a night sky, a darkened photo).
     pub target_mean: f32,
@@ -108,6 +111,9 @@ pub struct FirstStage {
     pub neutral_share: f64,
     /// The priors the refiner in training reads behind the first network.
     pub priors: RefinerPriors,
+    /// Whether each window keeps its upload beside the first network's output, for a stage
+    /// that sees both ([`clearair_model::ClearAirConfig::sees_upload`]).
+    pub keeps_upload: bool,
 }
 
 /// What a window maker's [`FirstStage`] is, for checkpoints and manifests.
@@ -119,6 +125,8 @@ pub struct FirstStageSummary {
     pub neutral_share: f64,
     /// [`FirstStage::priors`].
     pub priors: RefinerPriors,
+    /// [`FirstStage::keeps_upload`].
+    pub keeps_upload: bool,
 }
 
 impl std::fmt::Debug for FirstStage {
@@ -210,6 +218,7 @@ impl WindowMaker {
                 name: stage.name.clone(),
                 neutral_share: stage.neutral_share,
                 priors: stage.priors,
+                keeps_upload: stage.keeps_upload,
             }
         })
     }
@@ -266,6 +275,7 @@ impl WindowMaker {
             tensor_to_image(&apply_recipe(&recipe, &image_to_tensor(&clean), &mut rng)?)?;
         let mut priors = self.priors.compute(&degraded)?;
         let (mut content, mut degradation) = self.embed(&degraded)?;
+        let mut upload = None;
         let degraded = match &self.first_stage {
             None => degraded,
             Some(stage) => {
@@ -284,7 +294,7 @@ impl WindowMaker {
                 let device = self.embedder.lock().expect("encoder lock poisoned").device;
                 let global =
                     GlobalPriors::from_vectors(&priors.quality, &content, &degradation, device);
-                restore_in_tiles(
+                let restored = restore_in_tiles(
                     &degraded,
                     &priors.masks,
                     &global,
@@ -293,7 +303,11 @@ impl WindowMaker {
                     |tile, priors| forward_in(Precision::Fp32, &stage.network, tile, priors),
                 )
                 .map_err(|error| TrainError::Worker(format!("{}: {error}", stage.name)))?
-                .0
+                .0;
+                if stage.keeps_upload {
+                    upload = Some(degraded);
+                }
+                restored
             }
         };
         let target_mean = mean_value(&clean);
@@ -305,6 +319,7 @@ impl WindowMaker {
             content,
             degradation,
             kinds: multi_hot(&recipe),
+            upload,
             target_mean,
         })
     }
@@ -476,13 +491,18 @@ impl WindowCache {
             None => format!("{:?}", self.settings),
             // Served priors only when chosen, so runs checkpointed before the choice resume.
             Some(stage) => format!(
-                "{:?}, after {} ({} of windows on neutral priors){}",
+                "{:?}, after {} ({} of windows on neutral priors){}{}",
                 self.settings,
                 stage.name,
                 stage.neutral_share,
                 match stage.priors {
                     RefinerPriors::Neutral => "",
                     RefinerPriors::Served => ", the refiner on served priors",
+                },
+                if stage.keeps_upload {
+                    ", seeing the upload"
+                } else {
+                    ""
                 }
             ),
         }

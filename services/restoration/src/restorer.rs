@@ -226,7 +226,15 @@ impl Restorer {
             check_trained_backends(&manifest_path, manifest.backends.as_ref(), &config.backends)
                 .map_err(load_error)?;
             match manifest.network {
-                NetworkConfig::ClearAir(network) => network,
+                NetworkConfig::ClearAir(network) => {
+                    if let Some(problem) = network.restorer_problem() {
+                        return Err(load_error(format!(
+                            "{}: {problem}",
+                            manifest_path.display()
+                        )));
+                    }
+                    network
+                }
                 NetworkConfig::Encoder(_) => {
                     return Err(load_error(format!(
                         "{} describes an encoder, not a restorer",
@@ -579,19 +587,35 @@ mod tests {
     /// A refiner in `folder`: the committed restorer's network, its weights drawn at
     /// random and, when `identity`, its output projection at zero (it returns its input).
     fn refiner_weights(folder: &std::path::Path, identity: bool) -> std::path::PathBuf {
+        stage_weights(folder, identity, false)
+    }
+
+    /// [`refiner_weights`], of a stage that sees the upload when `sees_upload`.
+    fn stage_weights(
+        folder: &std::path::Path,
+        identity: bool,
+        sees_upload: bool,
+    ) -> std::path::PathBuf {
         let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../models/clearair-compact.json");
-        let manifest = ModelManifest::read(&committed).unwrap();
-        let NetworkConfig::ClearAir(config) = &manifest.network else {
+        let mut manifest = ModelManifest::read(&committed).unwrap();
+        let NetworkConfig::ClearAir(config) = &mut manifest.network else {
             panic!("the committed manifest is a restorer's");
         };
+        config.sees_upload = sees_upload;
         tch::manual_seed(5);
         let store = nn::VarStore::new(Device::Cpu);
         let _network = ClearAirNet::new(&store.root(), config);
         if identity {
             clearair_model::StartingPoint::IdentityOutput.apply(&store);
         }
-        let weights = folder.join(if identity { "identity" } else { "random" });
+        let name = match (identity, sees_upload) {
+            (true, false) => "identity",
+            (false, false) => "random",
+            (true, true) => "identity-upload",
+            (false, true) => "random-upload",
+        };
+        let weights = folder.join(name);
         let weights = weights.with_extension("safetensors");
         clearair_model::save_weights(&store, &weights).unwrap();
         manifest
@@ -748,6 +772,37 @@ mod tests {
             error.contains("fallback refiner") && error.contains("gate"),
             "{error}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stage_that_sees_the_upload_runs_behind_the_restorer_and_never_as_it() {
+        let folder = tempfile::tempdir().unwrap();
+        let random = refiner_weights(folder.path(), false);
+        let with_stage = |stage: Option<std::path::PathBuf>| {
+            let mut config = pair_config(&random, None);
+            config.fallback_refiner = stage;
+            Restorer::load(&config).unwrap()
+        };
+        let restore = |restorer: Restorer| async move {
+            let input = input(&restorer, 90, 70);
+            restorer.restore(input, None, None).await.unwrap().image
+        };
+        let alone = restore(with_stage(None)).await;
+        // At its identity start it gives back the restorer's output; off it, another image.
+        let identity = stage_weights(folder.path(), true, true);
+        assert_eq!(restore(with_stage(Some(identity))).await, alone);
+        let stage = stage_weights(folder.path(), false, true);
+        let staged = restore(with_stage(Some(stage.clone()))).await;
+        assert_ne!(staged, alone);
+        // The same network reading the restorer's output alone makes another image again:
+        // it reads the upload.
+        assert_ne!(staged, restore(with_stage(Some(random.clone()))).await);
+        // It reads six channels, so it is refused as the restorer, by name.
+        let error = match Restorer::load(&pair_config(&stage, None)) {
+            Ok(_) => panic!("a stage that sees the upload loaded as the restorer"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains("sees the upload"), "{error}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -327,3 +327,66 @@ fn cuda_matches_cpu_and_trains() {
     loss.total.backward();
     assert!(loss.total.double_value(&[]).is_finite());
 }
+
+#[test]
+fn a_stage_that_sees_the_upload_starts_at_its_first_input_and_reads_the_upload() {
+    let config = ClearAirConfig {
+        sees_upload: true,
+        ..tiny_config(36)
+    };
+    assert_eq!(config.input_channels(), 6);
+    assert!(config.restorer_problem().is_some());
+    let restored = Tensor::rand([2, 3, 13, 19], (Kind::Float, Device::Cpu));
+    let upload = Tensor::rand([2, 3, 13, 19], (Kind::Float, Device::Cpu));
+    let other_upload = Tensor::rand([2, 3, 13, 19], (Kind::Float, Device::Cpu));
+    let input = |upload: &Tensor| Tensor::cat(&[&restored, upload], 1);
+    let priors = random_priors(&config, 2, 13, 19, 4);
+    // At the identity start it returns the restorer's output, whatever the upload.
+    let (store, identity) = network(&config);
+    StartingPoint::IdentityOutput.apply(&store);
+    for upload in [&upload, &other_upload] {
+        let out = tch::no_grad(|| identity.forward_checked(&input(upload), &priors, false));
+        assert!(out.unwrap().equal(&restored));
+    }
+    // Off the identity its output depends on the upload, and a three-channel image is
+    // refused by name.
+    tch::manual_seed(4);
+    let (_store, stage) = network(&config);
+    let run = |upload: &Tensor| {
+        tch::no_grad(|| stage.forward_checked(&input(upload), &priors, false)).unwrap()
+    };
+    let (a, b) = (run(&upload), run(&other_upload));
+    assert_eq!(a.size(), [2, 3, 13, 19]);
+    assert!(!a.allclose(&b, 1e-6, 1e-6, false));
+    let refused = stage
+        .forward_checked(&restored, &priors, false)
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("[N ≥ 1, 6, H ≥ 1, W ≥ 1]"),
+        "{refused}"
+    );
+    // A restorer still reads three channels.
+    let (_store, plain) = network(&tiny_config(36));
+    assert!(
+        plain
+            .forward_checked(&input(&upload), &priors, false)
+            .is_err()
+    );
+    assert!(tiny_config(36).restorer_problem().is_none());
+}
+
+#[test]
+fn manifests_written_before_the_upload_stage_read_as_restorers() {
+    let plain = ClearAirConfig::compact(36);
+    let text = serde_json::to_string(&plain).unwrap();
+    assert!(!text.contains("sees_upload"), "{text}");
+    let read: ClearAirConfig = serde_json::from_str(&text).unwrap();
+    assert_eq!(read, plain);
+    let stage = ClearAirConfig {
+        sees_upload: true,
+        ..plain
+    };
+    let read: ClearAirConfig =
+        serde_json::from_str(&serde_json::to_string(&stage).unwrap()).unwrap();
+    assert!(read.sees_upload);
+}

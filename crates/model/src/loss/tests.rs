@@ -539,3 +539,61 @@ fn the_restoration_loss_keeps_each_window_against_its_own_input() {
     let against_clean = keep_loss(&clean, &without.restored, &clean).double_value(&[]);
     assert!(against_clean > 0.0, "{against_clean}");
 }
+
+#[test]
+fn a_stage_that_sees_the_upload_keeps_against_the_better_of_its_inputs() {
+    let config = ClearAirConfig {
+        sees_upload: true,
+        ..tiny_config(36)
+    };
+    let (_store, model, upload, clean, priors) = setup(&config);
+    // What the restorer in front made of the upload: nearer the clean photo in the first
+    // image, farther in the second (it took away what was there).
+    let nearer = (&clean * 0.8 + &upload * 0.2).narrow(0, 0, 1);
+    let farther = (&upload * 0.5).narrow(0, 1, 1);
+    let first = Tensor::cat(&[&nearer, &farther], 0);
+    let input = Tensor::cat(&[&first, &upload], 1);
+    let reference = keep_reference(&config, &input, &clean);
+    assert!(reference.narrow(0, 0, 1).equal(&nearer));
+    assert!(reference.narrow(0, 1, 1).equal(&upload.narrow(0, 1, 1)));
+    // A restorer keeps against its own input.
+    let plain = tiny_config(36);
+    assert!(keep_reference(&plain, &upload, &clean).equal(&upload));
+    let objective: PixelObjective = PixelLoss::PsnrCapped.into();
+    let keeping = PixelObjective {
+        keep_weight: 1.0,
+        ..objective
+    };
+    for enabled in [false, true] {
+        let icrm = IcrmConfig {
+            enabled,
+            crop: Some(8),
+            ..IcrmConfig::default()
+        };
+        let draws = LossDraws::draw(
+            &model,
+            &input,
+            &priors,
+            &icrm,
+            &mut ChaCha8Rng::seed_from_u64(5),
+        );
+        let loss = |objective| {
+            tch::no_grad(|| {
+                restoration_loss_with(&model, &input, &clean, &priors, &draws, &icrm, objective)
+            })
+        };
+        let (without, with) = (loss(objective), loss(keeping));
+        assert_eq!(without.restored.size(), [2, 3, 16, 16]);
+        assert_eq!(without.consistency.is_some(), enabled);
+        // The term is what the output loses below that reference, not below either input.
+        let against = |reference: &Tensor| {
+            keep_loss(reference, &without.restored, &clean).double_value(&[]) * 0.01
+        };
+        let expected = against(&reference);
+        let added = with.total.double_value(&[]) - without.total.double_value(&[]);
+        assert!((added - expected).abs() < 1e-6, "{added} {expected}");
+        for other in [&first, &upload] {
+            assert!((against(other) - expected).abs() > 1e-5, "{expected}");
+        }
+    }
+}

@@ -501,3 +501,48 @@ fn encoder_pairs_share_content_and_differ_in_kinds() {
         [0, 0, 1, 1, 2, 2, 3, 3]
     );
 }
+
+#[test]
+fn a_stage_that_sees_the_upload_gets_the_same_crop_of_it_as_three_more_channels() {
+    use crate::windows::FirstStage;
+    let _torch = exclusive_torch();
+    let config = crate::test_support::tiny_restorer(36);
+    tch::manual_seed(21);
+    let first =
+        clearair_model::ClearAirNet::new(&tch::nn::VarStore::new(Device::Cpu).root(), &config);
+    let staged = Arc::new(
+        window_maker(synthetic_photos(3, 56), window_settings(40, 48), 17).with_first_stage(
+            FirstStage {
+                network: first,
+                name: "first".into(),
+                neutral_share: 1.0,
+                priors: clearair_model::RefinerPriors::Neutral,
+                keeps_upload: true,
+            },
+        ),
+    );
+    let all = RestorerSampling {
+        all_neutral: 1.0,
+        ..sampling(0.0)
+    };
+    let (plain, staged) = (
+        sampler(&maker(17), all.clone(), 17).batch(4).unwrap(),
+        sampler(&staged, all, 17).batch(4).unwrap(),
+    );
+    for (plain, staged) in plain.iter().zip(&staged) {
+        // The crop as it was sent is what the sampler draws from the plain window.
+        assert_eq!(staged.upload.as_ref(), Some(&plain.degraded));
+        assert_eq!(staged.clean, plain.clean);
+        assert_ne!(staged.degraded, plain.degraded);
+        assert_eq!(plain.upload, None);
+    }
+    let batch = RestorerBatch::assemble(&staged, Device::Cpu).unwrap();
+    let sent = RestorerBatch::assemble(&plain, Device::Cpu).unwrap();
+    assert_eq!(batch.degraded.size(), [3, 6, 24, 24]);
+    assert!(batch.degraded.narrow(1, 3, 3).equal(&sent.degraded));
+    assert_eq!(batch.rows(1, 2).degraded.size(), [2, 6, 24, 24]);
+    // Crops with and without their upload do not make one batch.
+    let mixed = [staged[0].clone(), plain[1].clone()];
+    let error = RestorerBatch::assemble(&mixed, Device::Cpu).unwrap_err();
+    assert!(error.to_string().contains("upload"), "{error}");
+}

@@ -203,13 +203,15 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
                 name: "first".into(),
                 neutral_share: share,
                 priors: RefinerPriors::Served,
+                keeps_upload: share == 1.0,
             });
         assert_eq!(
             staged.first_stage(),
             Some(FirstStageSummary {
                 name: "first".to_owned(),
                 neutral_share: share,
-                priors: RefinerPriors::Served
+                priors: RefinerPriors::Served,
+                keeps_upload: share == 1.0,
             })
         );
         for index in 0..3 {
@@ -272,6 +274,9 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
             .unwrap();
             assert_eq!(window.degraded, expected, "window {index}, share {share}");
             assert_ne!(window.degraded, before.degraded);
+            // A stage that sees the upload gets the degraded window as it was sent.
+            let upload = (share == 1.0).then(|| before.degraded.clone());
+            assert_eq!(window.upload, upload, "window {index}, share {share}");
         }
     }
     // The checkpoint's settings name the stage, so a resume after another one is refused.
@@ -282,6 +287,7 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
                 name: "first".into(),
                 neutral_share: 0.25,
                 priors: RefinerPriors::Neutral,
+                keeps_upload: false,
             },
         ),
     );
@@ -302,13 +308,15 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
                 name: "first".into(),
                 neutral_share: 0.25,
                 priors: RefinerPriors::Served,
+                keeps_upload: true,
             },
         ),
     );
     let described = window_cache(&served, pool).describe();
     assert!(
         described.ends_with(
-            "after first (0.25 of windows on neutral priors), the refiner on served priors"
+            "after first (0.25 of windows on neutral priors), the refiner on served priors, \
+             seeing the upload"
         ),
         "{described}"
     );
