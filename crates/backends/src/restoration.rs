@@ -452,6 +452,29 @@ mod tests {
         (store, network)
     }
 
+    /// `restorer` once on `tile`, then `stage` behind it, ungated on neutral priors, as a
+    /// self-ensemble of `passes`.
+    fn behind(
+        restorer: &clearair_model::ClearAirNet,
+        stage: &clearair_model::ClearAirNet,
+        passes: u8,
+        tile: &Tensor,
+        priors: &Priors,
+    ) -> Result<Tensor, ModelError> {
+        let stage = Refiner::ungated(stage, clearair_model::RefinerPriors::Neutral);
+        let fp32 = crate::Precision::Fp32;
+        tch::no_grad(|| {
+            forward_refined(
+                fp32,
+                restorer,
+                1,
+                Some(stage.with_ensemble(passes)),
+                tile,
+                priors,
+            )
+        })
+    }
+
     #[test]
     fn a_self_ensemble_averages_the_refiner_over_the_symmetries_of_its_input() {
         // Each symmetry is undone by its inverse, and the eight are distinct.
@@ -476,19 +499,7 @@ mod tests {
         let tile = Tensor::rand([1, 3, 16, 24], (tch::Kind::Float, Device::Cpu));
         let priors = neutral_tile_priors(&restorer, &tile);
         let fp32 = crate::Precision::Fp32;
-        let refiner = Refiner::ungated(&network, clearair_model::RefinerPriors::Neutral);
-        let run = |ensemble: u8| {
-            tch::no_grad(|| {
-                forward_refined(
-                    fp32,
-                    &restorer,
-                    1,
-                    Some(refiner.with_ensemble(ensemble)),
-                    &tile,
-                    &priors,
-                )
-            })
-        };
+        let run = |ensemble: u8| behind(&restorer, &network, ensemble, &tile, &priors);
         // Two passes: the refiner on its input and, flipped back, on its mirror image.
         let input = forward_in(fp32, &restorer, &tile, &priors)
             .unwrap()
@@ -528,20 +539,7 @@ mod tests {
         let tile = Tensor::rand([1, 3, 16, 24], (tch::Kind::Float, Device::Cpu));
         let priors = neutral_tile_priors(&restorer, &tile);
         let fp32 = crate::Precision::Fp32;
-        let refiner = Refiner::ungated(&stage, clearair_model::RefinerPriors::Neutral);
-        let run = |ensemble: u8| {
-            tch::no_grad(|| {
-                forward_refined(
-                    fp32,
-                    &restorer,
-                    1,
-                    Some(refiner.with_ensemble(ensemble)),
-                    &tile,
-                    &priors,
-                )
-            })
-            .unwrap()
-        };
+        let run = |ensemble: u8| behind(&restorer, &stage, ensemble, &tile, &priors).unwrap();
         let restored = forward_in(fp32, &restorer, &tile, &priors)
             .unwrap()
             .clamp(0.0, 1.0);
