@@ -27,13 +27,16 @@ pub fn psnr_loss(restored: &Tensor, target: &Tensor) -> Tensor {
     psnr_loss_over_floor(restored, target, 1e-10)
 }
 
-/// log10(MSE + `floor`) of each image (N values).
-fn log_error_per_image(restored: &Tensor, target: &Tensor, floor: f64) -> Tensor {
-    ((restored - target)
+/// MSE of each image (N values).
+fn squared_error_per_image(restored: &Tensor, target: &Tensor) -> Tensor {
+    (restored - target)
         .square()
         .mean_dim(&[1, 2, 3][..], false, None)
-        + floor)
-        .log10()
+}
+
+/// log10(MSE + `floor`) of each image (N values).
+fn log_error_per_image(restored: &Tensor, target: &Tensor, floor: f64) -> Tensor {
+    (squared_error_per_image(restored, target) + floor).log10()
 }
 
 /// 10·log10(MSE + `floor`) per image, averaged over the batch.
@@ -125,12 +128,8 @@ pub fn keep_reference(config: &crate::ClearAirConfig, input: &Tensor, target: &T
         return input.shallow_clone();
     }
     let (first, upload) = (input.narrow(1, 0, 3), input.narrow(1, 3, 3));
-    let error = |image: &Tensor| {
-        (image - target)
-            .square()
-            .mean_dim(&[1, 2, 3][..], true, None)
-    };
-    let first_is_nearer = error(&first).le_tensor(&error(&upload));
+    let error = |image: &Tensor| squared_error_per_image(image, target);
+    let first_is_nearer = error(&first).le_tensor(&error(&upload)).view([-1, 1, 1, 1]);
     first.where_self(&first_is_nearer, &upload).detach()
 }
 
