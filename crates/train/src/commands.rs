@@ -32,7 +32,9 @@ use crate::eval::{EvalSettings, FfdnetReference, evaluate};
 use crate::history::write_range_test;
 use crate::mesh::MeshRestorer;
 use crate::mix::{DegradationMix, ParameterRanges};
-use crate::networks::{load_encoder, load_restorer, restorer_config, trained_encoder_view};
+use crate::networks::{
+    load_encoder, load_first_restorer, load_restorer, restorer_config, trained_encoder_view,
+};
 use crate::optimizer::{AdamWConfig, LearningRateSchedule};
 use crate::photos::{load_photos, read_photo, write_png};
 use crate::priors::{CpuPriorBackends, PriorDropout};
@@ -345,11 +347,8 @@ fn first_stage(
         args.all_neutral_dark,
         args.after_neutral,
     )?;
-    let restorer = load_restorer(weights, device)
-        .with_context(|| format!("loading the first restorer {}", weights.display()))?;
-    if let Some(problem) = restorer.network.config().restorer_problem() {
-        anyhow::bail!("--after {}: {problem}", weights.display());
-    }
+    let restorer = load_first_restorer(weights, device)
+        .with_context(|| format!("--after: loading the first restorer {}", weights.display()))?;
     let trained = trained_encoder_view(&restorer.manifest)?;
     anyhow::ensure!(
         trained == view,
@@ -516,7 +515,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
             first_stage: args
                 .after
                 .as_ref()
-                .map(|weights| load_restorer(weights, device))
+                .map(|weights| load_first_restorer(weights, device))
                 .transpose()?,
             refiner_priors,
         })
@@ -628,7 +627,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         let first = args
             .after
             .as_ref()
-            .map(|weights| load_restorer(weights, device))
+            .map(|weights| load_first_restorer(weights, device))
             .transpose()?;
         let mesh = MeshRestorer {
             restorer: first.as_ref().map_or(&restorer, |first| &first.network),
@@ -821,10 +820,7 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         );
     }
     let device = setup_device(&args.device, args.threads)?;
-    let mut restorer = load_restorer(&args.restorer, device)?;
-    if let Some(problem) = restorer.network.config().restorer_problem() {
-        anyhow::bail!("--restorer {}: {problem}", args.restorer.display());
-    }
+    let mut restorer = load_first_restorer(&args.restorer, device).context("--restorer")?;
     let mut refiner = args
         .refiner
         .as_ref()

@@ -88,9 +88,62 @@ pub fn load_restorer(weights: &Path, device: Device) -> Result<Loaded<ClearAirNe
     })
 }
 
+/// Loads weights to run as the first network, the one that reads the upload alone: a stage
+/// that also reads the upload (`sees_upload`) is refused here, by name, before a forward pass
+/// would fail on its six input channels.
+pub fn load_first_restorer(weights: &Path, device: Device) -> Result<Loaded<ClearAirNet>> {
+    let loaded = load_restorer(weights, device)?;
+    match loaded.network.config().restorer_problem() {
+        Some(problem) => Err(TrainError::Setting(format!(
+            "{}: {problem}",
+            weights.display()
+        ))),
+        None => Ok(loaded),
+    }
+}
+
 /// A freshly initialised encoder (seeded by the caller through `tch::manual_seed`).
 pub fn new_encoder(config: &EncoderConfig, device: Device) -> (nn::VarStore, DegradationEncoder) {
     let store = nn::VarStore::new(device);
     let network = DegradationEncoder::new(&store.root(), config);
     (store, network)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_that_sees_the_upload_is_refused_as_the_first_network_by_name() {
+        let folder = tempfile::tempdir().unwrap();
+        let committed =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/clearair-compact.json");
+        let manifest = ModelManifest::read(&committed).unwrap();
+        let NetworkConfig::ClearAir(mut config) = manifest.network.clone() else {
+            panic!("the committed manifest is a restorer's");
+        };
+        let write = |config: &ClearAirConfig, name: &str| {
+            let store = nn::VarStore::new(Device::Cpu);
+            let _network = ClearAirNet::new(&store.root(), config);
+            let weights = folder.path().join(name);
+            clearair_model::save_weights(&store, &weights).unwrap();
+            let mut manifest = manifest.clone();
+            manifest.network = NetworkConfig::ClearAir(config.clone());
+            manifest
+                .write(&ModelManifest::path_for_weights(&weights))
+                .unwrap();
+            weights
+        };
+        let restorer = write(&config, "restorer.safetensors");
+        config.sees_upload = true;
+        let stage = write(&config, "stage.safetensors");
+        assert!(load_first_restorer(&restorer, Device::Cpu).is_ok());
+        // Behind a restorer the stage loads as any network does.
+        assert!(load_restorer(&stage, Device::Cpu).is_ok());
+        let error = load_first_restorer(&stage, Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("stage.safetensors"), "{error}");
+        assert!(error.contains("sees the upload"), "{error}");
+    }
 }

@@ -20,7 +20,7 @@ use tch::Device;
 
 use crate::error::Result;
 use crate::mesh::MeshRestorer;
-use crate::networks::{load_encoder, load_restorer, trained_encoder_view};
+use crate::networks::{load_encoder, load_first_restorer, trained_encoder_view};
 use crate::photos::read_photo;
 use crate::priors::{CpuPriorBackends, stack_quality};
 
@@ -97,7 +97,7 @@ fn per_pass(total: &SpanTotal, runs: usize, pass_ms: f64) -> ProfileRow {
 
 /// Profiles the restorer on one photo.
 pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
-    let mut restorer = load_restorer(&settings.restorer, settings.device)?;
+    let mut restorer = load_first_restorer(&settings.restorer, settings.device)?;
     let precision = settings.precision;
     precision.convert(&mut restorer.store);
     let encoder = load_encoder(&settings.encoder, settings.device)?;
