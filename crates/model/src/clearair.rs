@@ -144,6 +144,11 @@ pub struct ClearAirNet {
 }
 
 impl ClearAirNet {
+    /// The variable of the first convolution, the one that reads the input channels: what
+    /// [`load_weights_widening`](crate::load_weights_widening) widens when a stage that sees the
+    /// upload starts from weights that read the restorer's output alone.
+    pub const INPUT_WEIGHT: &'static str = "patch_embed.proj.weight";
+
     /// Builds the network under `path`.
     ///
     /// # Panics

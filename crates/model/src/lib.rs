@@ -64,5 +64,5 @@ pub use synthesis::{BlurKernel, Degradation, DegradationKind};
 pub use torchscript::{ExportManifest, Precision, ScriptModel, TorchScriptConfig, check_shape};
 pub use weights::{
     GateView, ModelManifest, NetworkConfig, PriorBackends, RefinerGate, RefinerPriors,
-    load_weights, parameter_count, save_weights,
+    load_weights, load_weights_widening, parameter_count, save_weights,
 };

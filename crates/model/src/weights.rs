@@ -47,13 +47,30 @@ pub fn save_weights(store: &nn::VarStore, path: &Path) -> Result<()> {
 /// variables with the same shapes, so a file from another configuration is reported as
 /// such (which tensors differ) rather than as a libtorch copy error.
 pub fn load_weights(store: &mut nn::VarStore, path: &Path) -> Result<()> {
+    load_weights_widening(store, path, None)
+}
+
+/// [`load_weights`], except that the store's variable `widened`, a convolution weight, may
+/// read more input channels (its second dimension) than the file's: the file's kernels fill
+/// the first channels and the added ones start at zero, so the network computes what the
+/// file's did and ignores its added input until training moves those weights. This is how a
+/// stage that also reads the upload starts from a trained stage that read the restorer's
+/// output alone.
+pub fn load_weights_widening(
+    store: &mut nn::VarStore,
+    path: &Path,
+    widened: Option<&str>,
+) -> Result<()> {
     require_safetensors(path)?;
     std::fs::metadata(path).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let stored: HashMap<String, Tensor> = Tensor::read_safetensors(path)?.into_iter().collect();
+    let mut stored: HashMap<String, Tensor> = Tensor::read_safetensors(path)?.into_iter().collect();
     let variables = store.variables();
+    if let Some(name) = widened {
+        widen_input(name, &variables, &mut stored)?;
+    }
     let mismatch = describe_mismatch(&variables, &stored);
     if !mismatch.is_empty() {
         return Err(ModelError::WeightsMismatch {
@@ -67,6 +84,34 @@ pub fn load_weights(store: &mut nn::VarStore, path: &Path) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Replaces the file's `name` by the store's shape of it, the file's input channels first and
+/// zeros after, when the two differ only in that the store's reads more input channels;
+/// leaves any other difference to the mismatch report.
+fn widen_input(
+    name: &str,
+    expected: &HashMap<String, Tensor>,
+    stored: &mut HashMap<String, Tensor>,
+) -> Result<()> {
+    let (Some(variable), Some(file)) = (expected.get(name), stored.get(name)) else {
+        return Ok(());
+    };
+    let (want, have) = (variable.size(), file.size());
+    let only_more_inputs = want.len() == have.len()
+        && want.len() >= 2
+        && have[1] < want[1]
+        && want
+            .iter()
+            .zip(&have)
+            .enumerate()
+            .all(|(dim, (w, h))| dim == 1 || w == h);
+    if only_more_inputs {
+        let widened = Tensor::zeros(want.as_slice(), (file.kind(), file.device()));
+        widened.narrow(1, 0, have[1]).f_copy_(file)?;
+        stored.insert(name.to_owned(), widened);
+    }
+    Ok(())
 }
 
 /// Lists (a few of) the missing, unexpected and reshaped tensors; empty when they match.

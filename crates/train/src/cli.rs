@@ -388,8 +388,10 @@ pub struct RestorerArgs {
     /// output, then the window as it was sent), and its keep loss (`--keep-weight`) measures
     /// its output against the better of the two for each window: where the first restorer
     /// took away what was there, the upload still holds it. For the fallback stage
-    /// (`fallback_refiner`), whose goal is never to be worse than what was sent. A new network
-    /// (`--start`), or weights trained so.
+    /// (`fallback_refiner`), whose goal is never to be worse than what was sent. It starts as a
+    /// new network (`--start`), from weights trained so (`--init`), or from a stage of the same
+    /// widths that read the restorer's output alone (`--init` a refiner, e.g. the blur stage):
+    /// its kernels on the upload then start at zero, so it starts as that stage.
     #[arg(long)]
     pub sees_upload: bool,
     /// With `--after`: the gate the manifest gives the refiner, `KIND:LOW:HIGH` (the mesh

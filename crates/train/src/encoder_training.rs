@@ -100,6 +100,7 @@ pub fn train_encoder(
         "encoder",
         &settings,
         job.init.as_deref(),
+        None,
         &mut store,
         &mut optimizer,
     )?;

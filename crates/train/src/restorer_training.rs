@@ -70,12 +70,15 @@ impl RunLimits {
     /// smoothed loss restored into `store` and `optimizer`, with the weight average's update
     /// count if the checkpoint keeps one), else at step 0 from `init`'s weights or the random
     /// initialisation (which the caller has already shaped, e.g. by a [`StartingPoint`]).
-    /// `network` and `settings` must match the checkpoint's.
+    /// `network` and `settings` must match the checkpoint's. `widened` names the one variable
+    /// that may read more input channels than `init`'s (the added ones starting at zero; see
+    /// [`clearair_model::load_weights_widening`]).
     pub fn start(
         &self,
         network: &str,
         settings: &serde_json::Value,
         init: Option<&std::path::Path>,
+        widened: Option<&str>,
         store: &mut nn::VarStore,
         optimizer: &mut AdamW,
     ) -> Result<(u64, Duration, SmoothedValue, Option<u64>)> {
@@ -94,7 +97,7 @@ impl RunLimits {
             )),
             _ => {
                 if let Some(init) = init {
-                    clearair_model::load_weights(store, init)?;
+                    clearair_model::load_weights_widening(store, init, widened)?;
                 }
                 Ok((0, Duration::ZERO, SmoothedValue::new(LOSS_SMOOTHING), None))
             }
@@ -280,6 +283,9 @@ pub fn train_restorer(
         "restorer",
         &settings,
         job.init.as_deref(),
+        // A stage that sees the upload may start from one that read the restorer's output
+        // alone: the upload's kernels start at zero, so it starts where that stage ended.
+        job.config.sees_upload.then_some(ClearAirNet::INPUT_WEIGHT),
         &mut store,
         &mut optimizer,
     )?;

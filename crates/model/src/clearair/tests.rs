@@ -329,6 +329,54 @@ fn cuda_matches_cpu_and_trains() {
 }
 
 #[test]
+fn a_stage_that_sees_the_upload_starts_from_a_stage_that_read_the_restorers_output_alone() {
+    let folder = tempfile::tempdir().unwrap();
+    let (narrow_path, wide_path) = (
+        folder.path().join("narrow.safetensors"),
+        folder.path().join("wide.safetensors"),
+    );
+    tch::manual_seed(6);
+    let (mut narrow_store, narrow) = network(&tiny_config(36));
+    crate::save_weights(&narrow_store, &narrow_path).unwrap();
+    let config = ClearAirConfig {
+        sees_upload: true,
+        ..tiny_config(36)
+    };
+    let (mut wide_store, wide) = network(&config);
+    crate::save_weights(&wide_store, &wide_path).unwrap();
+    // Loaded plainly, the first convolution's shape is named as the difference.
+    let refused = crate::load_weights(&mut wide_store, &narrow_path)
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains(ClearAirNet::INPUT_WEIGHT), "{refused}");
+    // Widened, the stage computes what the three-channel network did, whatever the upload.
+    crate::load_weights_widening(
+        &mut wide_store,
+        &narrow_path,
+        Some(ClearAirNet::INPUT_WEIGHT),
+    )
+    .unwrap();
+    let restored = Tensor::rand([2, 3, 13, 19], (Kind::Float, Device::Cpu));
+    let priors = random_priors(&config, 2, 13, 19, 4);
+    let before = tch::no_grad(|| narrow.forward_checked(&restored, &priors, false)).unwrap();
+    for _ in 0..2 {
+        let upload = Tensor::rand([2, 3, 13, 19], (Kind::Float, Device::Cpu));
+        let input = Tensor::cat(&[&restored, &upload], 1);
+        let after = tch::no_grad(|| wide.forward_checked(&input, &priors, false)).unwrap();
+        assert!(after.allclose(&before, 1e-5, 1e-6, false));
+    }
+    // It only ever adds inputs: six channels do not go into a three-channel network.
+    let refused = crate::load_weights_widening(
+        &mut narrow_store,
+        &wide_path,
+        Some(ClearAirNet::INPUT_WEIGHT),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains(ClearAirNet::INPUT_WEIGHT), "{refused}");
+}
+
+#[test]
 fn a_stage_that_sees_the_upload_starts_at_its_first_input_and_reads_the_upload() {
     let config = ClearAirConfig {
         sees_upload: true,

@@ -346,6 +346,36 @@ fn init_starts_from_the_given_weights() {
 }
 
 #[test]
+fn a_stage_that_sees_the_upload_starts_from_weights_that_read_three_channels() {
+    let _torch = exclusive_torch();
+    let folder = scratch_dir("widened");
+    let (trained, _, _) = train_restorer(&job("trained", 2, folder.path())).unwrap();
+    let mut stage = job("stage", 0, folder.path());
+    stage.config.sees_upload = true;
+    stage.init = Some(folder.path().join("trained.safetensors"));
+    let (widened, _, outcome) = train_restorer(&stage).unwrap();
+    assert_eq!(outcome.steps, 0);
+    let (before, after) = (trained.variables(), widened.variables());
+    assert_eq!(before.len(), after.len());
+    for (name, was) in &before {
+        let now = &after[name];
+        if name == ClearAirNet::INPUT_WEIGHT {
+            assert_eq!(now.size()[1], 6);
+            assert!(now.narrow(1, 0, 3).equal(was));
+            assert_eq!(
+                now.narrow(1, 3, 3)
+                    .abs()
+                    .sum(tch::Kind::Float)
+                    .double_value(&[]),
+                0.0
+            );
+        } else {
+            assert!(now.equal(was), "{name}");
+        }
+    }
+}
+
+#[test]
 fn an_identity_start_returns_its_input_before_training() {
     let _torch = exclusive_torch();
     let folder = scratch_dir("identity");
