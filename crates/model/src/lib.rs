@@ -54,9 +54,9 @@ pub use encoder::{
 pub use error::{ModelError, Result};
 pub use loss::{
     Dihedral, IcrmConfig, IcrmDraw, KEEP_LOSS_CEILING_DB, LossDraws, PSNR_LOSS_CEILING_DB,
-    PixelLoss, PixelObjective, RestorationLoss, frequency_l1_loss, keep_loss, keep_loss_capped,
-    keep_loss_weighted, l1_loss, psnr_loss, psnr_loss_capped, restoration_loss,
-    restoration_loss_with,
+    PerImageWeights, PixelLoss, PixelObjective, RestorationLoss, frequency_l1_loss,
+    frequency_l1_loss_weighted, keep_loss, keep_loss_capped, keep_loss_weighted, l1_loss,
+    psnr_loss, psnr_loss_capped, restoration_loss, restoration_loss_with,
 };
 pub use metrics::{mean_psnr_ssim, psnr, ssim};
 pub use priors::{Priors, check_priors};

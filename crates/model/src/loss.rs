@@ -65,11 +65,28 @@ pub fn psnr_loss_capped(restored: &Tensor, target: &Tensor, ceiling_db: f64) -> 
 /// Stripformer) does. With the orthonormal transform an error of a given size per pixel has
 /// coefficients of that size, so the term is on L1's scale.
 pub fn frequency_l1_loss(restored: &Tensor, target: &Tensor) -> Tensor {
-    (restored - target)
+    frequency_l1_loss_weighted(restored, target, None)
+}
+
+/// [`frequency_l1_loss`] with each image's mean multiplied by its entry of `per_image` (N
+/// values; None: 1 each) before the batch mean: a training window's kind can then be spared
+/// the term (0), as rain, whose remnants it sharpens, or given it several times over, as blur.
+pub fn frequency_l1_loss_weighted(
+    restored: &Tensor,
+    target: &Tensor,
+    per_image: Option<&Tensor>,
+) -> Tensor {
+    let spectrum = (restored - target)
         .fft_rfft2(None::<&[i64]>, [-2i64, -1].as_slice(), "ortho")
         .view_as_real()
-        .abs()
-        .mean(Kind::Float)
+        .abs();
+    match per_image {
+        None => spectrum.mean(Kind::Float),
+        Some(weights) => {
+            let each = spectrum.flatten(1, -1).mean_dim(1, false, Kind::Float);
+            (each * weights.to_kind(Kind::Float).view([-1])).mean(Kind::Float)
+        }
+    }
 }
 
 /// Where [`keep_loss`] stops telling images apart: 60 dB, so an input equal to its target
@@ -131,6 +148,16 @@ pub fn keep_reference(config: &crate::ClearAirConfig, input: &Tensor, target: &T
     let error = |image: &Tensor| squared_error_per_image(image, target);
     let first_is_nearer = error(&first).le_tensor(&error(&upload)).view([-1, 1, 1, 1]);
     first.where_self(&first_is_nearer, &upload).detach()
+}
+
+/// Multipliers of the per-image terms of [`PixelObjective::compute_weighted_from`], each N
+/// values (None: 1 for every image).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PerImageWeights<'a> {
+    /// Of the keep loss ([`keep_loss_weighted`]).
+    pub keep: Option<&'a Tensor>,
+    /// Of the frequency loss ([`frequency_l1_loss_weighted`]).
+    pub frequency: Option<&'a Tensor>,
 }
 
 /// How the restored image is compared with the clean one.
@@ -197,19 +224,20 @@ impl PixelObjective {
     /// The loss of `restored`, made from `input`, against `target` (all N×3×H×W): the pixel
     /// and frequency losses, plus [`keep_loss`] when weighted.
     pub fn compute_from(&self, input: &Tensor, restored: &Tensor, target: &Tensor) -> Tensor {
-        self.compute_weighted_from(input, restored, target, None)
+        self.compute_weighted_from(input, restored, target, PerImageWeights::default())
     }
 
-    /// [`PixelObjective::compute_from`] with the keep loss of each image multiplied by its
-    /// entry of `keep_per_image` (N values; None: 1 each), as [`keep_loss_weighted`].
+    /// [`PixelObjective::compute_from`] with the keep and frequency terms of each image
+    /// multiplied by its entry of `per_image` (as [`keep_loss_weighted`] and
+    /// [`frequency_l1_loss_weighted`]).
     pub fn compute_weighted_from(
         &self,
         input: &Tensor,
         restored: &Tensor,
         target: &Tensor,
-        keep_per_image: Option<&Tensor>,
+        per_image: PerImageWeights<'_>,
     ) -> Tensor {
-        let loss = self.compute(restored, target);
+        let loss = self.compute_weighted(restored, target, per_image.frequency);
         if self.keep_weight == 0.0 {
             loss
         } else {
@@ -218,7 +246,7 @@ impl PixelObjective {
                 restored,
                 target,
                 self.keep_ceiling_db,
-                keep_per_image,
+                per_image.keep,
             ) * (self.keep_weight * 0.01)
         }
     }
@@ -226,11 +254,24 @@ impl PixelObjective {
     /// The loss of `restored` against `target` (both N×3×H×W), without the term that needs
     /// the input ([`PixelObjective::compute_from`]).
     pub fn compute(&self, restored: &Tensor, target: &Tensor) -> Tensor {
+        self.compute_weighted(restored, target, None)
+    }
+
+    /// [`PixelObjective::compute`] with each image's frequency term multiplied by its entry
+    /// of `frequency_per_image` (N values; None: 1 each).
+    fn compute_weighted(
+        &self,
+        restored: &Tensor,
+        target: &Tensor,
+        frequency_per_image: Option<&Tensor>,
+    ) -> Tensor {
         let pixel = self.pixel(restored, target);
         if self.frequency_weight == 0.0 {
             pixel
         } else {
-            pixel + frequency_l1_loss(restored, target) * self.frequency_weight
+            pixel
+                + frequency_l1_loss_weighted(restored, target, frequency_per_image)
+                    * self.frequency_weight
         }
     }
 
@@ -327,6 +368,9 @@ pub struct LossDraws {
     /// Multipliers of each image's keep loss (N values, from the kind of window it was
     /// drawn from; [`keep_loss_weighted`]). None: 1 for every image.
     pub keep_per_image: Option<Tensor>,
+    /// Multipliers of each image's frequency loss, likewise
+    /// ([`frequency_l1_loss_weighted`]). None: 1 for every image.
+    pub frequency_per_image: Option<Tensor>,
 }
 
 impl LossDraws {
@@ -345,6 +389,7 @@ impl LossDraws {
                 region_masks,
                 icrm: None,
                 keep_per_image: None,
+                frequency_per_image: None,
             };
         }
         let (batch, _, height, width) = degraded.size4().expect("degraded is N×3×H×W");
@@ -379,6 +424,7 @@ impl LossDraws {
                 noise,
             }),
             keep_per_image: None,
+            frequency_per_image: None,
         }
     }
 
@@ -392,6 +438,10 @@ impl LossDraws {
             }),
             keep_per_image: self
                 .keep_per_image
+                .as_ref()
+                .map(|weights| weights.narrow(0, start, length)),
+            frequency_per_image: self
+                .frequency_per_image
                 .as_ref()
                 .map(|weights| weights.narrow(0, start, length)),
         }
@@ -442,7 +492,10 @@ pub fn restoration_loss_with(
         &keep_reference(model.config(), degraded, clean),
         &restored,
         clean,
-        draws.keep_per_image.as_ref(),
+        PerImageWeights {
+            keep: draws.keep_per_image.as_ref(),
+            frequency: draws.frequency_per_image.as_ref(),
+        },
     );
     let Some(draw) = &draws.icrm else {
         return RestorationLoss {

@@ -311,6 +311,12 @@ pub struct RestorerArgs {
     /// Default: 1 for every kind.
     #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
     pub keep_kinds: Vec<f64>,
+    /// Multipliers of the frequency loss for windows of each kind, as `--keep-kinds`:
+    /// e.g. `0,0,0,1,0` keeps it for blurred windows (and clean ones) alone, so it deblurs
+    /// without sharpening what rain or noise leave. Needs `--frequency-weight`. Default: 1
+    /// for every kind.
+    #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
+    pub frequency_kinds: Vec<f64>,
     /// Turn the ICRM consistency term off (ablation).
     #[arg(long)]
     pub no_icrm: bool,

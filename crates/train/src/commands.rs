@@ -523,11 +523,9 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         None
     };
     let all_neutral_kinds = kind_multipliers("--all-neutral-kinds", &args.all_neutral_kinds)?;
-    let keep_kinds = kind_multipliers("--keep-kinds", &args.keep_kinds)?;
-    anyhow::ensure!(
-        keep_kinds == [1.0; 5] || args.keep_weight > 0.0,
-        "--keep-kinds weighs the keep loss per kind: give --keep-weight as well"
-    );
+    let keep_kinds = term_multipliers("keep", &args.keep_kinds, args.keep_weight)?;
+    let frequency_kinds =
+        term_multipliers("frequency", &args.frequency_kinds, args.frequency_weight)?;
     anyhow::ensure!(
         args.all_neutral_dark.is_finite() && args.all_neutral_dark >= 0.0,
         "--all-neutral-dark is a multiplier ≥ 0, got {}",
@@ -550,6 +548,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         all_neutral_kinds,
         all_neutral_dark: args.all_neutral_dark,
         keep_kinds,
+        frequency_kinds,
         embedding_dropout: args.embedding_dropout,
         misread: args.embedding_misread,
     };
@@ -1084,6 +1083,17 @@ fn kind_multipliers(flag: &str, given: &[f64]) -> anyhow::Result<[f64; 5]> {
     }
 }
 
+/// The per-kind multipliers of the loss term `term` (`--TERM-kinds`), which only a term
+/// that is on (`--TERM-weight` above 0) can take.
+fn term_multipliers(term: &str, given: &[f64], weight: f64) -> anyhow::Result<[f64; 5]> {
+    let multipliers = kind_multipliers(&format!("--{term}-kinds"), given)?;
+    anyhow::ensure!(
+        multipliers == [1.0; 5] || weight > 0.0,
+        "--{term}-kinds weighs the {term} loss per kind: give --{term}-weight as well"
+    );
+    Ok(multipliers)
+}
+
 /// `objective` with `--keep-ceiling`: 20–60 dB, and only beside a `--keep-weight`.
 fn with_keep_ceiling(
     objective: PixelObjective,
@@ -1200,7 +1210,15 @@ fn restorer_data_detail(
             _ => args.pixel_loss.clone(),
         },
         if pixel.frequency_weight > 0.0 {
-            format!(" + {}·frequency L1", pixel.frequency_weight)
+            let kinds = if args.frequency_kinds.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (times {:?} for noise/haze/rain/blur/low light)",
+                    args.frequency_kinds
+                )
+            };
+            format!(" + {}·frequency L1{kinds}", pixel.frequency_weight)
         } else {
             String::new()
         },
@@ -1454,6 +1472,27 @@ mod tests {
                 .to_string();
             assert!(error.contains("--keep-kinds takes five"), "{error}");
         }
+    }
+
+    #[test]
+    fn per_kind_multipliers_need_their_term_on() {
+        let blur_only = [0.0, 0.0, 0.0, 1.0, 0.0];
+        assert_eq!(
+            term_multipliers("frequency", &blur_only, 5.0).unwrap(),
+            blur_only
+        );
+        // None given: every kind alike, whether the term is on or not.
+        assert_eq!(term_multipliers("frequency", &[], 0.0).unwrap(), [1.0; 5]);
+        for term in ["keep", "frequency"] {
+            let error = term_multipliers(term, &blur_only, 0.0)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(&format!("give --{term}-weight")), "{error}");
+        }
+        let error = term_multipliers("frequency", &[1.0, 1.0], 5.0)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--frequency-kinds takes five"), "{error}");
     }
 
     #[test]

@@ -161,6 +161,11 @@ pub struct RestorerSampling {
     /// the loss: haze, whose strength the fallback must guess, is dehazed less when every
     /// over-corrected light haze is charged (models/README.md). All ones: every window alike.
     pub keep_kinds: [f64; 5],
+    /// Multiplier of the frequency loss per degradation kind, as `keep_kinds` (clean
+    /// windows: 1): the term deblurs, but on rain it sharpens the streaks' remnants (fallback
+    /// stages from the blur stage, models/README.md), so a stage can keep it for blur alone.
+    /// All ones: every window alike.
+    pub frequency_kinds: [f64; 5],
     /// Extra probability that F_c and F_d alone are neutral (the degradation service down
     /// while the quality and mask services answer), on top of `prior_dropout`. Without it
     /// the restorer can learn to lean on the embeddings for a kind (haze) and leave such
@@ -203,14 +208,23 @@ impl RestorerSampling {
     /// when every kind's is 1 and the loss is the plain batch mean, as before there were
     /// multipliers.
     pub fn keep_per_image(&self, samples: &[RestorerSample], device: Device) -> Option<Tensor> {
-        if self.keep_kinds == [1.0; 5] {
-            return None;
-        }
-        let weights: Vec<f32> = samples
-            .iter()
-            .map(|sample| self.keep_for(&sample.kinds) as f32)
-            .collect();
-        Some(Tensor::from_slice(&weights).to_device(device))
+        per_image(self.keep_kinds, samples, device)
+    }
+
+    /// The multiplier of the frequency loss for a window with `kinds`: the largest of its
+    /// kinds' `frequency_kinds` (a clean window's: 1).
+    pub fn frequency_for(&self, kinds: &[f32; 5]) -> f64 {
+        largest_of_kinds(kinds, self.frequency_kinds)
+    }
+
+    /// The frequency loss's multiplier for each of `samples`, as
+    /// [`RestorerSampling::keep_per_image`].
+    pub fn frequency_per_image(
+        &self,
+        samples: &[RestorerSample],
+        device: Device,
+    ) -> Option<Tensor> {
+        per_image(self.frequency_kinds, samples, device)
     }
 
     /// The kinds whose windows all train with every prior neutral (`all_neutral` times the
@@ -227,6 +241,20 @@ impl RestorerSampling {
             })
             .collect()
     }
+}
+
+/// Each of `samples`' multiplier from `multipliers` (the largest of its window's kinds', 1
+/// for a clean window), N values on `device`; None when every kind's is 1, so the term is
+/// the plain batch mean, as before there were multipliers.
+fn per_image(multipliers: [f64; 5], samples: &[RestorerSample], device: Device) -> Option<Tensor> {
+    if multipliers == [1.0; 5] {
+        return None;
+    }
+    let weights: Vec<f32> = samples
+        .iter()
+        .map(|sample| largest_of_kinds(&sample.kinds, multipliers) as f32)
+        .collect();
+    Some(Tensor::from_slice(&weights).to_device(device))
 }
 
 /// The largest of `multipliers` over the kinds present in `kinds` (multi-hot); 1 for a

@@ -323,6 +323,10 @@ pub fn train_restorer(
         };
         let mut draws = LossDraws::draw(&network, &batch.degraded, &batch.priors, &icrm, &mut rng);
         draws.keep_per_image = job.sampler.settings().keep_per_image(&samples, job.device);
+        draws.frequency_per_image = job
+            .sampler
+            .settings()
+            .frequency_per_image(&samples, job.device);
         optimizer.zero_grad();
         let loss =
             accumulate_gradients(&network, &batch, &draws, &icrm, job.pixel_loss, job.shards)?;
@@ -497,6 +501,9 @@ fn checkpoint_settings(job: &RestorerTraining) -> serde_json::Value {
     }
     if sampling.keep_kinds != [1.0; 5] {
         settings["keep_kinds"] = json!(sampling.keep_kinds);
+    }
+    if sampling.frequency_kinds != [1.0; 5] {
+        settings["frequency_kinds"] = json!(sampling.frequency_kinds);
     }
     if sampling.embedding_dropout > 0.0 {
         settings["embedding_dropout"] = json!(sampling.embedding_dropout);

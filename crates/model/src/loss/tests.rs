@@ -370,6 +370,58 @@ fn the_frequency_weight_adds_the_frequency_loss_to_the_pixel_loss() {
 }
 
 #[test]
+fn a_weighted_frequency_loss_multiplies_each_images_term_before_the_mean() {
+    let clean = Tensor::rand([3, 3, 16, 16], (Kind::Float, Device::Cpu));
+    let error = Tensor::randn([3, 3, 16, 16], (Kind::Float, Device::Cpu));
+    // Errors of three sizes, so each image's term is its own.
+    let scale = Tensor::from_slice(&[0.01f32, 0.03, 0.05]).view([3, 1, 1, 1]);
+    let restored = &clean + &error * &scale;
+    let each: Vec<f64> = (0..3)
+        .map(|i| {
+            frequency_l1_loss(&restored.narrow(0, i, 1), &clean.narrow(0, i, 1)).double_value(&[])
+        })
+        .collect();
+    let plain = frequency_l1_loss(&restored, &clean).double_value(&[]);
+    let mean = each.iter().sum::<f64>() / 3.0;
+    assert!((plain - mean).abs() < 1e-6, "{plain} {mean}");
+    let ones = Tensor::ones([3], (Kind::Float, Device::Cpu));
+    let unweighted = frequency_l1_loss_weighted(&restored, &clean, Some(&ones)).double_value(&[]);
+    assert!((unweighted - plain).abs() < 1e-6, "{unweighted} {plain}");
+    // Spare the first, charge the third three times.
+    let weights = Tensor::from_slice(&[0.0f32, 1.0, 3.0]);
+    let weighted = frequency_l1_loss_weighted(&restored, &clean, Some(&weights)).double_value(&[]);
+    let want = (each[1] + 3.0 * each[2]) / 3.0;
+    assert!((weighted - want).abs() < 1e-6, "{weighted} {want}");
+    // A spared image gets no gradient from the term.
+    let output = restored.copy().set_requires_grad(true);
+    frequency_l1_loss_weighted(&output, &clean, Some(&weights)).backward();
+    let grad = output.grad();
+    assert_eq!(grad.get(0).abs().sum(Kind::Float).double_value(&[]), 0.0);
+    assert!(grad.get(2).abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    // The objective weighs its frequency term the same way, at its weight, and its keep
+    // term is untouched by the frequency multipliers.
+    let spectral = PixelObjective {
+        frequency_weight: 0.5,
+        ..PixelLoss::PsnrCapped.into()
+    };
+    let extra = spectral
+        .compute_weighted_from(
+            &clean,
+            &restored,
+            &clean,
+            PerImageWeights {
+                keep: None,
+                frequency: Some(&weights),
+            },
+        )
+        .double_value(&[])
+        - PixelObjective::from(PixelLoss::PsnrCapped)
+            .compute(&restored, &clean)
+            .double_value(&[]);
+    assert!((extra - 0.5 * weighted).abs() < 1e-5, "{extra} {weighted}");
+}
+
+#[test]
 fn a_lower_keep_ceiling_frees_clean_windows_and_still_charges_a_worse_one() {
     let clean = Tensor::rand([1, 3, 16, 16], (Kind::Float, Device::Cpu));
     // dB of 10·log10((a + floor) / (b + floor)) for squared errors a, b under a ceiling.
@@ -446,7 +498,15 @@ fn a_weighted_keep_loss_multiplies_each_images_loss_before_the_mean() {
         ..PixelLoss::PsnrCapped.into()
     };
     let extra = keeping
-        .compute_weighted_from(&input, &worse, &clean, Some(&weights))
+        .compute_weighted_from(
+            &input,
+            &worse,
+            &clean,
+            PerImageWeights {
+                keep: Some(&weights),
+                frequency: None,
+            },
+        )
         .double_value(&[])
         - keeping.compute(&worse, &clean).double_value(&[]);
     assert!((extra - 0.01 * weighted).abs() < 1e-5, "{extra} {weighted}");

@@ -26,6 +26,7 @@ fn sampling(prior_dropout: f64) -> RestorerSampling {
         all_neutral_kinds: [1.0; 5],
         all_neutral_dark: 1.0,
         keep_kinds: [1.0; 5],
+        frequency_kinds: [1.0; 5],
         embedding_dropout: 0.0,
         misread: 0.0,
     }
@@ -259,6 +260,39 @@ fn a_misread_crop_carries_another_windows_degradation_embedding_and_nothing_else
         assert!(embeddings_are_neutral(&sample));
         assert_eq!(sample.degradation_from, sample.window);
     }
+}
+
+#[test]
+fn frequency_multipliers_weigh_each_sample_by_its_windows_kinds() {
+    let _torch = exclusive_torch();
+    let every = sampling(0.0);
+    let drawn = samples(&sampler(&maker(3), every.clone(), 5), 4);
+    assert_eq!(every.frequency_per_image(&drawn, Device::Cpu), None);
+    let blur_only = RestorerSampling {
+        frequency_kinds: [0.0, 0.0, 0.0, 2.0, 0.0],
+        ..sampling(0.0)
+    };
+    assert_eq!(
+        blur_only.frequency_for(&[0.0; 5]),
+        1.0,
+        "clean windows keep theirs"
+    );
+    assert_eq!(blur_only.frequency_for(&[0.0, 0.0, 1.0, 0.0, 0.0]), 0.0);
+    assert_eq!(
+        blur_only.frequency_for(&[0.0, 0.0, 1.0, 1.0, 0.0]),
+        2.0,
+        "a rainy and blurred window is weighed as blurred"
+    );
+    // The keep loss's multipliers are its own.
+    assert_eq!(blur_only.keep_per_image(&drawn, Device::Cpu), None);
+    let weights = blur_only
+        .frequency_per_image(&drawn, Device::Cpu)
+        .expect("multipliers set");
+    let want: Vec<f32> = drawn
+        .iter()
+        .map(|sample| blur_only.frequency_for(&sample.kinds) as f32)
+        .collect();
+    assert_eq!(Vec::<f32>::try_from(&weights).unwrap(), want);
 }
 
 #[test]

@@ -19,16 +19,18 @@ fn job_in_view(
     folder: &std::path::Path,
     view: EncoderView,
 ) -> RestorerTraining {
-    job_with(name, iterations, folder, view, [1.0; 5])
+    job_with(name, iterations, folder, view, [1.0; 5], [1.0; 5])
 }
 
-/// [`job_in_view`] with the keep loss weighted per kind by `keep_kinds`.
+/// [`job_in_view`] with the keep and frequency losses weighted per kind by `keep_kinds` and
+/// `frequency_kinds`.
 fn job_with(
     name: &str,
     iterations: u64,
     folder: &std::path::Path,
     view: EncoderView,
     keep_kinds: [f64; 5],
+    frequency_kinds: [f64; 5],
 ) -> RestorerTraining {
     let priors = cpu_priors();
     let settings = crate::windows::WindowSettings {
@@ -60,6 +62,7 @@ fn job_with(
         all_neutral_kinds: [1.0; 5],
         all_neutral_dark: 1.0,
         keep_kinds,
+        frequency_kinds,
         embedding_dropout: 0.0,
         misread: 0.0,
     };
@@ -266,6 +269,7 @@ fn the_keep_losss_kinds_are_kept_across_a_resume() {
             folder.path(),
             EncoderView::Whole,
             [1.0, 0.0, 1.0, 1.0, 1.0],
+            [1.0; 5],
         );
         job.pixel_loss = keeping;
         job
@@ -273,6 +277,33 @@ fn the_keep_losss_kinds_are_kept_across_a_resume() {
     train_restorer(&sparing(2)).unwrap();
     let mut every_kind = job("model", 4, folder.path());
     every_kind.pixel_loss = keeping;
+    assert_a_resume_refuses_then_resumes(every_kind, sparing(4));
+}
+
+#[test]
+fn the_frequency_losss_kinds_are_kept_across_a_resume() {
+    let _torch = exclusive_torch();
+    let folder = scratch_dir("frequency-kinds");
+    let spectral = PixelObjective {
+        frequency_weight: 0.5,
+        ..PixelLoss::L1.into()
+    };
+    // Haze spared: the windows of this job are hazy or dark, so both multipliers are met.
+    let sparing = |iterations| {
+        let mut job = job_with(
+            "model",
+            iterations,
+            folder.path(),
+            EncoderView::Whole,
+            [1.0; 5],
+            [1.0, 0.0, 1.0, 1.0, 1.0],
+        );
+        job.pixel_loss = spectral;
+        job
+    };
+    train_restorer(&sparing(2)).unwrap();
+    let mut every_kind = job("model", 4, folder.path());
+    every_kind.pixel_loss = spectral;
     assert_a_resume_refuses_then_resumes(every_kind, sparing(4));
 }
 
