@@ -400,6 +400,12 @@ pub struct RestorerArgs {
     /// its kernels on the upload then start at zero, so it starts as that stage.
     #[arg(long)]
     pub sees_upload: bool,
+    /// With `--after`: kinds the stage is taught to leave as the first network left them
+    /// (e.g. `rain`): a window degraded by these kinds alone has the first network's output
+    /// as its target instead of the clean photo; mixtures with another kind keep the clean
+    /// one. Default: none.
+    #[arg(long, value_delimiter = ',', action = ArgAction::Set)]
+    pub hold_kinds: Vec<String>,
     /// With `--after`: the gate the manifest gives the refiner, `KIND:LOW:HIGH` (the mesh
     /// keeps none of its change where the encoder's probability of KIND is at or below LOW,
     /// all at or above HIGH, linear between, and none without probabilities, on the

@@ -362,7 +362,21 @@ fn first_stage(
         neutral_share: args.after_neutral,
         priors,
         keeps_upload: args.sees_upload,
+        holds: held_kinds(&args.hold_kinds, true)?,
     })
+}
+
+/// The kinds of `--hold-kinds` (none given: none held), which only a stage behind a first
+/// network (`after`: `--after` given) can hold.
+fn held_kinds(names: &[String], after: bool) -> anyhow::Result<Vec<DegradationKind>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    anyhow::ensure!(
+        after,
+        "--hold-kinds holds kinds at the first network's output: give --after as well"
+    );
+    parse_kinds(names).context("--hold-kinds")
 }
 
 /// `config` as a stage that sees the upload when `sees_upload` (`--sees-upload`), which only
@@ -441,6 +455,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         config = with_channels(config, channels)?;
     }
     let config = seeing_the_upload(config, args.sees_upload, args.after.is_some())?;
+    held_kinds(&args.hold_kinds, args.after.is_some())?;
     // Also refuses NaN.
     if !(1.5..=20.0).contains(&args.dark_gamma_max) {
         anyhow::bail!(
@@ -1134,7 +1149,7 @@ fn restorer_data_detail(
     };
     let start = match &args.after {
         Some(first) => format!(
-            "a refiner of {}'s output ({} of the windows restored by it on neutral priors){}, \
+            "a refiner of {}'s output ({} of the windows restored by it on neutral priors){}{}, \
              reading {} priors, {start}",
             first.display(),
             args.after_neutral,
@@ -1142,6 +1157,14 @@ fn restorer_data_detail(
                 " and of the upload beside it, its keep loss against the better of the two"
             } else {
                 ""
+            },
+            if args.hold_kinds.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", windows of {} alone with that output as their target",
+                    args.hold_kinds.join("/")
+                )
             },
             args.after_priors
         ),
@@ -1472,6 +1495,23 @@ mod tests {
                 .to_string();
             assert!(error.contains("--keep-kinds takes five"), "{error}");
         }
+    }
+
+    #[test]
+    fn held_kinds_are_named_and_need_a_first_network() {
+        let rain = ["rain".to_owned()];
+        assert_eq!(held_kinds(&rain, true).unwrap(), [DegradationKind::Rain]);
+        assert!(held_kinds(&[], false).unwrap().is_empty());
+        let error = held_kinds(&rain, false).unwrap_err().to_string();
+        assert!(error.contains("give --after"), "{error}");
+        let error = format!(
+            "{:#}",
+            held_kinds(&["drizzle".to_owned()], true).unwrap_err()
+        );
+        assert!(
+            error.contains("unknown degradation kind `drizzle`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use clearair_backends::Precision;
 use clearair_backends::degradation::{EncoderView, encode};
 use clearair_backends::restoration::{GlobalPriors, Tiling, forward_in, neutral, restore_in_tiles};
 use clearair_imaging::{PackedMasks, Rgb8Image};
-use clearair_model::{ClearAirNet, DegradationEncoder, RefinerPriors};
+use clearair_model::{ClearAirNet, DegradationEncoder, DegradationKind, RefinerPriors};
 use rand::Rng;
 use tch::Device;
 
@@ -114,6 +114,28 @@ pub struct FirstStage {
     /// Whether each window keeps its upload beside the first network's output, for a stage
     /// that sees both ([`clearair_model::ClearAirConfig::sees_upload`]).
     pub keeps_upload: bool,
+    /// Kinds the network behind is taught to leave as the first network left them: a window
+    /// degraded by these kinds alone has the first network's output as its target instead of
+    /// the clean photo. A fallback stage that deblurs then learns to hold rain, which the
+    /// restorer already removes and the stage's small changes cost on photos it never saw
+    /// (models/README.md). Empty: every window's target is its clean photo.
+    pub holds: Vec<DegradationKind>,
+}
+
+impl FirstStage {
+    /// Whether a window of `kinds` (multi-hot) is held: degraded, and by held kinds only.
+    pub fn holds_window(&self, kinds: &[f32; 5]) -> bool {
+        holds_window(&self.holds, kinds)
+    }
+}
+
+/// [`FirstStage::holds_window`] for the kinds `holds`.
+fn holds_window(holds: &[DegradationKind], kinds: &[f32; 5]) -> bool {
+    let present: Vec<DegradationKind> = DegradationKind::ALL
+        .into_iter()
+        .filter(|kind| kinds[kind.index()] > 0.0)
+        .collect();
+    !present.is_empty() && present.iter().all(|kind| holds.contains(kind))
 }
 
 /// What a window maker's [`FirstStage`] is, for checkpoints and manifests.
@@ -127,6 +149,8 @@ pub struct FirstStageSummary {
     pub priors: RefinerPriors,
     /// [`FirstStage::keeps_upload`].
     pub keeps_upload: bool,
+    /// [`FirstStage::holds`].
+    pub holds: Vec<DegradationKind>,
 }
 
 impl std::fmt::Debug for FirstStage {
@@ -219,6 +243,7 @@ impl WindowMaker {
                 neutral_share: stage.neutral_share,
                 priors: stage.priors,
                 keeps_upload: stage.keeps_upload,
+                holds: stage.holds.clone(),
             }
         })
     }
@@ -276,6 +301,9 @@ impl WindowMaker {
         let mut priors = self.priors.compute(&degraded)?;
         let (mut content, mut degradation) = self.embed(&degraded)?;
         let mut upload = None;
+        let kinds = multi_hot(&recipe);
+        let target_mean = mean_value(&clean);
+        let mut clean = clean;
         let degraded = match &self.first_stage {
             None => degraded,
             Some(stage) => {
@@ -307,10 +335,12 @@ impl WindowMaker {
                 if stage.keeps_upload {
                     upload = Some(degraded);
                 }
+                if stage.holds_window(&kinds) {
+                    clean = restored.clone();
+                }
                 restored
             }
         };
-        let target_mean = mean_value(&clean);
         Ok(PreparedWindow {
             clean,
             degraded,
@@ -318,7 +348,7 @@ impl WindowMaker {
             masks: priors.masks,
             content,
             degradation,
-            kinds: multi_hot(&recipe),
+            kinds,
             upload,
             target_mean,
         })
@@ -491,7 +521,7 @@ impl WindowCache {
             None => format!("{:?}", self.settings),
             // Served priors only when chosen, so runs checkpointed before the choice resume.
             Some(stage) => format!(
-                "{:?}, after {} ({} of windows on neutral priors){}{}",
+                "{:?}, after {} ({} of windows on neutral priors){}{}{}",
                 self.settings,
                 stage.name,
                 stage.neutral_share,
@@ -503,6 +533,13 @@ impl WindowCache {
                     ", seeing the upload"
                 } else {
                     ""
+                },
+                // Only when set, so runs checkpointed before there were held kinds resume.
+                if stage.holds.is_empty() {
+                    String::new()
+                } else {
+                    let names: Vec<&str> = stage.holds.iter().map(|kind| kind.name()).collect();
+                    format!(", {} held at its output", names.join("/"))
                 }
             ),
         }

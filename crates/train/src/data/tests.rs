@@ -552,6 +552,7 @@ fn a_stage_that_sees_the_upload_gets_the_same_crop_of_it_as_three_more_channels(
                 neutral_share: 1.0,
                 priors: clearair_model::RefinerPriors::Neutral,
                 keeps_upload: true,
+                holds: Vec::new(),
             },
         ),
     );

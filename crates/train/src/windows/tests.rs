@@ -204,6 +204,7 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
                 neutral_share: share,
                 priors: RefinerPriors::Served,
                 keeps_upload: share == 1.0,
+                holds: Vec::new(),
             });
         assert_eq!(
             staged.first_stage(),
@@ -212,6 +213,7 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
                 neutral_share: share,
                 priors: RefinerPriors::Served,
                 keeps_upload: share == 1.0,
+                holds: Vec::new(),
             })
         );
         for index in 0..3 {
@@ -288,6 +290,7 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
                 neutral_share: 0.25,
                 priors: RefinerPriors::Neutral,
                 keeps_upload: false,
+                holds: Vec::new(),
             },
         ),
     );
@@ -309,6 +312,7 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
                 neutral_share: 0.25,
                 priors: RefinerPriors::Served,
                 keeps_upload: true,
+                holds: Vec::new(),
             },
         ),
     );
@@ -321,4 +325,88 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
         "{described}"
     );
     assert!(!window_cache(&plain, pool).describe().contains("after"));
+    // So are the kinds held at the first network's output.
+    let holding = Arc::new(
+        window_maker(synthetic_photos(3, 64), window_settings(40, 56), 3).with_first_stage(
+            FirstStage {
+                network: network(),
+                name: "first".into(),
+                neutral_share: 0.25,
+                priors: RefinerPriors::Neutral,
+                keeps_upload: true,
+                holds: vec![DegradationKind::Rain, DegradationKind::Haze],
+            },
+        ),
+    );
+    let described = window_cache(&holding, pool).describe();
+    assert!(
+        described.ends_with("seeing the upload, rain/haze held at its output"),
+        "{described}"
+    );
+}
+
+#[test]
+fn a_held_window_has_the_first_networks_output_as_its_target() {
+    use crate::windows::FirstStage;
+    use clearair_model::{ClearAirNet, RefinerPriors};
+
+    let _torch = exclusive_torch();
+    let config = crate::test_support::tiny_restorer(
+        crate::test_support::cpu_priors().quality_width() as i64,
+    );
+    let stage = |holds: Vec<DegradationKind>| {
+        tch::manual_seed(11);
+        FirstStage {
+            network: ClearAirNet::new(&tch::nn::VarStore::new(Device::Cpu).root(), &config),
+            name: "first".into(),
+            neutral_share: 1.0,
+            priors: RefinerPriors::Neutral,
+            keeps_upload: true,
+            holds,
+        }
+    };
+    let rain_only = stage(vec![DegradationKind::Rain]);
+    assert!(rain_only.holds_window(&[0.0, 0.0, 1.0, 0.0, 0.0]));
+    assert!(
+        !rain_only.holds_window(&[0.0, 0.0, 1.0, 1.0, 0.0]),
+        "rain and blur: the blur is still to be restored"
+    );
+    assert!(
+        !rain_only.holds_window(&[0.0; 5]),
+        "a clean window keeps its photo"
+    );
+    assert!(!rain_only.holds_window(&[1.0, 0.0, 0.0, 0.0, 0.0]));
+    // Every kind held: each degraded window's target is what the first network made of it,
+    // a clean window's its photo; nothing else changes.
+    let free = window_maker(synthetic_photos(3, 64), window_settings(40, 56), 3)
+        .with_first_stage(stage(Vec::new()));
+    let held = window_maker(synthetic_photos(3, 64), window_settings(40, 56), 3)
+        .with_first_stage(stage(DegradationKind::ALL.to_vec()));
+    let mut degraded_windows = 0;
+    for index in 0..6 {
+        let (before, window) = (free.make(index).unwrap(), held.make(index).unwrap());
+        assert_eq!(
+            (
+                &window.degraded,
+                &window.upload,
+                window.kinds,
+                window.target_mean
+            ),
+            (
+                &before.degraded,
+                &before.upload,
+                before.kinds,
+                before.target_mean
+            ),
+            "window {index}"
+        );
+        if before.kinds.iter().any(|&kind| kind > 0.0) {
+            degraded_windows += 1;
+            assert_eq!(window.clean, window.degraded, "window {index}");
+            assert_ne!(window.clean, before.clean, "window {index}");
+        } else {
+            assert_eq!(window.clean, before.clean, "window {index}");
+        }
+    }
+    assert!(degraded_windows > 0);
 }
