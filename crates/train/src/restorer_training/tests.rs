@@ -255,56 +255,51 @@ fn each_pixel_loss_setting_is_kept_across_a_resume() {
 
 #[test]
 fn the_keep_losss_kinds_are_kept_across_a_resume() {
-    let _torch = exclusive_torch();
-    let folder = scratch_dir("keep-kinds");
     let keeping = PixelObjective {
         keep_weight: 1.0,
         ..PixelLoss::L1.into()
     };
-    // Haze spared: the windows of this job are hazy or dark, so both multipliers are met.
-    let sparing = |iterations| {
-        let mut job = job_with(
-            "model",
-            iterations,
-            folder.path(),
-            EncoderView::Whole,
-            [1.0, 0.0, 1.0, 1.0, 1.0],
-            [1.0; 5],
-        );
-        job.pixel_loss = keeping;
-        job
-    };
-    train_restorer(&sparing(2)).unwrap();
-    let mut every_kind = job("model", 4, folder.path());
-    every_kind.pixel_loss = keeping;
-    assert_a_resume_refuses_then_resumes(every_kind, sparing(4));
+    let spare_haze = [1.0, 0.0, 1.0, 1.0, 1.0];
+    assert_the_kinds_are_kept("keep-kinds", keeping, spare_haze, [1.0; 5]);
 }
 
 #[test]
 fn the_frequency_losss_kinds_are_kept_across_a_resume() {
-    let _torch = exclusive_torch();
-    let folder = scratch_dir("frequency-kinds");
     let spectral = PixelObjective {
         frequency_weight: 0.5,
         ..PixelLoss::L1.into()
     };
-    // Haze spared: the windows of this job are hazy or dark, so both multipliers are met.
-    let sparing = |iterations| {
+    let spare_haze = [1.0, 0.0, 1.0, 1.0, 1.0];
+    assert_the_kinds_are_kept("frequency-kinds", spectral, [1.0; 5], spare_haze);
+}
+
+/// A run with `pixel` and the per-kind multipliers of its keep and frequency terms resumes
+/// with them and refuses to resume with every kind alike. Haze is what they should spare:
+/// the windows of these jobs are hazy or dark, so every multiplier is met.
+fn assert_the_kinds_are_kept(
+    name: &str,
+    pixel: PixelObjective,
+    keep_kinds: [f64; 5],
+    frequency_kinds: [f64; 5],
+) {
+    let _torch = exclusive_torch();
+    let folder = scratch_dir(name);
+    let weighted = |iterations| {
         let mut job = job_with(
             "model",
             iterations,
             folder.path(),
             EncoderView::Whole,
-            [1.0; 5],
-            [1.0, 0.0, 1.0, 1.0, 1.0],
+            keep_kinds,
+            frequency_kinds,
         );
-        job.pixel_loss = spectral;
+        job.pixel_loss = pixel;
         job
     };
-    train_restorer(&sparing(2)).unwrap();
+    train_restorer(&weighted(2)).unwrap();
     let mut every_kind = job("model", 4, folder.path());
-    every_kind.pixel_loss = spectral;
-    assert_a_resume_refuses_then_resumes(every_kind, sparing(4));
+    every_kind.pixel_loss = pixel;
+    assert_a_resume_refuses_then_resumes(every_kind, weighted(4));
 }
 
 /// Resuming as `other` is refused for its other settings; resuming as `same` runs to its end

@@ -282,41 +282,29 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
         }
     }
     // The checkpoint's settings name the stage, so a resume after another one is refused.
-    let staged = Arc::new(
-        window_maker(synthetic_photos(3, 64), window_settings(40, 56), 3).with_first_stage(
-            FirstStage {
-                network: network(),
-                name: "first".into(),
-                neutral_share: 0.25,
-                priors: RefinerPriors::Neutral,
-                keeps_upload: false,
-                holds: Vec::new(),
-            },
-        ),
-    );
     let pool = PoolSchedule {
         size: 2,
         per_step: 1.0,
     };
-    let described = window_cache(&staged, pool).describe();
+    let describe = |priors: RefinerPriors, keeps_upload: bool, holds: Vec<DegradationKind>| {
+        let staged = window_maker(synthetic_photos(3, 64), window_settings(40, 56), 3)
+            .with_first_stage(FirstStage {
+                network: network(),
+                name: "first".into(),
+                neutral_share: 0.25,
+                priors,
+                keeps_upload,
+                holds,
+            });
+        window_cache(&Arc::new(staged), pool).describe()
+    };
+    let described = describe(RefinerPriors::Neutral, false, Vec::new());
     assert!(
         described.ends_with("after first (0.25 of windows on neutral priors)"),
         "{described}"
     );
     // Which priors the refiner reads is part of them too.
-    let served = Arc::new(
-        window_maker(synthetic_photos(3, 64), window_settings(40, 56), 3).with_first_stage(
-            FirstStage {
-                network: network(),
-                name: "first".into(),
-                neutral_share: 0.25,
-                priors: RefinerPriors::Served,
-                keeps_upload: true,
-                holds: Vec::new(),
-            },
-        ),
-    );
-    let described = window_cache(&served, pool).describe();
+    let described = describe(RefinerPriors::Served, true, Vec::new());
     assert!(
         described.ends_with(
             "after first (0.25 of windows on neutral priors), the refiner on served priors, \
@@ -326,19 +314,8 @@ fn a_first_stage_restores_each_window_with_its_priors_or_the_neutral_ones() {
     );
     assert!(!window_cache(&plain, pool).describe().contains("after"));
     // So are the kinds held at the first network's output.
-    let holding = Arc::new(
-        window_maker(synthetic_photos(3, 64), window_settings(40, 56), 3).with_first_stage(
-            FirstStage {
-                network: network(),
-                name: "first".into(),
-                neutral_share: 0.25,
-                priors: RefinerPriors::Neutral,
-                keeps_upload: true,
-                holds: vec![DegradationKind::Rain, DegradationKind::Haze],
-            },
-        ),
-    );
-    let described = window_cache(&holding, pool).describe();
+    let held = vec![DegradationKind::Rain, DegradationKind::Haze];
+    let described = describe(RefinerPriors::Neutral, true, held);
     assert!(
         described.ends_with("seeing the upload, rain/haze held at its output"),
         "{described}"
