@@ -116,26 +116,21 @@ pub struct FirstStage {
     pub keeps_upload: bool,
     /// Kinds the network behind is taught to leave as the first network left them: a window
     /// degraded by these kinds alone has the first network's output as its target instead of
-    /// the clean photo. A fallback stage that deblurs then learns to hold rain, which the
-    /// restorer already removes and the stage's small changes cost on photos it never saw
-    /// (models/README.md). Empty: every window's target is its clean photo.
+    /// the clean photo. Tried on a fallback stage's rain, which the restorer already removes
+    /// (fh1, "A frequency loss on blurred windows alone" in models/README.md), it did not
+    /// hold the rain row. Empty: every window's target is its clean photo.
     pub holds: Vec<DegradationKind>,
 }
 
 impl FirstStage {
     /// Whether a window of `kinds` (multi-hot) is held: degraded, and by held kinds only.
     pub fn holds_window(&self, kinds: &[f32; 5]) -> bool {
-        holds_window(&self.holds, kinds)
+        let present: Vec<DegradationKind> = DegradationKind::ALL
+            .into_iter()
+            .filter(|kind| kinds[kind.index()] > 0.0)
+            .collect();
+        !present.is_empty() && present.iter().all(|kind| self.holds.contains(kind))
     }
-}
-
-/// [`FirstStage::holds_window`] for the kinds `holds`.
-fn holds_window(holds: &[DegradationKind], kinds: &[f32; 5]) -> bool {
-    let present: Vec<DegradationKind> = DegradationKind::ALL
-        .into_iter()
-        .filter(|kind| kinds[kind.index()] > 0.0)
-        .collect();
-    !present.is_empty() && present.iter().all(|kind| holds.contains(kind))
 }
 
 /// What a window maker's [`FirstStage`] is, for checkpoints and manifests.
