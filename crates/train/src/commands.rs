@@ -332,12 +332,13 @@ fn with_channels(mut config: ClearAirConfig, channels: &[i64]) -> anyhow::Result
 
 /// The trained restorer `--after` names, checked against the run: a refiner served with every
 /// prior neutral must train that way, and the first restorer must read F_c/F_d in the view
-/// this run computes them in.
+/// this run computes them in. `holds` are the kinds its windows keep at its output.
 fn first_stage(
     weights: &Path,
     args: &RestorerArgs,
     device: Device,
     view: EncoderView,
+    holds: Vec<DegradationKind>,
 ) -> anyhow::Result<FirstStage> {
     let priors = parse_keyword::<RefinerPriors>("--after-priors", &args.after_priors)?;
     check_refiner_sampling(
@@ -362,7 +363,7 @@ fn first_stage(
         neutral_share: args.after_neutral,
         priors,
         keeps_upload: args.sees_upload,
-        holds: held_kinds(&args.hold_kinds, true)?,
+        holds,
     })
 }
 
@@ -455,7 +456,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
         config = with_channels(config, channels)?;
     }
     let config = seeing_the_upload(config, args.sees_upload, args.after.is_some())?;
-    held_kinds(&args.hold_kinds, args.after.is_some())?;
+    let holds = held_kinds(&args.hold_kinds, args.after.is_some())?;
     // Also refuses NaN.
     if !(1.5..=20.0).contains(&args.dark_gamma_max) {
         anyhow::bail!(
@@ -499,7 +500,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
     };
     let detail = restorer_data_detail(args, run, pixel_loss, &crops, &windows, pool);
     let first_stage = match &args.after {
-        Some(weights) => Some(first_stage(weights, args, device, view)?),
+        Some(weights) => Some(first_stage(weights, args, device, view, holds)?),
         None => None,
     };
     let maker = WindowMaker::new(
