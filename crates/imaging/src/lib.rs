@@ -19,6 +19,7 @@
 //! - [`overlay`], [`sheet`] — mask overlays and contact sheets (before / after / masks with
 //!   captions, the priors' summary and a bar chart of degradation probabilities).
 //! - [`plot`] — line plots (learning curves, learning-rate range tests).
+//! - [`sharpness`] — how blurred a photo reads from its pixels (the blur effect).
 //! - [`error`] — [`ImagingError`].
 
 pub mod clip;
@@ -34,6 +35,7 @@ mod pixels;
 pub mod plot;
 pub mod resize;
 pub mod rgb;
+pub mod sharpness;
 pub mod sheet;
 pub mod sniff;
 pub mod tiling;
