@@ -58,6 +58,7 @@ fn write_fixture() {
         refiner: None,
         refiner_gate: None,
         fallback_refiner: None,
+        fallback_gate: None,
         encoder: &encoder.network,
         view: EncoderView::Whole,
         priors: &backends,

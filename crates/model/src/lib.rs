@@ -63,6 +63,6 @@ pub use priors::{Priors, check_priors};
 pub use synthesis::{BlurKernel, Degradation, DegradationKind};
 pub use torchscript::{ExportManifest, Precision, ScriptModel, TorchScriptConfig, check_shape};
 pub use weights::{
-    GateView, ModelManifest, NetworkConfig, PriorBackends, RefinerGate, RefinerPriors,
+    BlurGate, GateView, ModelManifest, NetworkConfig, PriorBackends, RefinerGate, RefinerPriors,
     load_weights, load_weights_widening, parameter_count, save_weights,
 };

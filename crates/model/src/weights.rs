@@ -299,6 +299,11 @@ pub struct ModelManifest {
     /// encoder's probability of that kind. Absent: the refiner runs on every photo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refiner_gate: Option<RefinerGate>,
+    /// For a stage that should run only on uploads that read as blurred by their pixels
+    /// alone (a fallback stage, where no kind probability is at hand): how much of its change
+    /// is kept, from the upload's blur effect. Absent: the stage runs on every photo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blur_gate: Option<BlurGate>,
 }
 
 /// How much of a refiner's change a photo gets, from the degradation encoder's probability
@@ -431,6 +436,71 @@ impl RefinerGate {
     }
 }
 
+/// How much of a stage's change a photo gets from how blurred the upload reads by its pixels
+/// alone: its blur effect `b` (`clearair_imaging::sharpness::blur_effect`, 0 sharp to 1
+/// flat, read on the whole upload). None at or below `low`, all of it at or above `high`,
+/// linear in between; an upload too small to read gets none. Noise and rain streaks read
+/// sharper than the photo under them and a blur reads higher, so the gate needs no prior.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct BlurGate {
+    /// Blur effect at and below which the stage's change is dropped.
+    pub low: f32,
+    /// Blur effect at and above which the stage's change is kept whole.
+    pub high: f32,
+}
+
+impl BlurGate {
+    /// Checks `0 ≤ low < high ≤ 1`.
+    pub fn validate(&self) -> Result<()> {
+        let ok = self.low.is_finite()
+            && self.high.is_finite()
+            && (0.0..1.0).contains(&self.low)
+            && self.high > self.low
+            && self.high <= 1.0;
+        if ok {
+            Ok(())
+        } else {
+            Err(ModelError::Config(format!(
+                "blur_gate needs 0 <= low < high <= 1, got low {} and high {}",
+                self.low, self.high
+            )))
+        }
+    }
+
+    /// The share of the stage's change kept for an upload of blur effect `reading`, 0 to 1;
+    /// 0 without a reading or when it is NaN.
+    pub fn weight(&self, reading: Option<f32>) -> f32 {
+        match reading {
+            Some(b) if !b.is_nan() => ((b - self.low) / (self.high - self.low)).clamp(0.0, 1.0),
+            _ => 0.0,
+        }
+    }
+
+    /// Parses `LOW:HIGH`, e.g. `0.52:0.6`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let invalid = |why: &str| {
+            ModelError::Config(format!(
+                "blur gate {text:?}: {why} (expected LOW:HIGH, e.g. 0.52:0.6)"
+            ))
+        };
+        let Some((low, high)) = text.split_once(':') else {
+            return Err(invalid("two numbers separated by ':'"));
+        };
+        let number = |field: &str| {
+            field
+                .trim()
+                .parse::<f32>()
+                .map_err(|_| invalid("LOW and HIGH must be numbers"))
+        };
+        let gate = Self {
+            low: number(low)?,
+            high: number(high)?,
+        };
+        gate.validate()?;
+        Ok(gate)
+    }
+}
+
 /// Which priors a refiner reads behind the restorer: every prior neutral (it sees pixels
 /// only, and does the same whatever the priors said and whether their services are up), or
 /// the priors the mesh computed for the upload, as the restorer in front of it reads them.
@@ -463,6 +533,9 @@ impl ModelManifest {
         if let Some(gate) = &manifest.refiner_gate {
             gate.validate()?;
         }
+        if let Some(gate) = &manifest.blur_gate {
+            gate.validate()?;
+        }
         Ok(manifest)
     }
 
@@ -480,7 +553,8 @@ impl ModelManifest {
 
     /// Why these weights cannot be a fallback stage (a refiner run only where a request
     /// carries no prior), or None when they can: it must read neutral priors and have no
-    /// gate, since where it runs there is neither a prior nor a kind probability.
+    /// gate on kind probabilities, since where it runs there is neither a prior nor a kind
+    /// probability. A gate on the upload's pixels (`blur_gate`) it may have.
     pub fn fallback_stage_problem(&self) -> Option<String> {
         let priors = self.refiner_priors.unwrap_or_default();
         (priors != RefinerPriors::Neutral || self.refiner_gate.is_some()).then(|| {

@@ -532,6 +532,12 @@ pub struct EvalArgs {
     /// as the restoration service's `fallback_refiner_ensemble`.
     #[arg(long, default_value_t = 1)]
     pub fallback_refiner_ensemble: u8,
+    /// Keep of the fallback stage's change only the share a gate gives each upload from its
+    /// blur effect, read on its pixels: `LOW:HIGH` (none at or below LOW, all at or above
+    /// HIGH, linear between), or `none` for the whole change. Overrides the stage's
+    /// manifest's `blur_gate`.
+    #[arg(long, value_name = "LOW:HIGH|none")]
+    pub fallback_blur_gate: Option<String>,
     /// Run the restorer on this many flips and transposes of each tile (1, 2, 4 or 8, the
     /// masks turned alike) and average the outputs turned back, as the restoration
     /// service's `restorer_ensemble`.

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clearair_backends::degradation::{EncoderView, GateView};
 use clearair_backends::restoration::Refiner;
 use clearair_model::{
-    ClearAirConfig, DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig,
+    BlurGate, ClearAirConfig, DegradationKind, EncoderConfig, EncoderLossWeights, IcrmConfig,
     KEEP_LOSS_CEILING_DB, ModelManifest, NetworkConfig, PSNR_LOSS_CEILING_DB, PixelLoss,
     PixelObjective, RefinerGate, RefinerPriors, StartingPoint, parse_device,
 };
@@ -652,6 +652,7 @@ pub(crate) fn train_restorer_command(args: &RestorerArgs) -> anyhow::Result<()> 
                 .then(|| Refiner::ungated(&restorer, refiner_priors)),
             refiner_gate: None,
             fallback_refiner: None,
+            fallback_gate: None,
             encoder: &encoder.network,
             view,
             priors: &priors,
@@ -867,6 +868,13 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
             ..gate
         }),
     };
+    // The gate `--fallback-blur-gate` names (`none`: no gate), else the stage's manifest's.
+    let fallback_gate = match (args.fallback_blur_gate.as_deref(), &fallback_refiner) {
+        (Some(_), None) => anyhow::bail!("--fallback-blur-gate needs --fallback-refiner"),
+        (Some("none"), Some(_)) => None,
+        (Some(text), Some(_)) => Some(BlurGate::parse(text)?),
+        (None, stage) => stage.as_ref().and_then(|stage| stage.manifest.blur_gate),
+    };
     let view = trained_encoder_view(&restorer.manifest)?;
     let encoder = load_encoder(&args.encoder, device)?;
     let priors = CpuPriorBackends::load(&args.brisque_params)?;
@@ -911,6 +919,7 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
             Refiner::ungated(&stage.network, RefinerPriors::Neutral)
                 .with_ensemble(args.fallback_refiner_ensemble)
         }),
+        fallback_gate,
         encoder: &encoder.network,
         view,
         priors: &priors,
@@ -946,11 +955,18 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     let model = match &fallback_refiner {
         None => model,
         Some(stage) => format!(
-            "{model}; with every prior neutral, then {}{}",
+            "{model}; with every prior neutral, then {}{}{}",
             stage.manifest.name,
             match args.fallback_refiner_ensemble {
                 1 => String::new(),
                 passes => format!(" (self-ensemble of {passes})"),
+            },
+            match fallback_gate {
+                None => String::new(),
+                Some(gate) => format!(
+                    ", gated on the upload's blur effect from {} to {}",
+                    gate.low, gate.high
+                ),
             }
         ),
     };
@@ -1007,9 +1023,11 @@ pub(crate) fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
         }
         manifest.write(&path)?;
         if let Some(weights) = &args.fallback_refiner {
-            // The fallback rows are the stage's own: every row, as the mesh serves them.
+            // The fallback rows are the stage's own: every row, as the mesh serves them,
+            // behind the gate they were read through.
             let path = ModelManifest::path_for_weights(weights);
             let mut manifest = ModelManifest::read(&path)?;
+            manifest.blur_gate = fallback_gate;
             manifest.metrics.extend(metrics(&report));
             manifest.metrics.insert(
                 "eval_fallback_refiner_ensemble".to_owned(),

@@ -211,6 +211,7 @@ pub fn encoder_manifest(
         seed: job.seed,
         refiner_priors: None,
         refiner_gate: None,
+        blur_gate: None,
     }
 }
 

@@ -37,6 +37,9 @@ pub struct MeshRestorer<'a> {
     /// in place of the refiner, whose gate is shut there. The restoration service's
     /// `fallback_refiner`.
     pub fallback_refiner: Option<Refiner<'a>>,
+    /// The fallback stage's gate on the upload's pixels (its manifest's `blur_gate`): the
+    /// share of its change each upload keeps from its blur effect. None: the whole change.
+    pub fallback_gate: Option<clearair_model::BlurGate>,
     /// The degradation encoder.
     pub encoder: &'a DegradationEncoder,
     /// What of an image the encoder sees (the restorer's manifest names it).
@@ -129,7 +132,12 @@ impl MeshRestorer<'_> {
             Some(probabilities)
         };
         let refiner = match self.fallback_refiner {
-            Some(fallback) if neutral == PriorDropout::ALL => Some(fallback),
+            Some(fallback) if neutral == PriorDropout::ALL => Some(Refiner {
+                share: self.fallback_gate.map_or(fallback.share, |gate| {
+                    gate.weight(clearair_imaging::sharpness::blur_effect(image))
+                }),
+                ..fallback
+            }),
             _ => self.refiner.map(|refiner| Refiner {
                 share: self.refiner_gate.map_or(refiner.share, |gate| {
                     gate.weight(gate_probabilities.as_ref().map(|p| &p[..]))

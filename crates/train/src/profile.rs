@@ -111,6 +111,7 @@ pub fn run_profile(settings: &ProfileSettings) -> Result<ProfileReport> {
         refiner: None,
         refiner_gate: None,
         fallback_refiner: None,
+        fallback_gate: None,
         encoder: &encoder.network,
         view: trained_encoder_view(&restorer.manifest)?,
         priors: &priors,

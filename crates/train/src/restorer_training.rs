@@ -204,6 +204,7 @@ impl ProgressEval {
                 .then(|| Refiner::ungated(network, self.refiner_priors)),
             refiner_gate: None,
             fallback_refiner: None,
+            fallback_gate: None,
             encoder: &self.encoder,
             view: self.view,
             priors: &self.priors,
@@ -575,6 +576,7 @@ fn run_manifest(
             .first_stage()
             .map(|stage| stage.priors),
         refiner_gate: job.refiner_gate,
+        blur_gate: None,
     }
 }
 

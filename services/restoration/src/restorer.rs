@@ -28,8 +28,8 @@ use clearair_backends::{
 };
 use clearair_imaging::{PackedMasks, Rgb8Image};
 use clearair_model::{
-    ClearAirConfig, ClearAirNet, ModelManifest, NetworkConfig, PriorBackends, RefinerGate,
-    RefinerPriors, load_weights, parse_device,
+    BlurGate, ClearAirConfig, ClearAirNet, ModelManifest, NetworkConfig, PriorBackends,
+    RefinerGate, RefinerPriors, load_weights, parse_device,
 };
 use clearair_runtime::deadline::Deadline;
 use tch::{Device, nn};
@@ -101,6 +101,8 @@ struct LoadedRefiner {
     net: ClearAirNet,
     priors: RefinerPriors,
     gate: Option<RefinerGate>,
+    /// A fallback stage's gate on the upload's blur effect (its manifest's `blur_gate`).
+    blur_gate: Option<BlurGate>,
     ensemble: u8,
 }
 
@@ -150,6 +152,13 @@ fn load_stage(
             manifest_path.display()
         )));
     }
+    if stage == Stage::Refiner && manifest.blur_gate.is_some() {
+        return Err(load_error(format!(
+            "{} names a blur_gate, which only a fallback stage reads (the refiner's gate is \
+             refiner_gate, on the encoder's probabilities)",
+            manifest_path.display()
+        )));
+    }
     let NetworkConfig::ClearAir(config) = manifest.network else {
         return Err(load_error(format!(
             "{} describes an encoder, not a restorer",
@@ -178,6 +187,7 @@ fn load_stage(
         net,
         priors,
         gate: manifest.refiner_gate,
+        blur_gate: manifest.blur_gate,
         ensemble,
     })
 }
@@ -280,6 +290,7 @@ impl Restorer {
             tracing::info!(
                 fallback_refiner = %weights.display(),
                 ensemble = fallback.ensemble,
+                blur_gate = ?fallback.blur_gate,
                 "requests without priors are refined by the fallback stage"
             );
         }
@@ -384,10 +395,14 @@ impl Restorer {
             // The refiner's share is the image's, read once for all its tiles. Without any
             // prior its gate is shut, and the fallback stage, if there is one, runs instead.
             let refiner = match &network.fallback {
-                Some(fallback) if input.no_prior => Some(
-                    Refiner::ungated(&fallback.net, RefinerPriors::Neutral)
-                        .with_ensemble(fallback.ensemble),
-                ),
+                Some(fallback) if input.no_prior => Some(Refiner {
+                    // Gated, it keeps the share the upload's blur effect gives it.
+                    share: fallback.blur_gate.map_or(1.0, |gate| {
+                        gate.weight(clearair_imaging::sharpness::blur_effect(&input.image))
+                    }),
+                    ..Refiner::ungated(&fallback.net, RefinerPriors::Neutral)
+                        .with_ensemble(fallback.ensemble)
+                }),
                 _ => network.refiner.as_ref().map(|refiner| {
                     Refiner::gated(
                         &refiner.net,
@@ -569,6 +584,7 @@ mod tests {
     fn single_pass_alone() -> RestorationConfig {
         RestorationConfig {
             refiner: None,
+            fallback_refiner: None,
             refiner_ensemble: 1,
             restorer_ensemble: 1,
             ..RestorationConfig::default()
@@ -775,6 +791,53 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blur_gated_fallback_stage_runs_only_on_uploads_that_read_blurred() {
+        let folder = tempfile::tempdir().unwrap();
+        let random = refiner_weights(folder.path(), false);
+        let gated = as_blur_gated(&random, "0.5:0.9");
+        let with_stage = |stage: Option<std::path::PathBuf>| {
+            let mut config = pair_config(&random, None);
+            config.fallback_refiner = stage;
+            Restorer::load(&config).unwrap()
+        };
+        let restore = |restorer: Restorer, image: Rgb8Image| async move {
+            let mut input = input(&restorer, image.width(), image.height());
+            input.image = image;
+            restorer.restore(input, None, None).await.unwrap().image
+        };
+        // Pixel-sized noise reads sharp (its blur effect under the gate's low end): the
+        // restorer's output exactly, though the ungated stage changes it.
+        let noise = (0..90u64 * 70 * 3)
+            .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+            .collect();
+        let sharp = Rgb8Image::new(90, 70, noise).unwrap();
+        let reading = clearair_imaging::sharpness::blur_effect(&sharp).unwrap();
+        assert!(reading < 0.5, "{reading}");
+        let alone = restore(with_stage(None), sharp.clone()).await;
+        assert_ne!(
+            restore(with_stage(Some(random.clone())), sharp.clone()).await,
+            alone
+        );
+        assert_eq!(restore(with_stage(Some(gated.clone())), sharp).await, alone);
+        // A flat upload reads 1, over the high end: the whole change, as ungated.
+        let flat = Rgb8Image::filled(90, 70, [140, 90, 60]).unwrap();
+        let ungated = restore(with_stage(Some(random.clone())), flat.clone()).await;
+        assert_ne!(ungated, restore(with_stage(None), flat.clone()).await);
+        assert_eq!(
+            restore(with_stage(Some(gated.clone())), flat).await,
+            ungated
+        );
+        // The served refiner has no such gate: refused at start-up, naming it.
+        let error = Restorer::load(&pair_config(&random, Some(gated)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("refiner") && error.contains("blur_gate"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stage_that_sees_the_upload_runs_behind_the_restorer_and_never_as_it() {
         let folder = tempfile::tempdir().unwrap();
         let random = refiner_weights(folder.path(), false);
@@ -897,6 +960,19 @@ mod tests {
         std::fs::copy(weights, &gated).unwrap();
         let mut manifest = ModelManifest::read(&ModelManifest::path_for_weights(weights)).unwrap();
         manifest.refiner_gate = Some(RefinerGate::parse(gate).unwrap());
+        manifest
+            .write(&ModelManifest::path_for_weights(&gated))
+            .unwrap();
+        gated
+    }
+
+    /// A copy of the refiner `weights` whose manifest carries the blur gate `gate`
+    /// (`LOW:HIGH`), beside them as `blur-gated.safetensors`.
+    fn as_blur_gated(weights: &std::path::Path, gate: &str) -> std::path::PathBuf {
+        let gated = weights.with_file_name("blur-gated.safetensors");
+        std::fs::copy(weights, &gated).unwrap();
+        let mut manifest = ModelManifest::read(&ModelManifest::path_for_weights(weights)).unwrap();
+        manifest.blur_gate = Some(BlurGate::parse(gate).unwrap());
         manifest
             .write(&ModelManifest::path_for_weights(&gated))
             .unwrap();

@@ -157,6 +157,7 @@ fn manifest_round_trips_through_json() {
         seed: 7,
         refiner_priors: None,
         refiner_gate: None,
+        blur_gate: None,
     };
     manifest.write(&path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
@@ -253,7 +254,63 @@ fn refiner_manifest() -> ModelManifest {
         seed: 1,
         refiner_priors: None,
         refiner_gate: None,
+        blur_gate: None,
     }
+}
+
+#[test]
+fn a_blur_gate_keeps_nothing_below_low_everything_above_high_and_a_line_between() {
+    let gate = BlurGate::parse("0.52:0.6").unwrap();
+    assert_eq!(
+        gate,
+        BlurGate {
+            low: 0.52,
+            high: 0.6
+        }
+    );
+    let weight = |b: f32| gate.weight(Some(b));
+    assert_eq!(weight(0.1), 0.0);
+    assert_eq!(weight(0.52), 0.0);
+    assert!((weight(0.56) - 0.5).abs() < 1e-5, "{}", weight(0.56));
+    assert_eq!(weight(0.6), 1.0);
+    assert_eq!(weight(1.0), 1.0);
+    // No reading (an upload too small to read) or NaN keeps it shut.
+    assert_eq!(gate.weight(None), 0.0);
+    assert_eq!(weight(f32::NAN), 0.0);
+    for bad in [
+        "0.6:0.5",
+        "0.5:0.5",
+        "-0.1:0.5",
+        "0.5:1.5",
+        "0.5",
+        "a:0.6",
+        "0.1:0.2:0.3",
+    ] {
+        let error = BlurGate::parse(bad).unwrap_err().to_string();
+        assert!(
+            error.contains("blur gate") || error.contains("blur_gate"),
+            "{bad}: {error}"
+        );
+    }
+}
+
+#[test]
+fn a_manifest_keeps_its_blur_gate_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stage.json");
+    let manifest = ModelManifest {
+        blur_gate: Some(BlurGate::parse("0.52:0.6").unwrap()),
+        ..refiner_manifest()
+    };
+    manifest.write(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"blur_gate\""), "{text}");
+    assert_eq!(ModelManifest::read(&path).unwrap(), manifest);
+    // A gate on the pixels is what a fallback stage may have: it needs no prior.
+    assert_eq!(manifest.fallback_stage_problem(), None);
+    std::fs::write(&path, text.replace("0.52", "0.72")).unwrap();
+    let error = ModelManifest::read(&path).unwrap_err().to_string();
+    assert!(error.contains("blur_gate"), "{error}");
 }
 
 #[test]

@@ -23,6 +23,7 @@ fn cpu_mesh<'a>(
         refiner: None,
         refiner_gate: None,
         fallback_refiner: None,
+        fallback_gate: None,
         encoder,
         view: EncoderView::Whole,
         priors,
@@ -597,6 +598,22 @@ fn a_fallback_stage_runs_where_every_prior_is_neutral_and_nowhere_else() {
             .unwrap()
             .restored
     );
+    // Behind a gate on the upload's blur effect: shut above the photo's reading, the
+    // restorer's output; open below it, the whole change.
+    let reading = clearair_imaging::sharpness::blur_effect(photo).expect("big enough");
+    assert!(reading > 0.0 && reading < 1.0, "{reading}");
+    let gated = |low: f32, high: f32| {
+        MeshRestorer {
+            fallback_refiner: Some(Refiner::ungated(&stage, RefinerPriors::Neutral)),
+            fallback_gate: Some(clearair_model::BlurGate { low, high }),
+            ..served()
+        }
+        .restore_neutral(photo, PriorDropout::ALL)
+        .unwrap()
+        .restored
+    };
+    assert_eq!(gated((reading + 1.0) / 2.0, 1.0), restorer_only);
+    assert_eq!(gated(0.0, reading / 2.0), fallback);
 }
 
 /// Whether the 8-bit `h` is halfway between `a` and `b` within rounding, or, where `b` is
