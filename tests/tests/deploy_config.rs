@@ -250,7 +250,14 @@ fn production_environment(service: &str) -> Vec<(String, String)> {
         .take_while(|line| line.is_empty() || line.starts_with("    "))
         .filter_map(|line| line.trim().split_once(": "))
         .filter(|(name, _)| name.starts_with("CLEARAIR_"))
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        // A quoted YAML scalar is its text between the quotes (`""` the empty string).
+        .map(|(name, value)| {
+            let unquoted = value
+                .strip_prefix('"')
+                .and_then(|quoted| quoted.strip_suffix('"'))
+                .unwrap_or(value);
+            (name.to_owned(), unquoted.to_owned())
+        })
         .collect()
 }
 
@@ -333,4 +340,6 @@ fn the_production_profile_switches_every_model_service_to_its_exported_backend()
         restoration.backends.degradation,
         exported_backend_name("daclip.py")
     );
+    // The fallback stage is trained behind the compact restorer: off behind the full one.
+    assert_eq!(restoration.fallback_refiner, None);
 }

@@ -129,6 +129,8 @@ app.kubernetes.io/component: {{ index . 1 }}
 - {name: {{ $prefix }}__BACKENDS__QUALITY, value: deqa}
 - {name: {{ $prefix }}__BACKENDS__SEGMENTATION, value: sam2}
 - {name: {{ $prefix }}__BACKENDS__DEGRADATION, value: daclip}
+{{- /* The committed fallback stage was trained behind the compact restorer: off here. */}}
+- {name: {{ $prefix }}__FALLBACK_REFINER, value: ""}
 {{- end }}
 {{- end -}}
 

@@ -20,7 +20,9 @@ pub struct RestorationConfig {
     /// restorer's output (`clearair train restorer --after`), run on it tile by tile on the
     /// restorer's device and in its precision, with every prior neutral or, when its
     /// manifest's `refiner_priors` is `served`, with the request's priors. Unset: the
-    /// restorer alone.
+    /// restorer alone; an empty path (`refiner = ""`, or the variable set empty) turns the
+    /// default off.
+    #[serde(deserialize_with = "empty_path_is_none")]
     pub refiner: Option<std::path::PathBuf>,
     /// The refiner runs on this many flips and transposes of each tile (1, 2, 4 or 8) and
     /// the outputs, turned back, are averaged: a better guess for that many times the
@@ -31,7 +33,10 @@ pub struct RestorationConfig {
     /// <restorer> --after-priors neutral --after-neutral 1 --all-neutral 1`, on every kind),
     /// run behind the restorer, in place of the refiner, on the requests that carry no prior
     /// (every prior service down, or an image sent alone). It must read no prior and have
-    /// no gate. Unset: such requests get the restorer alone.
+    /// no gate on kind probabilities; its manifest's `blur_gate`, if any, keeps its change
+    /// only on uploads whose blur effect reads high. Unset: such requests get the restorer
+    /// alone; an empty path turns the default off, as for `refiner`.
+    #[serde(deserialize_with = "empty_path_is_none")]
     pub fallback_refiner: Option<std::path::PathBuf>,
     /// The fallback stage runs on this many flips and transposes of each tile (1, 2, 4 or
     /// 8), as `refiner_ensemble`.
@@ -118,14 +123,25 @@ impl Default for RestorationConfig {
     }
 }
 
+/// A path setting where the empty path means none: a file or an environment variable can
+/// only turn a default stage off this way.
+fn empty_path_is_none<'de, D>(deserializer: D) -> Result<Option<std::path::PathBuf>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let path = Option::<std::path::PathBuf>::deserialize(deserializer)?;
+    Ok(path.filter(|path| !path.as_os_str().is_empty()))
+}
+
 impl RestorationConfig {
     /// The network configuration used with `random_init` (no manifest to read it from): the
     /// compact network for the quality backend's F_q width.
     pub fn random_init_network(&self) -> Result<ClearAirConfig, String> {
-        let width = clearair_backends::quality::feature_width(&self.backends.quality)
-            .ok_or_else(|| {
+        let width =
+            clearair_backends::quality::feature_width(&self.backends.quality).ok_or_else(|| {
                 format!(
-                    "random_init needs an F_q width, and the quality backend `{}` has none                      known without its weights' manifest",
+                    "random_init needs an F_q width, and the quality backend `{}` has none \
+                     known without its weights' manifest",
                     self.backends.quality
                 )
             })?;
@@ -136,5 +152,37 @@ impl RestorationConfig {
 impl clearair_runtime::launch::ServiceConfig for RestorationConfig {
     fn server(&self) -> &ServerConfig {
         &self.server
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_path_turns_a_default_stage_off() {
+        let folder = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let file = folder.path().join("restoration.toml");
+            std::fs::write(&file, text).unwrap();
+            clearair_runtime::config::load::<RestorationConfig>(
+                "CLEARAIR_RESTORATION_CONFIG_TEST",
+                Some(&file),
+            )
+            .unwrap()
+        };
+        let defaults = load("");
+        assert_eq!(defaults, RestorationConfig::default());
+        assert!(defaults.refiner.is_some());
+        let off = load("fallback_refiner = \"\"\n");
+        assert_eq!(off.fallback_refiner, None);
+        assert_eq!(off.refiner, defaults.refiner);
+        let both_off = load("refiner = \"\"\nfallback_refiner = \"\"\n");
+        assert_eq!((both_off.refiner, both_off.fallback_refiner), (None, None));
+        let other = load("fallback_refiner = \"elsewhere.safetensors\"\n");
+        assert_eq!(
+            other.fallback_refiner,
+            Some(std::path::PathBuf::from("elsewhere.safetensors"))
+        );
     }
 }
