@@ -27,6 +27,7 @@ mesh_start() {
     CLEARAIR__DEGRADATION__MODEL__WEIGHTS="$root/models/degradation-encoder.safetensors" \
     CLEARAIR__RESTORATION__MODEL__WEIGHTS="$root/models/clearair-compact.safetensors" \
     CLEARAIR__RESTORATION__REFINER="$root/models/clearair-blur-refiner.safetensors" \
+    CLEARAIR__RESTORATION__FALLBACK_REFINER="$root/models/clearair-fallback-stage.safetensors" \
         "$clearair" up --orchestrator 127.0.0.1:0 --quality 127.0.0.1:0 \
         --segmentation 127.0.0.1:0 --degradation 127.0.0.1:0 --restoration 127.0.0.1:0 \
         --metrics 127.0.0.1:0 --web 127.0.0.1:0 >"$work/ready" 2>"$MESH_LOG" &

@@ -33,6 +33,7 @@ CLEARAIR__QUALITY__BRISQUE_PARAMS="$ROOT/data/brisque/brisque_svr.json" \
 CLEARAIR__DEGRADATION__MODEL__RANDOM_INIT=true \
 CLEARAIR__RESTORATION__MODEL__RANDOM_INIT=true \
 CLEARAIR__RESTORATION__REFINER="$ROOT/models/clearair-blur-refiner.safetensors" \
+CLEARAIR__RESTORATION__FALLBACK_REFINER="$ROOT/models/clearair-fallback-stage.safetensors" \
     "$CLEARAIR" up --orchestrator 127.0.0.1:0 --quality 127.0.0.1:0 --segmentation 127.0.0.1:0 --metrics 127.0.0.1:0 \
     --degradation 127.0.0.1:0 --restoration 127.0.0.1:0 --web 127.0.0.1:0 >"$WORK/ready" 2>"$LOG" &
 MESH_PID=$!

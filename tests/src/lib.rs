@@ -79,6 +79,7 @@ pub fn test_config() -> MeshConfig {
     // The restorer alone, one pass, and a refiner a test names run once: the committed blur
     // refiner belongs to the committed weights (tests/tests/gated_refiner.rs runs that pair).
     config.restoration.refiner = None;
+    config.restoration.fallback_refiner = None;
     config.restoration.refiner_ensemble = 1;
     config.restoration.restorer_ensemble = 1;
     config.restoration.tile_size = 64;

@@ -340,6 +340,7 @@ fn the_production_profile_switches_every_model_service_to_its_exported_backend()
         restoration.backends.degradation,
         exported_backend_name("daclip.py")
     );
-    // The fallback stage is trained behind the compact restorer: off behind the full one.
+    // The fallback stage was trained behind the compact restorer: off behind the full one.
+    assert!(defaults.restoration.fallback_refiner.is_some());
     assert_eq!(restoration.fallback_refiner, None);
 }

@@ -292,6 +292,7 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         config.restoration.model.random_init = true;
         // The blur stage is trained weights too: untrained networks run without it.
         config.restoration.refiner = None;
+        config.restoration.fallback_refiner = None;
     }
     let data =
         std::fs::read(&args.image).with_context(|| format!("reading {}", args.image.display()))?;

@@ -50,6 +50,10 @@ async fn sigterm_drains_in_flight_calls_and_exits_cleanly() {
             "CLEARAIR__RESTORATION__REFINER",
             workspace().join("models/clearair-blur-refiner.safetensors"),
         )
+        .env(
+            "CLEARAIR__RESTORATION__FALLBACK_REFINER",
+            workspace().join("models/clearair-fallback-stage.safetensors"),
+        )
         .env("CLEARAIR__ORCHESTRATOR__CACHE_BYTES", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -110,8 +110,13 @@ impl Default for RestorationConfig {
             // Eight passes of the blur stage where its gate opens: blur +0.94 → +1.03 in
             // `clearair eval`, paid only on the photos the encoder reads as blurred.
             refiner_ensemble: 8,
-            fallback_refiner: None,
-            fallback_refiner_ensemble: 1,
+            // The committed fallback stage: it reads the upload beside the restorer's output
+            // on the requests that carry no prior, where the upload reads blurred (its
+            // manifest's blur_gate; models/README.md). Two passes, as it was measured.
+            fallback_refiner: Some(std::path::PathBuf::from(
+                "models/clearair-fallback-stage.safetensors",
+            )),
+            fallback_refiner_ensemble: 2,
             // Two passes (the tile and its mirror image): every row of `clearair eval`
             // better than one pass, for twice the restorer's time (README, speed).
             restorer_ensemble: 2,
@@ -173,7 +178,7 @@ mod tests {
         };
         let defaults = load("");
         assert_eq!(defaults, RestorationConfig::default());
-        assert!(defaults.refiner.is_some());
+        assert!(defaults.refiner.is_some() && defaults.fallback_refiner.is_some());
         let off = load("fallback_refiner = \"\"\n");
         assert_eq!(off.fallback_refiner, None);
         assert_eq!(off.refiner, defaults.refiner);
