@@ -170,3 +170,16 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// PSNR in dB of two 8-bit images of the same size (RGB, peak 255).
+pub fn psnr(a: &clearair_imaging::Rgb8Image, b: &clearair_imaging::Rgb8Image) -> f64 {
+    assert_eq!((a.width(), a.height()), (b.width(), b.height()));
+    let squared: f64 = a
+        .as_bytes()
+        .iter()
+        .zip(b.as_bytes())
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    let mse = squared / a.as_bytes().len() as f64;
+    10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10()
+}

@@ -6,7 +6,7 @@
 //! restorer alone returns it; a blurred one comes back measurably cleaner. That is the
 //! fallback blur row's goal, "never below the input", which the blind restorer alone misses.
 
-use clearair_e2e::{channel, fixture, start_mesh, with_committed_encoder, workspace};
+use clearair_e2e::{channel, fixture, psnr, start_mesh, with_committed_encoder, workspace};
 use clearair_imaging::Rgb8Image;
 use clearair_mesh::Service;
 use clearair_model::{BlurKernel, Degradation, ModelManifest};
@@ -34,19 +34,6 @@ fn decode(bytes: &[u8]) -> Rgb8Image {
     clearair_imaging::decode(bytes, &Default::default())
         .expect("decodes")
         .image
-}
-
-/// PSNR in dB of two 8-bit images of the same size (RGB, peak 255).
-fn psnr(a: &Rgb8Image, b: &Rgb8Image) -> f64 {
-    assert_eq!((a.width(), a.height()), (b.width(), b.height()));
-    let squared: f64 = a
-        .as_bytes()
-        .iter()
-        .zip(b.as_bytes())
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum();
-    let mse = squared / a.as_bytes().len() as f64;
-    10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10()
 }
 
 /// `clean` blurred by a Gaussian of [`BLUR_SIGMA`], rounded to 8 bits.

@@ -8,7 +8,7 @@
 //! when the mesh stops feeding the restorer the priors it was trained with.
 
 use clearair_e2e::{
-    fixture, public_client, restore_request, start_mesh, with_committed_encoder, workspace,
+    fixture, psnr, public_client, restore_request, start_mesh, with_committed_encoder, workspace,
 };
 use clearair_proto::v1::DegradationKind;
 
@@ -59,19 +59,6 @@ fn decode(bytes: &[u8]) -> clearair_imaging::Rgb8Image {
     clearair_imaging::decode(bytes, &Default::default())
         .expect("decodes")
         .image
-}
-
-/// PSNR in dB of two 8-bit images of the same size (RGB, peak 255).
-fn psnr(a: &clearair_imaging::Rgb8Image, b: &clearair_imaging::Rgb8Image) -> f64 {
-    assert_eq!((a.width(), a.height()), (b.width(), b.height()));
-    let squared: f64 = a
-        .as_bytes()
-        .iter()
-        .zip(b.as_bytes())
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum();
-    let mse = squared / a.as_bytes().len() as f64;
-    10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -366,22 +366,26 @@ impl GateView {
     }
 }
 
+/// Checks a gate's `0 ≤ low < high ≤ 1`; the error names the manifest field `field`.
+fn check_gate_range(field: &str, low: f32, high: f32) -> Result<()> {
+    let ok = low.is_finite()
+        && high.is_finite()
+        && (0.0..1.0).contains(&low)
+        && high > low
+        && high <= 1.0;
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::Config(format!(
+            "{field} needs 0 <= low < high <= 1, got low {low} and high {high}"
+        )))
+    }
+}
+
 impl RefinerGate {
     /// Checks `0 ≤ low < high ≤ 1`.
     pub fn validate(&self) -> Result<()> {
-        let ok = self.low.is_finite()
-            && self.high.is_finite()
-            && (0.0..1.0).contains(&self.low)
-            && self.high > self.low
-            && self.high <= 1.0;
-        if ok {
-            Ok(())
-        } else {
-            Err(ModelError::Config(format!(
-                "refiner_gate needs 0 <= low < high <= 1, got low {} and high {}",
-                self.low, self.high
-            )))
-        }
+        check_gate_range("refiner_gate", self.low, self.high)
     }
 
     /// The share of the refiner's change kept for a photo with these kind `probabilities`
@@ -452,19 +456,7 @@ pub struct BlurGate {
 impl BlurGate {
     /// Checks `0 ≤ low < high ≤ 1`.
     pub fn validate(&self) -> Result<()> {
-        let ok = self.low.is_finite()
-            && self.high.is_finite()
-            && (0.0..1.0).contains(&self.low)
-            && self.high > self.low
-            && self.high <= 1.0;
-        if ok {
-            Ok(())
-        } else {
-            Err(ModelError::Config(format!(
-                "blur_gate needs 0 <= low < high <= 1, got low {} and high {}",
-                self.low, self.high
-            )))
-        }
+        check_gate_range("blur_gate", self.low, self.high)
     }
 
     /// The share of the stage's change kept for an upload of blur effect `reading`, 0 to 1;
