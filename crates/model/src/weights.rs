@@ -366,6 +366,14 @@ impl GateView {
     }
 }
 
+/// Why a gate's text was refused when LOW or HIGH does not parse.
+const BOUNDS_NOT_NUMBERS: &str = "LOW and HIGH must be numbers";
+
+/// A gate's LOW or HIGH, spaces around it allowed.
+fn gate_bound(field: &str) -> Option<f32> {
+    field.trim().parse().ok()
+}
+
 /// Checks a gate's `0 ≤ low < high ≤ 1`; the error names the manifest field `field`.
 fn check_gate_range(field: &str, low: f32, high: f32) -> Result<()> {
     let ok = low.is_finite()
@@ -423,12 +431,7 @@ impl RefinerGate {
         };
         let kind = crate::DegradationKind::from_name(kind.trim())
             .ok_or_else(|| invalid("unknown kind"))?;
-        let number = |field: &str| {
-            field
-                .trim()
-                .parse::<f32>()
-                .map_err(|_| invalid("LOW and HIGH must be numbers"))
-        };
+        let number = |field: &str| gate_bound(field).ok_or_else(|| invalid(BOUNDS_NOT_NUMBERS));
         let gate = Self {
             kind,
             low: number(low)?,
@@ -478,12 +481,7 @@ impl BlurGate {
         let Some((low, high)) = text.split_once(':') else {
             return Err(invalid("two numbers separated by ':'"));
         };
-        let number = |field: &str| {
-            field
-                .trim()
-                .parse::<f32>()
-                .map_err(|_| invalid("LOW and HIGH must be numbers"))
-        };
+        let number = |field: &str| gate_bound(field).ok_or_else(|| invalid(BOUNDS_NOT_NUMBERS));
         let gate = Self {
             low: number(low)?,
             high: number(high)?,
