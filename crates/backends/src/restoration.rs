@@ -348,6 +348,22 @@ impl<'a> Refiner<'a> {
             ensemble: 1,
         }
     }
+
+    /// The refiner keeping, of its share, what `gate` gives `upload` from the upload's blur
+    /// effect read on its pixels (a fallback stage's `blur_gate`); as it is without a gate.
+    pub fn behind_blur_gate(
+        self,
+        gate: Option<&clearair_model::BlurGate>,
+        upload: &Rgb8Image,
+    ) -> Self {
+        match gate {
+            None => self,
+            Some(gate) => Self {
+                share: self.share * gate.weight(clearair_imaging::sharpness::blur_effect(upload)),
+                ..self
+            },
+        }
+    }
 }
 
 /// `network` on the first `passes` symmetries of `input` ([`SELF_ENSEMBLE_SIZES`]) with

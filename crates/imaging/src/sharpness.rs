@@ -109,18 +109,21 @@ fn box_blur(plane: &[f32], width: usize, height: usize, axis: Axis) -> Vec<f32> 
         Axis::Rows => line * width + i,
         Axis::Columns => i * width + line,
     };
-    let half = (REBLUR_SIZE / 2) as isize;
+    let half = REBLUR_SIZE / 2;
     let mut out = vec![0.0; plane.len()];
-    let mut line_values = Vec::with_capacity(length);
+    // The line with its mirrored edges: `half` samples before it, `half + 1` after (the
+    // running sum reads one past the last window).
+    let mut padded = Vec::with_capacity(length + REBLUR_SIZE);
     for line in 0..lines {
-        line_values.clear();
-        line_values.extend((0..length).map(|i| f64::from(plane[index(line, i)])));
-        let value = |i: isize| line_values[mirror(i, length)];
-        let mut sum: f64 = (-half..=half).map(value).sum();
+        padded.clear();
+        padded.extend(
+            (-(half as isize)..(length + half + 1) as isize)
+                .map(|i| f64::from(plane[index(line, mirror(i, length))])),
+        );
+        let mut sum: f64 = padded[..REBLUR_SIZE].iter().sum();
         for i in 0..length {
             out[index(line, i)] = (sum / REBLUR_SIZE as f64) as f32;
-            let i = i as isize;
-            sum += value(i + half + 1) - value(i - half);
+            sum += padded[i + REBLUR_SIZE] - padded[i];
         }
     }
     out

@@ -132,12 +132,9 @@ impl MeshRestorer<'_> {
             Some(probabilities)
         };
         let refiner = match self.fallback_refiner {
-            Some(fallback) if neutral == PriorDropout::ALL => Some(Refiner {
-                share: self.fallback_gate.map_or(fallback.share, |gate| {
-                    gate.weight(clearair_imaging::sharpness::blur_effect(image))
-                }),
-                ..fallback
-            }),
+            Some(fallback) if neutral == PriorDropout::ALL => {
+                Some(fallback.behind_blur_gate(self.fallback_gate.as_ref(), image))
+            }
             _ => self.refiner.map(|refiner| Refiner {
                 share: self.refiner_gate.map_or(refiner.share, |gate| {
                     gate.weight(gate_probabilities.as_ref().map(|p| &p[..]))

@@ -395,14 +395,11 @@ impl Restorer {
             // The refiner's share is the image's, read once for all its tiles. Without any
             // prior its gate is shut, and the fallback stage, if there is one, runs instead.
             let refiner = match &network.fallback {
-                Some(fallback) if input.no_prior => Some(Refiner {
-                    // Gated, it keeps the share the upload's blur effect gives it.
-                    share: fallback.blur_gate.map_or(1.0, |gate| {
-                        gate.weight(clearair_imaging::sharpness::blur_effect(&input.image))
-                    }),
-                    ..Refiner::ungated(&fallback.net, RefinerPriors::Neutral)
+                Some(fallback) if input.no_prior => Some(
+                    Refiner::ungated(&fallback.net, RefinerPriors::Neutral)
                         .with_ensemble(fallback.ensemble)
-                }),
+                        .behind_blur_gate(fallback.blur_gate.as_ref(), &input.image),
+                ),
                 _ => network.refiner.as_ref().map(|refiner| {
                     Refiner::gated(
                         &refiner.net,
